@@ -1,0 +1,3 @@
+from jaxnn.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""Models built from :mod:`jaxnn.layers`: ``mlp``, ``cnn``, ``rnn``, ``transformer``.
+
+Each model module has a frozen ``Config`` dataclass, ``init(key, cfg) -> params`` (a plain dict
+pytree) and ``apply(params, x, *, cfg=None, train=False, key=None) -> logits``. The static
+hyperparameters (activation, heads, dropout rate) live in ``cfg``, never in the params pytree, so
+optax and orbax see arrays only.
+
+A module whose model carries non-trained state (batch-norm running statistics) also defines
+``init_state(cfg) -> state`` and then its ``apply`` takes ``state=`` and returns
+``(logits, new_state)``.
+
+:func:`build` wraps any of them into one uniform :class:`Model` for the training loop:
+``init(key) -> (params, state)`` and ``apply(params, state, x, *, train, key) -> (logits, state)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Model", "build", "get_module", "NAMES"]
+
+NAMES = ("mlp", "cnn", "rnn", "transformer")
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A model as the training loop sees it: two pure functions and the config that made them."""
+
+    name: str
+    cfg: Any
+    init: Callable[..., tuple[Any, Any]]
+    apply: Callable[..., tuple[Any, Any]]
+
+
+def get_module(name: str):
+    """Return the model module ``jaxnn.models.<name>``; unknown names list the valid ones."""
+    if name not in NAMES:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(NAMES)}")
+    return importlib.import_module(f"jaxnn.models.{name}")
+
+
+def build(name: str, cfg=None, **overrides) -> Model:
+    """Wrap model ``name`` with config ``cfg`` (default ``Config()``, then ``overrides``)."""
+    module = get_module(name)
+    cfg = module.Config() if cfg is None else cfg
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    stateful = hasattr(module, "init_state")
+
+    def init(key):
+        return module.init(key, cfg), (module.init_state(cfg) if stateful else {})
+
+    def apply(params, state, x, *, train=False, key=None):
+        if stateful:
+            return module.apply(params, x, cfg=cfg, train=train, key=key, state=state)
+        return module.apply(params, x, cfg=cfg, train=train, key=key), state
+
+    return Model(name=name, cfg=cfg, init=init, apply=apply)
