@@ -1,0 +1,448 @@
+"""Convolution and pooling layers — Chapter 11: Convolutional Neural Networks.
+
+A convolution slides one small learnable filter over every position of a grid (parameter sharing),
+so its parameter count depends on the filter size and the channel counts, never on the image size,
+and a shifted input gives a shifted output (translation equivariance). Pooling summarizes each
+neighbourhood, shrinking the grid and adding some robustness to small shifts.
+
+Layouts: images ``(N, H, W, C)`` with kernels ``(KH, KW, I, O)`` (HWIO); signals ``(N, L, C)`` with
+kernels ``(K, I, O)`` (WIO). All functions are pure; parameters are plain dicts.
+
+Pools take a fast path when the window equals the stride and no padding is needed: the input is cut
+into non-overlapping tiles by a reshape and reduced with ``max``/``mean`` (on CPU this is much
+faster inside a small CNN step than ``lax.reduce_window``). Otherwise they call
+``lax.reduce_window``. ``method=`` forces either path; both give the same values.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxnn import initializers
+from jaxnn._checks import check_floating_dtype, check_positive_int
+
+__all__ = [
+    "init_conv2d",
+    "conv2d",
+    "init_conv1d",
+    "conv1d",
+    "max_pool2d",
+    "avg_pool2d",
+    "max_pool1d",
+    "avg_pool1d",
+    "global_avg_pool",
+]
+
+_LAYOUT = {1: ("N, L, C", "(K, I, O)"), 2: ("N, H, W, C", "(KH, KW, I, O)")}
+_DIMENSION_NUMBERS = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
+_POOL_METHODS = ("auto", "reshape", "reduce_window")
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument normalization (static Python values only, so every check is free under jit).
+
+
+def _spatial_tuple(name: str, value, nsp: int, what: str) -> tuple[int, ...]:
+    """``value`` as a tuple of ``nsp`` positive ints (an int is repeated)."""
+    values = (value,) * nsp if isinstance(value, (int, np.integer)) else value
+    if not isinstance(values, (tuple, list)) or len(values) != nsp:
+        raise ValueError(f"{name}: expected {what} to be an int or {nsp} ints, got {value!r}")
+    return tuple(check_positive_int(name, v, what) for v in values)
+
+
+def _explicit_pads(name, spatial, window, stride, dilation, padding) -> list[tuple[int, int]]:
+    """Resolve ``padding`` ("SAME", "VALID", int or per-axis (lo, hi) pairs) to (lo, hi) pairs."""
+    nsp = len(spatial)
+    if isinstance(padding, str):
+        if padding.upper() not in ("SAME", "VALID"):
+            raise ValueError(f"{name}: expected padding 'SAME', 'VALID' or an int, got {padding!r}")
+        effective = tuple((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
+        return list(lax.padtype_to_pads(spatial, effective, stride, padding.upper()))
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        pads = [(int(padding), int(padding))] * nsp
+    elif (
+        isinstance(padding, (tuple, list))
+        and len(padding) == nsp
+        and all(isinstance(p, (tuple, list)) and len(p) == 2 for p in padding)
+    ):
+        pads = [(int(lo), int(hi)) for lo, hi in padding]
+    else:
+        raise ValueError(
+            f"{name}: expected padding 'SAME', 'VALID', an int or {nsp} (lo, hi) pairs, "
+            f"got {padding!r}"
+        )
+    if any(lo < 0 or hi < 0 for lo, hi in pads):
+        raise ValueError(f"{name}: expected non-negative padding, got {padding!r}")
+    return pads
+
+
+def _check_fits(name, x, window, dilation, pads, what) -> None:
+    """Raise if the (dilated) window is larger than the padded input on some spatial axis."""
+    for axis, (n, k, d, (lo, hi)) in enumerate(
+        zip(x.shape[1:-1], window, dilation, pads, strict=True)
+    ):
+        effective = (k - 1) * d + 1
+        if n + lo + hi < effective:
+            raise ValueError(
+                f"{name}: expected spatial axis {axis + 1} of the input (size {n}, padded to "
+                f"{n + lo + hi}) to be at least the {what} size {effective}, "
+                f"got input shape {tuple(x.shape)}"
+            )
+
+
+def _check_input(name: str, x, nsp: int) -> None:
+    if np.ndim(x) != nsp + 2:
+        raise ValueError(
+            f"{name}: expected input of rank {nsp + 2} ({_LAYOUT[nsp][0]}), got rank {np.ndim(x)} "
+            f"with shape {tuple(np.shape(x))}"
+        )
+    if 0 in x.shape:
+        raise ValueError(f"{name}: expected an input with no empty axis, got shape {x.shape}")
+    check_floating_dtype(name, x)
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolutions.
+
+
+def _init_conv(name, key, kernel_size, in_ch, out_ch, nsp, w_init, dtype) -> dict:
+    kernel = _spatial_tuple(name, kernel_size, nsp, "kernel_size")
+    in_ch = check_positive_int(name, in_ch, "in_ch")
+    out_ch = check_positive_int(name, out_ch, "out_ch")
+    return {
+        "w": w_init(key, (*kernel, in_ch, out_ch), dtype),  # (*K, I, O)
+        "b": jnp.zeros((out_ch,), dtype),  # (O,)
+    }
+
+
+def _conv(name, params, x, nsp, stride, padding, dilation) -> jax.Array:
+    if not isinstance(params, dict) or "w" not in params or "b" not in params:
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"{name}: expected params with keys ['b', 'w'], got {got}")
+    w, b = params["w"], params["b"]
+    if w.ndim != nsp + 2 or b.shape != (w.shape[-1],):
+        raise ValueError(
+            f"{name}: expected w of shape {_LAYOUT[nsp][1]} and b of shape (O,), "
+            f"got w {w.shape}, b {b.shape}"
+        )
+    _check_input(name, x, nsp)
+    if x.shape[-1] != w.shape[-2]:
+        raise ValueError(
+            f"{name}: expected input with {w.shape[-2]} channels on the last axis "
+            f"(w is {w.shape}), got shape {x.shape}"
+        )
+    stride = _spatial_tuple(name, stride, nsp, "stride")
+    dilation = _spatial_tuple(name, dilation, nsp, "dilation")
+    window = tuple(w.shape[:nsp])
+    pads = _explicit_pads(name, x.shape[1:-1], window, stride, dilation, padding)
+    _check_fits(name, x, window, dilation, pads, "dilated kernel")
+    y = lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=stride,
+        padding=pads,
+        rhs_dilation=dilation,
+        dimension_numbers=_DIMENSION_NUMBERS[nsp],
+    )
+    return y + b
+
+
+def init_conv2d(
+    key: jax.Array,
+    kernel_size,
+    in_ch: int,
+    out_ch: int,
+    *,
+    w_init=initializers.he_normal,
+    dtype=jnp.float32,
+) -> dict:
+    """Create 2-D convolution parameters.
+
+    Chapter 11: a convolutional layer owns ``out_ch`` filters of size ``KH x KW x in_ch``. The
+    parameter count ``KH * KW * in_ch * out_ch + out_ch`` does not depend on the image size:
+    the same filter is reused at every position (parameter sharing).
+
+    Args:
+      key: PRNG key for the weights.
+      kernel_size: ``k`` or ``(KH, KW)``, positive ints.
+      in_ch: number of input channels (positive int).
+      out_ch: number of output channels (filters).
+      w_init: initializer ``(key, shape, dtype) -> array``; He normal with
+        ``fan_in = KH * KW * in_ch`` by default (suits ReLU networks).
+      dtype: parameter dtype.
+
+    Returns:
+      ``{"w": (KH, KW, in_ch, out_ch), "b": (out_ch,)}`` with zero bias.
+    """
+    return _init_conv("init_conv2d", key, kernel_size, in_ch, out_ch, 2, w_init, dtype)
+
+
+def conv2d(params: dict, x: jax.Array, *, stride=1, padding="SAME", dilation=1) -> jax.Array:
+    """Apply a 2-D convolution (cross-correlation, as in every deep-learning library).
+
+    Chapter 11: each output is a local weighted sum over a ``KH x KW`` neighbourhood and all input
+    channels, with the same filter at every position::
+
+        y[n, i, j, o] = b[o] + sum_{u, v, c} x[n, i*s + u*d - p, j*s + v*d - p, c] * w[u, v, c, o]
+
+    where ``s`` is the stride, ``d`` the dilation, ``p`` the leading padding, and out-of-range
+    input positions read as zero.
+
+    Args:
+      params: ``{"w": (KH, KW, C, O), "b": (O,)}`` from :func:`init_conv2d`.
+      x: images ``(N, H, W, C)``.
+      stride: ``s`` or ``(sh, sw)``, positive.
+      padding: ``"SAME"`` (output size ``ceil(H / s)``), ``"VALID"`` (no padding), an int ``p``
+        padding both sides of both axes, or ``((lo_h, hi_h), (lo_w, hi_w))``.
+      dilation: ``d`` or ``(dh, dw)``: the gap between kernel taps (``d = 1`` is dense).
+
+    Returns:
+      ``(N, H', W', O)``.
+
+    Raises:
+      ValueError: wrong rank, channel mismatch, malformed params, non-positive stride or dilation,
+        bad padding, or a (dilated) kernel larger than the padded input.
+    """
+    return _conv("conv2d", params, x, 2, stride, padding, dilation)
+
+
+def init_conv1d(
+    key: jax.Array,
+    kernel_size,
+    in_ch: int,
+    out_ch: int,
+    *,
+    w_init=initializers.he_normal,
+    dtype=jnp.float32,
+) -> dict:
+    """Create 1-D convolution parameters.
+
+    Chapter 11: ``out_ch`` filters of length ``K`` over ``in_ch`` channels; ``K * in_ch * out_ch +
+    out_ch`` parameters whatever the signal length.
+
+    Args:
+      key: PRNG key for the weights.
+      kernel_size: ``K`` (positive int, or a 1-tuple).
+      in_ch: number of input channels.
+      out_ch: number of output channels (filters).
+      w_init: initializer ``(key, shape, dtype) -> array``; He normal (``fan_in = K * in_ch``) by
+        default.
+      dtype: parameter dtype.
+
+    Returns:
+      ``{"w": (K, in_ch, out_ch), "b": (out_ch,)}`` with zero bias.
+    """
+    return _init_conv("init_conv1d", key, kernel_size, in_ch, out_ch, 1, w_init, dtype)
+
+
+def conv1d(params: dict, x: jax.Array, *, stride=1, padding="SAME", dilation=1) -> jax.Array:
+    """Apply a 1-D convolution over signals ``(N, L, C)``.
+
+    Chapter 11: the same local filter slides along the sequence::
+
+        y[n, i, o] = b[o] + sum_{u, c} x[n, i*s + u*d - p, c] * w[u, c, o]
+
+    Args:
+      params: ``{"w": (K, C, O), "b": (O,)}`` from :func:`init_conv1d`.
+      x: signals ``(N, L, C)``.
+      stride: positive int.
+      padding: ``"SAME"``, ``"VALID"``, an int ``p``, or ``((lo, hi),)``.
+      dilation: positive int, the gap between kernel taps.
+
+    Returns:
+      ``(N, L', O)``.
+
+    Raises:
+      ValueError: as :func:`conv2d`.
+    """
+    return _conv("conv1d", params, x, 1, stride, padding, dilation)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pooling.
+
+
+def _pool_reshape(x: jax.Array, window: tuple[int, ...], kind: str) -> jax.Array:
+    """Non-overlapping pooling by reshape: crop the remainder (as VALID does), tile, reduce."""
+    n, *spatial, c = x.shape
+    keep = [s // k * k for s, k in zip(spatial, window, strict=True)]
+    x = x[(slice(None), *(slice(0, k) for k in keep), slice(None))]
+    tiled_shape = [n]
+    for s, k in zip(keep, window, strict=True):
+        tiled_shape += [s // k, k]
+    tiles = x.reshape(*tiled_shape, c)  # (N, H/kh, kh, W/kw, kw, C)
+    window_axes = tuple(range(2, 2 * len(window) + 1, 2))
+    return tiles.max(axis=window_axes) if kind == "max" else tiles.mean(axis=window_axes)
+
+
+def _pool_reduce_window(x, window, stride, pads, kind) -> jax.Array:
+    dims, strides = (1, *window, 1), (1, *stride, 1)
+    padding = ((0, 0), *pads, (0, 0))
+    if kind == "max":
+        return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, dims, strides, padding)
+    zero = jnp.array(0, x.dtype)
+    total = lax.reduce_window(x, zero, lax.add, dims, strides, padding)
+    ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)  # (1, *spatial, 1)
+    count = lax.reduce_window(ones, zero, lax.add, dims, strides, padding)  # window cells inside
+    return total / count
+
+
+def _pool(name, x, nsp, window, stride, padding, kind, method) -> jax.Array:
+    _check_input(name, x, nsp)
+    window = _spatial_tuple(name, window, nsp, "window")
+    stride = window if stride is None else _spatial_tuple(name, stride, nsp, "stride")
+    if method not in _POOL_METHODS:
+        raise ValueError(f"{name}: expected method in {_POOL_METHODS}, got {method!r}")
+    ones = (1,) * nsp
+    pads = _explicit_pads(name, x.shape[1:-1], window, stride, ones, padding)
+    _check_fits(name, x, window, ones, pads, "window")
+    tiles = stride == window and all(p == (0, 0) for p in pads)
+    if method == "reshape" and not tiles:
+        raise ValueError(
+            f"{name}: method='reshape' needs stride == window and no padding, got window "
+            f"{window}, stride {stride}, padding {pads}"
+        )
+    if tiles and method != "reduce_window":
+        return _pool_reshape(x, window, kind)
+    return _pool_reduce_window(x, window, stride, pads, kind)
+
+
+def max_pool2d(x: jax.Array, window, stride=None, padding="VALID", *, method="auto") -> jax.Array:
+    """Max pooling over ``(N, H, W, C)`` images.
+
+    Chapter 11: pooling summarizes a neighbourhood by its largest activation::
+
+        y[n, i, j, c] = max_{u < kh, v < kw} x[n, i*sh + u, j*sw + v, c]
+
+    so a feature that moves inside its window leaves the output unchanged. Padded positions
+    count as ``-inf`` (never chosen).
+
+    Args:
+      x: inputs ``(N, H, W, C)``.
+      window: window size, an int or one int per spatial axis.
+      stride: step between windows; ``None`` means ``window`` (non-overlapping windows).
+      padding: ``"VALID"`` (windows inside the input; a remainder is dropped), ``"SAME"``, an int,
+        or per-axis ``(lo, hi)`` pairs.
+      method: ``"auto"`` (reshape when the windows tile the input, else ``lax.reduce_window``),
+        ``"reshape"`` or ``"reduce_window"`` to force one path.
+
+    Returns:
+      ``(N, H', W', C)``.
+
+    Raises:
+      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding, a
+        window larger than the padded input, or ``method="reshape"`` with overlapping or padded
+        windows.
+    """
+    return _pool("max_pool2d", x, 2, window, stride, padding, "max", method)
+
+
+def avg_pool2d(x: jax.Array, window, stride=None, padding="VALID", *, method="auto") -> jax.Array:
+    """Average pooling over ``(N, H, W, C)`` images.
+
+    Chapter 11: pooling summarizes a neighbourhood by its mean::
+
+        y[n, i, j, c] = mean_{u < kh, v < kw} x[n, i*sh + u, j*sw + v, c]
+
+    With padding the mean is over the window positions inside the input (padding is not
+    counted).
+
+    Args:
+      x: inputs ``(N, H, W, C)``.
+      window: window size, an int or one int per spatial axis.
+      stride: step between windows; ``None`` means ``window`` (non-overlapping windows).
+      padding: ``"VALID"`` (windows inside the input; a remainder is dropped), ``"SAME"``, an int,
+        or per-axis ``(lo, hi)`` pairs.
+      method: ``"auto"`` (reshape when the windows tile the input, else ``lax.reduce_window``),
+        ``"reshape"`` or ``"reduce_window"`` to force one path.
+
+    Returns:
+      ``(N, H', W', C)``.
+
+    Raises:
+      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding, a
+        window larger than the padded input, or ``method="reshape"`` with overlapping or padded
+        windows.
+    """
+    return _pool("avg_pool2d", x, 2, window, stride, padding, "avg", method)
+
+
+def max_pool1d(x: jax.Array, window, stride=None, padding="VALID", *, method="auto") -> jax.Array:
+    """Max pooling over ``(N, L, C)`` signals.
+
+    Chapter 11: ``y[n, i, c] = max_{u < k} x[n, i*s + u, c]``; a feature that moves inside its
+    window leaves the output unchanged. Padded positions count as ``-inf``.
+
+    Args:
+      x: inputs ``(N, L, C)``.
+      window: window size, an int or one int per spatial axis.
+      stride: step between windows; ``None`` means ``window`` (non-overlapping windows).
+      padding: ``"VALID"`` (windows inside the input; a remainder is dropped), ``"SAME"``, an int,
+        or per-axis ``(lo, hi)`` pairs.
+      method: ``"auto"`` (reshape when the windows tile the input, else ``lax.reduce_window``),
+        ``"reshape"`` or ``"reduce_window"`` to force one path.
+
+    Returns:
+      ``(N, L', C)``.
+
+    Raises:
+      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding, a
+        window larger than the padded input, or ``method="reshape"`` with overlapping or padded
+        windows.
+    """
+    return _pool("max_pool1d", x, 1, window, stride, padding, "max", method)
+
+
+def avg_pool1d(x: jax.Array, window, stride=None, padding="VALID", *, method="auto") -> jax.Array:
+    """Average pooling over ``(N, L, C)`` signals.
+
+    Chapter 11: ``y[n, i, c] = mean_{u < k} x[n, i*s + u, c]``, over the window positions
+    inside the input (padding is not counted).
+
+    Args:
+      x: inputs ``(N, L, C)``.
+      window: window size, an int or one int per spatial axis.
+      stride: step between windows; ``None`` means ``window`` (non-overlapping windows).
+      padding: ``"VALID"`` (windows inside the input; a remainder is dropped), ``"SAME"``, an int,
+        or per-axis ``(lo, hi)`` pairs.
+      method: ``"auto"`` (reshape when the windows tile the input, else ``lax.reduce_window``),
+        ``"reshape"`` or ``"reduce_window"`` to force one path.
+
+    Returns:
+      ``(N, L', C)``.
+
+    Raises:
+      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding, a
+        window larger than the padded input, or ``method="reshape"`` with overlapping or padded
+        windows.
+    """
+    return _pool("avg_pool1d", x, 1, window, stride, padding, "avg", method)
+
+
+def global_avg_pool(x: jax.Array) -> jax.Array:
+    """Average every feature map over all its spatial positions.
+
+    Chapter 11: ``y[n, c] = mean_{spatial p} x[n, p, c]`` turns ``(N, *spatial, C)`` feature maps
+    into one ``(N, C)`` vector per example, whatever the input size, and is invariant to any
+    permutation (in particular any circular shift) of the positions.
+
+    Args:
+      x: ``(N, L, C)``, ``(N, H, W, C)`` or any ``(N, *spatial, C)`` with at least one spatial axis.
+
+    Returns:
+      ``(N, C)``.
+
+    Raises:
+      ValueError: if ``x`` has fewer than 3 axes or an empty axis.
+    """
+    if np.ndim(x) < 3:
+        raise ValueError(
+            f"global_avg_pool: expected input of rank >= 3 (N, *spatial, C), got rank "
+            f"{np.ndim(x)} with shape {tuple(np.shape(x))}"
+        )
+    if 0 in x.shape:
+        raise ValueError(f"global_avg_pool: expected no empty axis, got shape {x.shape}")
+    return jnp.mean(x, axis=tuple(range(1, x.ndim - 1)))

@@ -1,0 +1,210 @@
+"""Normalization layers — Chapter 11: normalization inside convolutional networks.
+
+Both layers rescale activations to zero mean and unit variance, then apply a learned per-feature
+scale ``gamma`` and shift ``beta``:
+
+* layer norm computes the statistics of each example over its feature axis (no state, identical
+  in training and evaluation);
+* batch norm computes the statistics of each feature over the batch (and over the spatial
+  positions of a convolutional feature map) during training, and keeps exponential running
+  averages of them for evaluation, where one example's output no longer depends on the others.
+
+Batch norm is the project's one stateful layer: the running statistics live in a separate
+``state`` dict (never in the trained params), and :func:`batch_norm` returns ``(y, new_state)``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxnn._checks import check_floating_dtype, check_min_rank, check_positive_int
+
+__all__ = [
+    "init_layer_norm",
+    "layer_norm",
+    "init_batch_norm",
+    "init_batch_norm_state",
+    "batch_norm",
+]
+
+
+def _check_params(name: str, tree, keys: tuple[str, ...], what: str) -> int:
+    """Check that ``tree`` is a dict of equal-length vectors under ``keys``; return the length."""
+    if not isinstance(tree, dict) or any(k not in tree for k in keys):
+        got = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
+        raise ValueError(f"{name}: expected {what} with keys {sorted(keys)}, got {got}")
+    shapes = {k: tuple(np.shape(tree[k])) for k in keys}
+    dim = shapes[keys[0]]
+    if len(dim) != 1 or any(s != dim for s in shapes.values()):
+        raise ValueError(f"{name}: expected {what} {sorted(keys)} of one shape (F,), got {shapes}")
+    return dim[0]
+
+
+def _check_eps(name: str, eps) -> None:
+    if not isinstance(eps, (int, float, np.floating)) or not eps > 0:
+        raise ValueError(f"{name}: expected eps > 0, got {eps!r}")
+
+
+def init_layer_norm(dim: int, *, dtype=jnp.float32) -> dict:
+    """Create layer-norm parameters.
+
+    Chapter 11: the learned per-feature scale ``gamma`` (ones) and shift ``beta`` (zeros) let the
+    layer undo the normalization where that helps, so the identity map stays reachable.
+
+    Args:
+      dim: size of the normalized (last) axis.
+      dtype: parameter dtype.
+
+    Returns:
+      ``{"scale": (dim,) ones, "bias": (dim,) zeros}``.
+    """
+    dim = check_positive_int("init_layer_norm", dim, "dim")
+    return {"scale": jnp.ones((dim,), dtype), "bias": jnp.zeros((dim,), dtype)}  # (F,), (F,)
+
+
+def layer_norm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
+    """Normalize each example over its last axis, then scale and shift.
+
+    Chapter 11::
+
+        mu = mean_f x[..., f]      var = mean_f (x[..., f] - mu)^2
+        y[..., f] = gamma[f] * (x[..., f] - mu) / sqrt(var + eps) + beta[f]
+
+    The statistics belong to one example, so the output never depends on the rest of the batch.
+
+    Args:
+      params: ``{"scale": (F,), "bias": (F,)}`` from :func:`init_layer_norm`.
+      x: ``(..., F)``.
+      eps: positive constant added to the variance.
+
+    Returns:
+      ``(..., F)``.
+
+    Raises:
+      ValueError: malformed params, a scalar input, a last axis other than ``F``, or
+        ``eps <= 0``.
+    """
+    dim = _check_params("layer_norm", params, ("scale", "bias"), "params")
+    check_min_rank("layer_norm", x, 1)
+    check_floating_dtype("layer_norm", x)
+    _check_eps("layer_norm", eps)
+    if x.shape[-1] != dim:
+        raise ValueError(f"layer_norm: expected input with last axis {dim}, got shape {x.shape}")
+    mean = jnp.mean(x, axis=-1, keepdims=True)  # (..., 1)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)  # (..., 1)
+    return (x - mean) * lax.rsqrt(var + eps) * params["scale"] + params["bias"]
+
+
+def init_batch_norm(num_features: int, *, dtype=jnp.float32) -> dict:
+    """Create batch-norm parameters (the trained part).
+
+    Chapter 11: a learned per-channel scale ``gamma`` and shift ``beta``.
+
+    Args:
+      num_features: number of features (channels), the size of the last input axis.
+      dtype: parameter dtype.
+
+    Returns:
+      ``{"scale": (F,) ones, "bias": (F,) zeros}``.
+    """
+    num_features = check_positive_int("init_batch_norm", num_features, "num_features")
+    return {
+        "scale": jnp.ones((num_features,), dtype),  # (F,)
+        "bias": jnp.zeros((num_features,), dtype),  # (F,)
+    }
+
+
+def init_batch_norm_state(num_features: int, *, dtype=jnp.float32) -> dict:
+    """Create batch-norm running statistics (the non-trained state).
+
+    Chapter 11: evaluation uses running averages of the training batches' mean and variance.
+
+    Args:
+      num_features: number of features (channels).
+      dtype: state dtype.
+
+    Returns:
+      ``{"mean": (F,) zeros, "var": (F,) ones}``.
+    """
+    num_features = check_positive_int("init_batch_norm_state", num_features, "num_features")
+    return {
+        "mean": jnp.zeros((num_features,), dtype),  # (F,)
+        "var": jnp.ones((num_features,), dtype),  # (F,)
+    }
+
+
+def batch_norm(
+    params: dict,
+    state: dict,
+    x: jax.Array,
+    *,
+    train: bool,
+    momentum: float = 0.9,
+    eps: float = 1e-5,
+    axis_name: str | None = None,
+) -> tuple[jax.Array, dict]:
+    """Batch normalization over every axis but the last.
+
+    Chapter 11: in training, each feature ``f`` is normalized with the statistics of the current
+    batch (over the batch and any spatial axes), and the running statistics move towards them::
+
+        mu[f] = mean_{n, ...} x[n, ..., f]      s2[f] = mean_{n, ...} (x[n, ..., f] - mu[f])^2
+        y = gamma * (x - mu) / sqrt(s2 + eps) + beta
+        mean' = momentum * mean + (1 - momentum) * mu
+        var'  = momentum * var  + (1 - momentum) * s2
+
+    (``s2`` is the biased batch variance, as in Flax). In evaluation the running ``mean`` and
+    ``var`` replace ``mu`` and ``s2``, the state is returned unchanged, and each example's output
+    depends on that example alone.
+
+    Args:
+      params: ``{"scale": (F,), "bias": (F,)}`` from :func:`init_batch_norm`.
+      state: ``{"mean": (F,), "var": (F,)}`` from :func:`init_batch_norm_state`.
+      x: ``(N, ..., F)``, e.g. ``(N, F)``, ``(N, L, F)`` or ``(N, H, W, F)``.
+      train: use batch statistics and update the running ones (``True``), or use the running ones.
+      momentum: weight of the old running statistics, in ``[0, 1)``.
+      eps: positive constant added to the variance.
+      axis_name: in training, average the batch statistics over this mapped axis (``pmap``,
+        ``shard_map`` or ``vmap``) so every device normalizes with the statistics of the global
+        batch (exact when each device holds the same number of examples).
+
+    Returns:
+      ``(y, new_state)``: ``y`` has the shape of ``x``; the running statistics in ``new_state``
+      carry no gradient.
+
+    Raises:
+      ValueError: malformed params or state, rank < 2, a last axis other than ``F``, or
+        ``momentum``/``eps`` out of range.
+    """
+    dim = _check_params("batch_norm", params, ("scale", "bias"), "params")
+    state_dim = _check_params("batch_norm", state, ("mean", "var"), "state")
+    if state_dim != dim:
+        raise ValueError(f"batch_norm: expected state of size {dim} like params, got {state_dim}")
+    check_min_rank("batch_norm", x, 2)
+    check_floating_dtype("batch_norm", x)
+    _check_eps("batch_norm", eps)
+    if not isinstance(momentum, (int, float, np.floating)) or not 0.0 <= momentum < 1.0:
+        raise ValueError(f"batch_norm: expected momentum in [0, 1), got {momentum!r}")
+    if x.shape[-1] != dim:
+        raise ValueError(
+            f"batch_norm: expected input with {dim} features on the last axis, got shape {x.shape}"
+        )
+    if train:
+        axes = tuple(range(x.ndim - 1))
+        mean = jnp.mean(x, axis=axes)  # (F,)
+        if axis_name is not None:
+            mean = lax.pmean(mean, axis_name)
+        var = jnp.mean(jnp.square(x - mean), axis=axes)  # (F,)
+        if axis_name is not None:
+            var = lax.pmean(var, axis_name)
+        new_state = {
+            "mean": momentum * state["mean"] + (1.0 - momentum) * lax.stop_gradient(mean),
+            "var": momentum * state["var"] + (1.0 - momentum) * lax.stop_gradient(var),
+        }
+    else:
+        mean, var, new_state = state["mean"], state["var"], state
+    y = (x - mean) * lax.rsqrt(var + eps) * params["scale"] + params["bias"]
+    return y, new_state
