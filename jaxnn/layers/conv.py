@@ -281,12 +281,12 @@ def _pool_reshape(x: jax.Array, window: tuple[int, ...], kind: str) -> jax.Array
 def _pool_reduce_window(x, window, stride, pads, kind) -> jax.Array:
     dims, strides = (1, *window, 1), (1, *stride, 1)
     padding = ((0, 0), *pads, (0, 0))
+    # Python-scalar init values let JAX recognize the max/add monoids, which carry autodiff rules.
     if kind == "max":
-        return lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), lax.max, dims, strides, padding)
-    zero = jnp.array(0, x.dtype)
-    total = lax.reduce_window(x, zero, lax.add, dims, strides, padding)
+        return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, padding)
+    total = lax.reduce_window(x, 0.0, lax.add, dims, strides, padding)
     ones = jnp.ones((1, *x.shape[1:-1], 1), x.dtype)  # (1, *spatial, 1)
-    count = lax.reduce_window(ones, zero, lax.add, dims, strides, padding)  # window cells inside
+    count = lax.reduce_window(ones, 0.0, lax.add, dims, strides, padding)  # window cells inside
     return total / count
 
 
