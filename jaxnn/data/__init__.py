@@ -1,0 +1,32 @@
+"""Data pipelines — Chapter 9: datasets, splits, normalization, batches, augmentation, tokens.
+
+``load(name, seed=...)`` returns :class:`Splits` (train, val, a sealed test, info); the modules
+:mod:`~jaxnn.data.pipeline` (standardize, batches, prefetch), :mod:`~jaxnn.data.augment`,
+:mod:`~jaxnn.data.text` (tokenizers) and :mod:`~jaxnn.data.corrupt` (fault injection, Chapter 14)
+take it from there.
+"""
+
+from jaxnn.data import augment, corrupt, pipeline, text
+from jaxnn.data.datasets import (
+    NAMES,
+    Dataset,
+    DatasetInfo,
+    SealedDataset,
+    Splits,
+    load,
+    split_indices,
+)
+
+__all__ = [
+    "NAMES",
+    "Dataset",
+    "DatasetInfo",
+    "SealedDataset",
+    "Splits",
+    "load",
+    "split_indices",
+    "augment",
+    "corrupt",
+    "pipeline",
+    "text",
+]

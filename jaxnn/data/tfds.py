@@ -1,0 +1,130 @@
+"""TensorFlow Datasets as :class:`~jaxnn.data.Splits` — Chapter 9: data pipelines, any dataset.
+
+``jaxnn.data.load("tfds:<name>")`` reads a dataset that TFDS has already prepared on disk, through
+``tfds.data_source`` (random access to ArrayRecord files, which needs no TensorFlow). Nothing is
+downloaded unless ``download=True`` is passed, so an offline machine gets a clear error that says
+how to prepare the data instead of a hang while the network is retried.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxnn.data.datasets import Dataset, DatasetInfo, Splits, split_indices
+
+__all__ = ["load_tfds"]
+
+
+def _import_tfds():
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise ValueError(
+            "load('tfds:...'): expected the tensorflow-datasets package; install it with "
+            "`pip install 'jaxnn[tfds]'`"
+        ) from e
+    return tfds
+
+
+def _to_arrays(examples, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
+    x = np.stack([np.asarray(e[x_key]) for e in examples])  # (N, ...)
+    y = np.asarray([e[y_key] for e in examples]).astype(np.int32)  # (N,)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0  # pixels to [0, 1]
+    elif np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    return x, y
+
+
+def load_tfds(
+    name: str,
+    *,
+    seed: int,
+    val_fraction: float = 0.1,
+    data_dir: str | None = None,
+    download: bool = False,
+    train_split: str = "train",
+    test_split: str = "test",
+    val_split: str | None = None,
+    max_examples: int | None = None,
+) -> Splits:
+    """Load a supervised TFDS dataset, already prepared on disk, as train/val/test splits.
+
+    Chapter 9: the TFDS ``train_split`` becomes training data; the validation set is either the
+    TFDS ``val_split`` or a stratified ``val_fraction`` carved from training with ``seed``; the
+    TFDS ``test_split`` becomes the sealed test set. ``uint8`` inputs are scaled to float32 in
+    [0, 1]; labels become int32.
+
+    Args:
+      name: the TFDS name, e.g. ``"mnist"`` (optionally ``"mnist:3.0.1"``).
+      seed: seed of the validation split.
+      val_fraction: share of training data held out when ``val_split`` is None.
+      data_dir: TFDS data directory (TFDS default, ``~/tensorflow_datasets``, if None).
+      download: allow TFDS to download and prepare the data (needs network); off by default.
+      train_split, test_split, val_split: TFDS split names.
+      max_examples: read at most this many examples of each split (quick experiments).
+
+    Returns:
+      :class:`~jaxnn.data.Splits`.
+
+    Raises:
+      ValueError: for an unknown dataset, a dataset without ``(input, label)`` supervised keys,
+        or a dataset not prepared in ``data_dir`` (the message says how to prepare it).
+    """
+    tfds = _import_tfds()
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:  # DatasetNotFoundError and friends
+        raise ValueError(f"load('tfds:{name}'): unknown or unusable TFDS dataset: {e}"[:600]) from e
+    keys = builder.info.supervised_keys
+    if not keys or len(keys) != 2 or not all(isinstance(k, str) for k in keys):
+        raise ValueError(
+            f"load('tfds:{name}'): expected a supervised dataset with (input, label) keys, got "
+            f"supervised_keys={keys}"
+        )
+    x_key, y_key = keys
+    split_names = [train_split, test_split] + ([val_split] if val_split else [])
+    try:
+        sources = tfds.data_source(
+            name, split=split_names, data_dir=data_dir, download=bool(download), try_gcs=False
+        )
+    except Exception as e:
+        where = data_dir or "the TFDS data directory (~/tensorflow_datasets or $TFDS_DATA_DIR)"
+        raise ValueError(
+            f"load('tfds:{name}'): splits {split_names} are not prepared in {where} and "
+            f"download=False. Prepare them once on a machine with network access, in the "
+            f"ArrayRecord format: `tfds build {name} --file_format=array_record` (or "
+            f"load('tfds:{name}', download=True)), then copy the data directory here. "
+            f"Cause: {type(e).__name__}: {str(e)[:300]}"
+        ) from e
+    arrays = []
+    for split, src in zip(split_names, sources, strict=True):
+        n = len(src) if max_examples is None else min(len(src), int(max_examples))
+        if n == 0:
+            raise ValueError(f"load('tfds:{name}'): expected examples in split {split!r}, got 0")
+        examples = (
+            src.__getitems__(list(range(n)))
+            if hasattr(src, "__getitems__")
+            else [src[i] for i in range(n)]
+        )
+        arrays.append(_to_arrays(examples, x_key, y_key))
+    (x, y), test = arrays[0], Dataset(*arrays[1])
+    if val_split:
+        train, val = Dataset(x, y), Dataset(*arrays[2])
+    else:
+        kept, held = split_indices(y, val_fraction, seed=seed, stratify=True)
+        train, val = Dataset(x[kept], y[kept]), Dataset(x[held], y[held])
+    label = builder.info.features[y_key]
+    names = getattr(label, "names", None)
+    num_classes = int(getattr(label, "num_classes", int(y.max()) + 1))
+    shape = x.shape[1:]
+    info = DatasetInfo(
+        name=f"tfds:{name}",
+        task="classification",
+        input_shape=shape,
+        num_classes=num_classes,
+        class_names=tuple(names) if names else None,
+        modality="image" if len(shape) == 3 else ("tabular" if len(shape) == 1 else "signal"),
+        description=f"TensorFlow Datasets {name} ({train_split}/{test_split})",
+    )
+    return Splits(train, val, test, info)
