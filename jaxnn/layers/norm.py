@@ -176,8 +176,8 @@ def batch_norm(
       carry no gradient.
 
     Raises:
-      ValueError: malformed params or state, rank < 2, a last axis other than ``F``, or
-        ``momentum``/``eps`` out of range.
+      ValueError: malformed params or state, rank < 2, a last axis other than ``F``,
+        ``momentum``/``eps`` out of range, or a ``train`` that is not a Python bool.
     """
     dim = _check_params("batch_norm", params, ("scale", "bias"), "params")
     state_dim = _check_params("batch_norm", state, ("mean", "var"), "state")
@@ -191,6 +191,10 @@ def batch_norm(
     if x.shape[-1] != dim:
         raise ValueError(
             f"batch_norm: expected input with {dim} features on the last axis, got shape {x.shape}"
+        )
+    if not isinstance(train, (bool, np.bool_)):
+        raise ValueError(
+            f"batch_norm: expected train to be a Python bool (static under jit), got {train!r}"
         )
     if train:
         axes = tuple(range(x.ndim - 1))
