@@ -102,11 +102,10 @@ def load_tfds(
         n = len(src) if max_examples is None else min(len(src), int(max_examples))
         if n == 0:
             raise ValueError(f"load('tfds:{name}'): expected examples in split {split!r}, got 0")
-        examples = (
-            src.__getitems__(list(range(n)))
-            if hasattr(src, "__getitems__")
-            else [src[i] for i in range(n)]
-        )
+        try:
+            examples = src.__getitems__(list(range(n)))  # one batched read
+        except (AttributeError, TypeError):  # sources without batched reads (e.g. TFDS mocks)
+            examples = [src[i] for i in range(n)]
         arrays.append(_to_arrays(examples, x_key, y_key))
     (x, y), test = arrays[0], Dataset(*arrays[1])
     if val_split:
