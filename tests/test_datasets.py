@@ -89,11 +89,16 @@ def test_mnist1d_has_3600_train_400_val_and_official_1000_test():
     assert sorted(map(bytes, merged)) == sorted(map(bytes, x))  # train + val = the 4000 train
 
 
-def test_mnist1d_generation_matches_package_and_disk_cache_and_keeps_global_state(
+def test_mnist1d_generation_is_offline_matches_package_and_disk_cache_and_keeps_global_state(
     tmp_path, monkeypatch
 ):
+    import requests
     from mnist1d.data import get_dataset_args, make_dataset
 
+    def no_network(*args, **kwargs):
+        raise AssertionError("mnist1d tried to download")
+
+    monkeypatch.setattr(requests, "get", no_network)
     monkeypatch.setenv("JAXNN_CACHE_DIR", str(tmp_path))
     np.random.seed(7)
     before = np.random.get_state()
