@@ -1,0 +1,216 @@
+"""Recurrent sequence classifier — Chapter 12: RNNs and Transformers for Sequences.
+
+A GRU, LSTM or Elman RNN reads the sequence step by step; its final hidden state, a summary of
+everything it has seen, goes through a dense layer to class logits::
+
+    h_t = cell(h_{t-1}, x_t)    t = 1..T        logits = dropout(h_T) W + b
+
+Inputs ``(B, T, D)`` are sequences of ``T`` steps with ``D`` features. A flat input ``(B, L)``, such
+as an MNIST-1D signal ``(B, 40)``, is read as ``T = L / chunk`` steps of ``chunk`` consecutive
+values: with the default ``chunk=1`` the 40 scalars are fed one per step, ``(B, 40, 1)``; with
+``chunk=4`` the network sees ``(B, 10, 4)``, a shorter sequence that trains faster. Stacked layers
+(``num_layers > 1``) feed each layer's outputs ``(B, T, H)`` to the next.
+
+Params: ``{"cell_0": {"input": ..., "hidden": ...}, ..., "head": {"w": (H, C), "b": (C,)}}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnn._checks import check_positive_int, check_probability
+from jaxnn.layers.dense import dense, init_dense
+from jaxnn.layers.dropout import dropout as apply_dropout
+from jaxnn.layers.recurrent import gru, init_gru, init_lstm, init_rnn, lstm, rnn
+
+__all__ = ["Config", "init", "apply", "param_count", "config_for"]
+
+_CELLS = {"gru": (init_gru, gru), "lstm": (init_lstm, lstm), "rnn": (init_rnn, rnn)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Static hyperparameters of the recurrent classifier.
+
+    Attributes:
+      input_shape: one example's shape: ``(L,)`` (read as ``L / chunk`` steps of ``chunk`` values)
+        or ``(T, D)`` (already a sequence).
+      num_classes: number of output logits.
+      cell: ``"gru"``, ``"lstm"`` or ``"rnn"`` (Elman).
+      hidden: hidden-state size ``H``.
+      chunk: values per time step for a flat ``(L,)`` input; must divide ``L``.
+      num_layers: stacked recurrent layers.
+      dropout: rate applied to the final hidden state in training, in ``[0, 1)``.
+    """
+
+    input_shape: tuple[int, ...] = (40,)
+    num_classes: int = 10
+    cell: str = "gru"
+    hidden: int = 128
+    chunk: int = 1
+    num_layers: int = 1
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        name = "rnn.Config"
+        shape = tuple(int(d) for d in np.atleast_1d(self.input_shape))
+        object.__setattr__(self, "input_shape", shape)
+        if len(shape) not in (1, 2) or min(shape) <= 0:
+            raise ValueError(
+                f"{name}: expected input_shape (L,) or (T, D) of positive sizes, got {shape}"
+            )
+        check_positive_int(name, self.num_classes, "num_classes")
+        check_positive_int(name, self.hidden, "hidden")
+        check_positive_int(name, self.chunk, "chunk")
+        check_positive_int(name, self.num_layers, "num_layers")
+        check_probability(name, self.dropout, "dropout")
+        if self.cell not in _CELLS:
+            raise ValueError(f"{name}: expected cell in {sorted(_CELLS)}, got {self.cell!r}")
+        if len(shape) == 1 and shape[0] % self.chunk:
+            raise ValueError(
+                f"{name}: expected chunk to divide the input length {shape[0]}, got chunk="
+                f"{self.chunk}"
+            )
+        if len(shape) == 2 and self.chunk != 1:
+            raise ValueError(
+                f"{name}: chunk applies to flat (L,) inputs only, got input_shape {shape} and "
+                f"chunk={self.chunk}"
+            )
+
+    @property
+    def sequence_shape(self) -> tuple[int, int]:
+        """``(T, D)``: the time steps and features per step the recurrent layer reads."""
+        if len(self.input_shape) == 2:
+            return self.input_shape
+        return (self.input_shape[0] // self.chunk, self.chunk)
+
+
+def init(key: jax.Array, cfg: Config) -> dict:
+    """Initialize the classifier.
+
+    Chapter 12: ``num_layers`` recurrent layers (input weights Glorot-uniform, recurrent weights
+    orthogonal, LSTM forget bias 1) and a Glorot-uniform dense head ``(H, C)``.
+
+    Args:
+      key: PRNG key.
+      cfg: the :class:`Config`.
+
+    Returns:
+      ``{"cell_0", ..., "cell_{L-1}", "head"}``.
+    """
+    if not isinstance(cfg, Config):
+        raise ValueError(f"rnn.init: expected an rnn.Config, got {type(cfg).__name__}")
+    init_cell = _CELLS[cfg.cell][0]
+    keys = jax.random.split(key, cfg.num_layers + 1)
+    in_dim = cfg.sequence_shape[1]
+    params = {}
+    for i in range(cfg.num_layers):
+        params[f"cell_{i}"] = init_cell(keys[i], in_dim if i == 0 else cfg.hidden, cfg.hidden)
+    params["head"] = init_dense(keys[-1], cfg.hidden, cfg.num_classes)
+    return params
+
+
+def apply(
+    params: dict,
+    x: jax.Array,
+    *,
+    cfg: Config | None = None,
+    train: bool = False,
+    key: jax.Array | None = None,
+) -> jax.Array:
+    """Forward pass: logits from the last hidden state.
+
+    Chapter 12: ``h_T = RNN(x_1..x_T)`` (the top layer's final hidden state; for an LSTM the
+    ``h`` part of ``(h, c)``), then ``logits = dropout(h_T) W + b``.
+
+    Args:
+      params: from :func:`init`.
+      x: ``(B, *cfg.input_shape)`` floats.
+      cfg: the :class:`Config` used by :func:`init` (default ``Config()``).
+      train: training mode (enables dropout).
+      key: PRNG key, required when ``train`` and ``cfg.dropout > 0``.
+
+    Returns:
+      ``(B, num_classes)`` logits.
+
+    Raises:
+      ValueError: if ``x`` does not have shape ``(B, *cfg.input_shape)``, the params do not match
+        ``cfg``, or dropout is active without a key.
+    """
+    cfg = Config() if cfg is None else cfg
+    want = tuple(f"cell_{i}" for i in range(cfg.num_layers)) + ("head",)
+    if not isinstance(params, dict) or sorted(params) != sorted(want):
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"rnn.apply: expected param keys {sorted(want)} for {cfg}, got {got}")
+    x = jnp.asarray(x)
+    if x.ndim != len(cfg.input_shape) + 1 or x.shape[1:] != cfg.input_shape:
+        raise ValueError(
+            f"rnn.apply: expected input of shape (B, {', '.join(map(str, cfg.input_shape))}), "
+            f"got shape {x.shape}"
+        )
+    if train and cfg.dropout > 0.0 and key is None:
+        raise ValueError(
+            f"rnn.apply: expected a PRNG key for dropout (train=True, dropout={cfg.dropout}), "
+            "got key=None"
+        )
+    run = _CELLS[cfg.cell][1]
+    h = x.reshape((x.shape[0],) + cfg.sequence_shape)  # (B, T, D)
+    for i in range(cfg.num_layers):
+        h, state = run(params[f"cell_{i}"], h)  # (B, T, H)
+    last = state[0] if cfg.cell == "lstm" else state  # (B, H): h_T of the top layer
+    last = apply_dropout(last, cfg.dropout, key=key, train=train)
+    return dense(params["head"], last)  # (B, C)
+
+
+def param_count(params) -> int:
+    """Number of trainable scalars in a params pytree.
+
+    Chapter 12: a GRU layer has ``3 (D H + H^2 + 2 H)`` parameters (three gates, each with input
+    and recurrent weights and biases) and an LSTM ``4 (D H + H^2 + 2 H)``, independent of the
+    sequence length because the same weights are used at every step.
+
+    Args:
+      params: any pytree of arrays.
+
+    Returns:
+      The total number of elements as a Python int.
+    """
+    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+
+
+def config_for(info, **overrides) -> Config:
+    """A :class:`Config` sized for a classification dataset.
+
+    Chapter 12: ``input_shape = info.input_shape`` and ``num_classes = info.num_classes``.
+
+    Args:
+      info: an object with ``input_shape`` and ``num_classes`` (and optionally ``task``, which
+        must then be ``"classification"``).
+      **overrides: other :class:`Config` fields (``cell``, ``hidden``, ``chunk``, ...).
+
+    Returns:
+      The :class:`Config`.
+
+    Raises:
+      ValueError: if ``info`` lacks those attributes, describes another task, or an override is
+        not a Config field.
+    """
+    missing = [a for a in ("input_shape", "num_classes") if not hasattr(info, a)]
+    if missing:
+        raise ValueError(
+            f"rnn.config_for: expected a dataset info with input_shape and num_classes, got "
+            f"{type(info).__name__} without {', '.join(missing)}"
+        )
+    task = getattr(info, "task", "classification")
+    if task != "classification":
+        raise ValueError(f"rnn.config_for: expected a classification dataset, got task {task!r}")
+    fields = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"rnn.config_for: expected fields from {sorted(fields)}, got {unknown}")
+    values = {"input_shape": tuple(info.input_shape), "num_classes": info.num_classes}
+    return Config(**{**values, **overrides})
