@@ -103,3 +103,15 @@ def check_probability(name: str, value, what: str) -> float:
     if not isinstance(value, (int, float, np.floating)) or not 0.0 <= float(value) < 1.0:
         raise ValueError(f"{name}: expected {what} in [0, 1), got {value!r}")
     return float(value)
+
+
+def check_axis(name: str, x, axis: int) -> int:
+    """Raise unless ``axis`` is an axis of ``x`` (negative counts from the end); return it >= 0."""
+    ndim = np.ndim(x)
+    is_int = isinstance(axis, (int, np.integer)) and not isinstance(axis, bool)
+    if not is_int or not -ndim <= axis < ndim:
+        raise ValueError(
+            f"{name}: expected axis in [{-ndim}, {ndim}) for input of rank {ndim}, "
+            f"got axis {axis!r} with shape {_shape(x)}"
+        )
+    return int(axis) % ndim
