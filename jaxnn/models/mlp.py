@@ -1,0 +1,235 @@
+"""Multilayer perceptron — Chapter 10: dense layers with nonlinearities between them.
+
+``logits = dense_L(... act(dense_1(act(dense_0(flatten(x))))) ...)``: each hidden layer is an affine
+map (Chapter 2) followed by an activation (Chapter 3), optionally followed by inverted dropout
+(Chapter 13) in training; the last layer is affine only and produces the class scores.
+
+Params are a plain dict ``{"dense_0": {"w": (in, h0), "b": (h0,)}, "dense_1": ..., "dense_L": ...}``
+with one entry per dense layer, input side first (``len(cfg.hidden) + 1`` entries). The names make
+pytree paths readable in logs, checkpoints and gradient-check reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnn import activations, initializers
+from jaxnn._checks import check_min_rank, check_positive_int, check_probability
+from jaxnn.layers.dense import dense, init_dense
+from jaxnn.layers.dropout import dropout
+
+__all__ = ["Config", "init", "apply", "param_count", "config_for"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Static hyperparameters of an MLP (never stored in the params pytree).
+
+    Attributes:
+      input_dim: number of input features after flattening ``(B, ...)`` to ``(B, input_dim)``.
+      hidden: widths of the hidden layers (empty: a linear classifier).
+      num_classes: number of output logits.
+      activation: a name from :data:`jaxnn.activations.NAMES`.
+      dropout: probability of dropping each hidden unit in training, in ``[0, 1)``.
+    """
+
+    input_dim: int = 40
+    hidden: tuple[int, ...] = (128,)
+    num_classes: int = 10
+    activation: str = "relu"
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        check_positive_int("mlp.Config", self.input_dim, "input_dim")
+        check_positive_int("mlp.Config", self.num_classes, "num_classes")
+        if isinstance(self.hidden, (int, np.integer, str)):
+            raise ValueError(
+                f"mlp.Config: expected hidden as a tuple of positive ints, got {self.hidden!r}"
+            )
+        hidden = tuple(self.hidden)
+        for width in hidden:
+            check_positive_int("mlp.Config", width, "every hidden width")
+        object.__setattr__(self, "hidden", hidden)
+        activations.by_name(self.activation)
+        check_probability("mlp.Config", self.dropout, "dropout")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Layer widths from input to output: ``(input_dim, *hidden, num_classes)``."""
+        return (self.input_dim, *self.hidden, self.num_classes)
+
+
+def init(key: jax.Array, cfg: Config) -> dict:
+    """Initialize MLP parameters.
+
+    Chapter 10: one dense layer per consecutive pair of widths in
+    ``(input_dim, *hidden, num_classes)``. Hidden layers use He-uniform weights for the ReLU family
+    (``Var = 2 / fan_in``) and Glorot-uniform otherwise; biases start at zero.
+
+    Args:
+      key: PRNG key.
+      cfg: the :class:`Config`.
+
+    Returns:
+      ``{"dense_i": {"w": (n_i, n_{i+1}), "b": (n_{i+1},)}}`` for ``i = 0 .. len(hidden)``.
+    """
+    if not isinstance(cfg, Config):
+        raise ValueError(f"mlp.init: expected an mlp.Config, got {type(cfg).__name__}")
+    relu_like = cfg.activation in ("relu", "leaky_relu", "gelu", "gelu_tanh")
+    hidden_init = initializers.he_uniform if relu_like else initializers.glorot_uniform
+    sizes = cfg.sizes
+    keys = jax.random.split(key, len(sizes) - 1)
+    params = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        is_last = i == len(sizes) - 2
+        w_init = initializers.glorot_uniform if is_last else hidden_init
+        params[f"dense_{i}"] = init_dense(keys[i], n_in, n_out, w_init=w_init)
+    return params
+
+
+def _layer_names(params) -> list[str]:
+    if not isinstance(params, dict) or not params:
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"mlp.apply: expected params {{'dense_0': ..., ...}}, got {got}")
+    names = [f"dense_{i}" for i in range(len(params))]
+    if sorted(params) != sorted(names):
+        raise ValueError(f"mlp.apply: expected param keys {names}, got {sorted(params)}")
+    return names
+
+
+def _check_params(params, cfg: Config | None) -> list[str]:
+    names = _layer_names(params)
+    shapes = []
+    for n in names:
+        w = params[n].get("w") if isinstance(params[n], dict) else None
+        if w is None or np.ndim(w) != 2:
+            layer = params[n]
+            got = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
+            got = f"w of shape {np.shape(w)}" if w is not None else got
+            raise ValueError(
+                f"mlp.apply: expected {n} = {{'w': (in, out), 'b': (out,)}}, got {got}"
+            )
+        shapes.append(tuple(np.shape(w)))
+    if cfg is not None:
+        want = list(zip(cfg.sizes[:-1], cfg.sizes[1:], strict=True))
+        if shapes != want:
+            raise ValueError(f"mlp.apply: expected weight shapes {want} for {cfg}, got {shapes}")
+    if any(a[1] != b[0] for a, b in zip(shapes[:-1], shapes[1:], strict=True)):
+        raise ValueError(
+            "mlp.apply: expected consecutive weight shapes to chain (out of one = in of the next), "
+            f"got {shapes}"
+        )
+    return names
+
+
+def apply(
+    params: dict,
+    x: jax.Array,
+    *,
+    cfg: Config | None = None,
+    train: bool = False,
+    key: jax.Array | None = None,
+) -> jax.Array:
+    """Forward pass of the MLP, returning logits.
+
+    Chapter 10 (forward pass, Chapter 5): with ``h_0 = flatten(x)``,
+    ``h_{i+1} = dropout(act(h_i W_i + b_i))`` for the hidden layers and
+    ``logits = h_L W_L + b_L``. In training with ``cfg.dropout = p > 0``, each hidden unit is
+    zeroed with probability ``p`` (:func:`jaxnn.layers.dropout.dropout`, a
+    ``jax.random.bernoulli`` mask drawn with ``fold_in(key, layer)``) and the survivors scaled by
+    ``1 / (1 - p)`` so that the expected activation is unchanged; at evaluation nothing is dropped.
+
+    Args:
+      params: from :func:`init`.
+      x: inputs ``(B, ...)`` with ``prod(x.shape[1:]) == input_dim``; flattened to
+        ``(B, input_dim)``.
+      cfg: the :class:`Config` (default ``Config()``'s activation and no dropout; the layer sizes
+        are read from ``params``). When given, the param shapes are checked against it.
+      train: apply dropout.
+      key: PRNG key, required when ``train`` and ``cfg.dropout > 0``.
+
+    Returns:
+      Logits ``(B, num_classes)``.
+
+    Raises:
+      ValueError: on malformed params, params that do not match ``cfg``, an input of rank < 2 or
+        of the wrong size, or a missing ``key`` for dropout.
+    """
+    names = _check_params(params, cfg)
+    cfg = Config() if cfg is None else cfg
+    x = jnp.asarray(x)
+    check_min_rank("mlp.apply", x, 2)
+    input_dim = np.shape(params["dense_0"]["w"])[0]
+    if math.prod(x.shape[1:]) != input_dim:
+        raise ValueError(
+            f"mlp.apply: expected input (B, ...) with {input_dim} features per example, got shape "
+            f"{x.shape} ({math.prod(x.shape[1:])} features)"
+        )
+    use_dropout = train and cfg.dropout > 0.0
+    if use_dropout and key is None:
+        raise ValueError(
+            f"mlp.apply: expected a PRNG key for dropout (train=True, dropout={cfg.dropout}), "
+            "got key=None"
+        )
+    act = activations.by_name(cfg.activation)
+    h = x.reshape(x.shape[0], input_dim)  # (B, input_dim)
+    for i, name in enumerate(names[:-1]):
+        h = act(dense(params[name], h))  # (B, hidden_i)
+        if use_dropout:
+            h = dropout(h, cfg.dropout, key=jax.random.fold_in(key, i), train=True)
+    return dense(params[names[-1]], h)  # (B, num_classes)
+
+
+def param_count(params) -> int:
+    """Number of trainable scalars in a params pytree: ``sum_i (n_i n_{i+1} + n_{i+1})`` for an MLP.
+
+    Chapter 10: the parameter count of a dense network grows with the product of neighbouring
+    widths; a 784-128-10 MLP has ``784*128 + 128 + 128*10 + 10 = 101,770``.
+
+    Args:
+      params: any pytree of arrays.
+
+    Returns:
+      The total number of elements as a Python int.
+    """
+    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+
+
+def config_for(info, **overrides) -> Config:
+    """A :class:`Config` sized for a dataset.
+
+    Chapter 10: the input width is the number of features of one example and the output width the
+    number of classes: ``input_dim = prod(info.input_shape)``, ``num_classes = info.num_classes``.
+
+    Args:
+      info: any object with ``input_shape`` (one example's shape, no batch axis) and
+        ``num_classes`` attributes.
+      **overrides: other :class:`Config` fields (``hidden``, ``activation``, ``dropout``, ...).
+
+    Returns:
+      The :class:`Config`.
+
+    Raises:
+      ValueError: if ``info`` lacks those attributes or an override is not a Config field.
+    """
+    missing = [a for a in ("input_shape", "num_classes") if not hasattr(info, a)]
+    if missing:
+        raise ValueError(
+            f"mlp.config_for: expected a dataset info with input_shape and num_classes, "
+            f"got {type(info).__name__} without {', '.join(missing)}"
+        )
+    fields = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"mlp.config_for: expected fields from {sorted(fields)}, got {unknown}")
+    values = {
+        "input_dim": math.prod(tuple(info.input_shape)),
+        "num_classes": info.num_classes,
+        **overrides,
+    }
+    return Config(**values)
