@@ -1,0 +1,18 @@
+"""Training: the state, the jitted steps, the fit loop, checkpoints and logs (Chapters 6, 8, 13-15)."""
+
+from jaxnn.train.loop import DivergenceError, FitConfig, FitResult, evaluate, fit
+from jaxnn.train.state import TrainState, create_train_state, params_sha256
+from jaxnn.train.step import make_eval_step, make_train_step
+
+__all__ = [
+    "TrainState",
+    "create_train_state",
+    "params_sha256",
+    "make_train_step",
+    "make_eval_step",
+    "evaluate",
+    "fit",
+    "FitConfig",
+    "FitResult",
+    "DivergenceError",
+]

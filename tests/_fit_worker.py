@@ -1,0 +1,54 @@
+"""A small training run in its own process, for tests that need another device count or several
+processes (XLA_FLAGS must be set before JAX starts). Writes the final params to --npz."""
+
+import argparse
+import sys
+
+import numpy as np
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--npz", required=True)
+parser.add_argument("--devices", type=int, default=0)
+parser.add_argument("--scan", action="store_true")
+parser.add_argument("--epochs", type=int, default=2)
+parser.add_argument("--coordinator", default="")
+parser.add_argument("--num-processes", type=int, default=1)
+parser.add_argument("--process-id", type=int, default=0)
+args = parser.parse_args()
+
+if args.num_processes > 1:
+    from jaxnn import parallel
+
+    parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+
+import jax  # noqa: E402
+
+from jaxnn import data, models  # noqa: E402
+from jaxnn.data import pipeline  # noqa: E402
+from jaxnn.train import FitConfig, fit  # noqa: E402
+
+splits, _ = pipeline.standardize(data.load("digits", seed=0))
+model = models.get_module("mlp")
+net = models.build("mlp", model.config_for(splits.info, hidden=(32,)))
+cfg = FitConfig(
+    epochs=args.epochs,
+    batch_size=64,
+    lr=3e-3,
+    devices=args.devices,
+    scan=args.scan,
+    progress=False,
+    eval_batch_size=256,
+)
+result = fit(net, splits, cfg, verbose=False)
+if jax.process_index() == 0:
+    from jaxnn.parallel import to_host
+
+    leaves = jax.tree.leaves(to_host(result.state.params))
+    np.savez(
+        args.npz,
+        *leaves,
+        val_accuracy=result.history[-1]["val_accuracy"],
+        devices=jax.device_count(),
+        processes=jax.process_count(),
+    )
+print("done", jax.process_index(), file=sys.stderr)

@@ -1,0 +1,135 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaxnn import cli
+from jaxnn.train import FitConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_config_field_is_a_flag():
+    parser = cli.build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    flags = {opt for action in train._actions for opt in action.option_strings}
+    import dataclasses
+
+    for cls in (cli.RunConfig, FitConfig):
+        for field in dataclasses.fields(cls):
+            assert "--" + field.name.replace("_", "-") in flags, field.name
+
+
+def test_the_documented_train_flags_parse_into_the_configs():
+    args = cli.build_parser().parse_args(
+        [
+            "train",
+            "--model",
+            "cnn",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "32",
+            "--lr",
+            "0.01",
+            "--optimizer",
+            "sgd",
+            "--seed",
+            "7",
+            "--out",
+            "x",
+            "--resume",
+            "--scan",
+            "--devices",
+            "2",
+        ]
+    )
+    fit_cfg = cli._from_args(FitConfig, args)
+    run = cli._from_args(cli.RunConfig, args)
+    assert (fit_cfg.epochs, fit_cfg.batch_size, fit_cfg.lr, fit_cfg.optimizer, fit_cfg.seed) == (
+        3,
+        32,
+        0.01,
+        "sgd",
+        7,
+    )
+    assert fit_cfg.scan and fit_cfg.devices == 2 and run.resume and run.model == "cnn"
+
+
+def test_help_text_comes_from_the_field_docs():
+    text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "early stopping after this many epochs" in text
+
+
+def _main(*argv, capsys=None):
+    code = cli.main(list(argv))
+    return code, capsys.readouterr() if capsys else None
+
+
+def test_unknown_model_lists_the_valid_ones(capsys):
+    code, out = _main("train", "--model", "resnet", "--dataset", "digits", capsys=capsys)
+    assert code == 2 and "mlp, cnn, rnn, transformer" in out.err
+
+
+def test_unknown_dataset_is_a_clear_error(capsys, tmp_path):
+    code, out = _main("train", "--dataset", "nope", "--out", str(tmp_path), capsys=capsys)
+    assert code == 2 and "nope" in out.err and "mnist1d" in out.err
+
+
+def test_unknown_model_config_key_lists_the_fields(capsys, tmp_path):
+    code, out = _main(
+        "train",
+        "--dataset",
+        "digits",
+        "--model-config",
+        "depth=3",
+        "--out",
+        str(tmp_path),
+        capsys=capsys,
+    )
+    assert code == 2 and "depth" in out.err and "hidden" in out.err
+
+
+def test_train_then_eval_reports_the_same_validation_accuracy(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _ = _main(
+        "train",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--model-config",
+        "hidden=(32,)",
+        "--no-progress",
+        "--out",
+        str(out),
+        capsys=capsys,
+    )
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    code, captured = _main("eval", "--out", str(out), capsys=capsys)
+    assert code == 0
+    evaluated = json.loads(captured.out.strip().splitlines()[-1])
+    assert evaluated["accuracy"] == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
+
+
+def test_book_lists_fifteen_chapters(capsys):
+    code, out = _main("book", capsys=capsys)
+    assert code == 0 and len(out.out.strip().splitlines()) == 15
+
+
+def test_python_dash_m_jaxnn_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "jaxnn", "book"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "Backpropagation" in done.stdout

@@ -1,0 +1,221 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxnn import data, models
+from jaxnn.data import pipeline
+from jaxnn.train import FitConfig, evaluate, fit
+from jaxnn.train.state import params_sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    splits, _ = pipeline.standardize(data.load("digits", seed=0))
+    return splits
+
+
+def _mlp(splits, **kw):
+    module = models.get_module("mlp")
+    return models.build("mlp", module.config_for(splits.info, **{"hidden": (32,), **kw}))
+
+
+def _cfg(**kw):
+    return FitConfig(
+        **{
+            "epochs": 2,
+            "batch_size": 64,
+            "lr": 3e-3,
+            "progress": False,
+            "eval_batch_size": 256,
+            **kw,
+        }
+    )
+
+
+def test_same_seed_twice_gives_identical_params(digits):
+    a = fit(_mlp(digits), digits, _cfg(), verbose=False).summary
+    b = fit(_mlp(digits), digits, _cfg(), verbose=False).summary
+    assert a["params_sha256"] == b["params_sha256"]
+    c = fit(_mlp(digits), digits, _cfg(seed=1), verbose=False).summary
+    assert c["params_sha256"] != a["params_sha256"]
+
+
+def test_scan_epochs_give_the_params_of_the_python_loop(digits):
+    loop = fit(_mlp(digits), digits, _cfg(), verbose=False)
+    scan = fit(_mlp(digits), digits, _cfg(scan=True), verbose=False)
+    for a, b in zip(
+        jax.tree.leaves(loop.state.params), jax.tree.leaves(scan.state.params), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert loop.history[-1]["train_loss"] == pytest.approx(scan.history[-1]["train_loss"], 1e-5)
+
+
+def test_run_directory_holds_the_documented_files_and_keys(digits, tmp_path):
+    fit(_mlp(digits), digits, _cfg(), out_dir=tmp_path, verbose=False)
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for key in (
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "grad_norm",
+        "seconds",
+    ):
+        assert all(isinstance(r[key], (int, float)) for r in rows), key
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in (
+        "best_epoch",
+        "best_val_accuracy",
+        "test_accuracy",
+        "test_loss",
+        "epochs_run",
+        "stopped_reason",
+        "params_sha256",
+    ):
+        assert key in summary, key
+    assert summary["epochs_run"] == 2 and summary["stopped_reason"] == "completed"
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert (tmp_path / "config.json").exists()
+
+
+def test_digits_mlp_learns(digits):
+    result = fit(_mlp(digits), digits, _cfg(epochs=10), verbose=False)
+    assert result.summary["best_val_accuracy"] > 0.9
+    assert result.summary["test_accuracy"] > 0.85
+
+
+def test_lr_1e3_is_stopped_by_the_guard_within_3_steps(digits, capsys):
+    result = fit(_mlp(digits), digits, _cfg(lr=1e3, optimizer="sgd"), verbose=True)
+    assert result.summary["stopped_reason"] == "diverged"
+    step = int(result.summary["message"].split("at step ")[1].split(":")[0])
+    assert step <= 3
+    assert "diverged at step" in capsys.readouterr().out
+    for leaf in jax.tree.leaves(result.state.params):
+        assert np.all(np.isfinite(leaf))
+
+
+def test_200_steps_at_a_sane_lr_raise_no_alarm(digits):
+    cfg = _cfg(epochs=10, batch_size=64, lr=1e-3)  # 22 steps per epoch
+    result = fit(_mlp(digits), digits, cfg, verbose=False)
+    assert result.summary["steps"] >= 200
+    assert result.summary["stopped_reason"] == "completed"
+
+
+def test_early_stopping_stops_an_overfitting_run_and_restores_the_best_epoch(digits):
+    model = _mlp(digits, hidden=(256, 256))
+    cfg = _cfg(epochs=60, lr=1e-2, batch_size=32, patience=3, monitor="val_loss")
+    result = fit(model, digits, cfg, verbose=False)
+    s = result.summary
+    assert s["stopped_reason"] == "early_stopping"
+    assert s["epochs_run"] < 60 and s["epochs_run"] == s["best_epoch"] + 3
+    val = evaluate(model, result.best_params, result.best_model_state, digits.val)
+    best = result.history[s["best_epoch"] - 1]
+    assert val["loss"] == pytest.approx(best["val_loss"], rel=1e-5)
+    assert min(r["val_loss"] for r in result.history) == pytest.approx(best["val_loss"])
+
+
+def test_batch_size_larger_than_the_train_split_is_refused(digits):
+    with pytest.raises(ValueError, match="batch_size"):
+        fit(_mlp(digits), digits, _cfg(batch_size=10**6), verbose=False)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("epochs", 0), ("lr", -1.0), ("monitor", "loss"), ("patience", -1)]
+)
+def test_fit_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        _cfg(**{field: value})
+
+
+def _train_cmd(out, epochs, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "jaxnn",
+        "train",
+        "--model",
+        "mlp",
+        "--dataset",
+        "digits",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "64",
+        "--lr",
+        "3e-3",
+        "--seed",
+        "3",
+        "--optimizer",
+        "adam",
+        "--schedule",
+        "cosine",
+        "--model-config",
+        "hidden=(32,)",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
+
+
+def test_resume_after_sigkill_is_bit_exact(tmp_path):
+    epochs = 4
+    straight = tmp_path / "straight"
+    subprocess.run(
+        _train_cmd(straight, epochs), env=_env(), check=True, capture_output=True, timeout=300
+    )
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _train_cmd(killed, epochs), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    metrics = killed / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(metrics.read_text().splitlines())
+    assert 2 <= done < epochs, "the run was not killed mid-training"
+    subprocess.run(
+        _train_cmd(killed, epochs, "--resume"),
+        env=_env(),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    a = json.loads((straight / "summary.json").read_text())
+    b = json.loads((killed / "summary.json").read_text())
+    assert a["params_sha256"] == b["params_sha256"]
+    assert a["best_params_sha256"] == b["best_params_sha256"]
+    assert a["test_accuracy"] == b["test_accuracy"]
+    rows = [json.loads(x)["epoch"] for x in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert rows == list(range(1, epochs + 1))
+
+
+def test_test_split_is_opened_once(digits):
+    splits, _ = pipeline.standardize(data.load("digits", seed=0))
+    fit(_mlp(splits), splits, _cfg(epochs=1), verbose=False)
+    assert splits.test.unseal_count == 1
+
+
+def test_params_sha256_in_summary_matches_the_returned_params(digits):
+    result = fit(_mlp(digits), digits, _cfg(epochs=1), verbose=False)
+    assert result.summary["params_sha256"] == params_sha256(result.state.params)

@@ -1,0 +1,110 @@
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxnn import parallel
+
+WORKER = Path(__file__).with_name("_fit_worker.py")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(devices: int) -> dict:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["PYTHONPATH"] = str(ROOT)
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def _run(npz, devices_flag, host_devices, *extra):
+    cmd = [sys.executable, str(WORKER), "--npz", str(npz), "--devices", str(devices_flag), *extra]
+    subprocess.run(cmd, env=_env(host_devices), check=True, timeout=300, capture_output=True)
+    return np.load(npz)
+
+
+def _params(npz):
+    return [npz[k] for k in sorted(npz.files, key=str) if k.startswith("arr_")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_make_mesh_refuses_more_devices_than_exist():
+    with pytest.raises(ValueError, match="expected at most"):
+        parallel.make_mesh(len(jax.devices()) + 1)
+
+
+def test_make_mesh_refuses_a_non_positive_count():
+    with pytest.raises(ValueError, match="positive device count"):
+        parallel.make_mesh(0)
+
+
+def test_process_slice_is_the_whole_batch_with_one_process():
+    assert parallel.process_slice(64) == slice(0, 64)
+
+
+def test_shard_batch_keeps_values_and_shape_on_a_one_device_mesh():
+    mesh = parallel.make_mesh(1)
+    x = np.arange(12.0).reshape(6, 2)
+    out = parallel.shard_batch({"x": x}, mesh)
+    np.testing.assert_array_equal(parallel.to_host(out)["x"], x)
+
+
+def test_replicate_places_every_leaf_on_the_mesh():
+    mesh = parallel.make_mesh(1)
+    tree = parallel.replicate({"a": np.ones(3), "b": np.zeros(())}, mesh)
+    assert all(leaf.sharding.mesh == mesh for leaf in jax.tree.leaves(tree))
+
+
+def test_initialize_distributed_rejects_a_bad_process_id():
+    with pytest.raises(ValueError, match="process_id"):
+        parallel.initialize_distributed("127.0.0.1:1234", 2, 2)
+
+
+def test_four_devices_give_the_one_device_result(tmp_path):
+    one = _run(tmp_path / "one.npz", 0, 4)
+    four = _run(tmp_path / "four.npz", 4, 4)
+    assert int(four["devices"]) == 4
+    for a, b in zip(_params(one), _params(four), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_two_processes_on_localhost_give_the_one_process_result(tmp_path):
+    single = _run(tmp_path / "single.npz", 4, 4)
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(WORKER),
+                "--npz",
+                str(tmp_path / "multi.npz"),
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ],
+            env=_env(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err.decode()[-3000:]
+    multi = np.load(tmp_path / "multi.npz")
+    assert int(multi["processes"]) == 2 and int(multi["devices"]) == 4
+    for a, b in zip(_params(single), _params(multi), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
