@@ -1,9 +1,9 @@
 """The ``jaxnn`` command line: ``train``, ``eval``, ``sample`` and ``book``.
 
 The ``train`` flags are generated from the fields of :class:`RunConfig` and
-:class:`jaxnn.train.FitConfig` (``batch_size`` -> ``--batch-size``, booleans get ``--x/--no-x``), with
-the help text taken from each class's ``Attributes:`` docstring, so a flag and a field cannot drift
-apart.
+:class:`jaxnn.train.FitConfig` (``batch_size`` -> ``--batch-size``, booleans get ``--x/--no-x``),
+with the help text taken from each class's ``Attributes:`` docstring, so a flag and a field cannot
+drift apart.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Data parallelism over many devices and hosts — Chapter 15 at scale.
 
 One mesh axis, ``"data"``: the batch is split across devices, parameters and optimizer state are
-replicated, and XLA's SPMD partitioner turns the gradient into an all-reduce. The jitted train step is
-the same function on one CPU, eight GPUs or a TPU pod; only the placement of its inputs changes.
+replicated, and XLA's SPMD partitioner turns the gradient into an all-reduce. The jitted train step
+is the same function on one CPU, eight GPUs or a TPU pod; only the placement of its inputs changes.
 
 Multi-host runs (several processes, each with its own devices) go through ``jax.distributed``: every
 process runs the same program, feeds its own slice of each global batch, and
@@ -29,7 +29,7 @@ DATA_AXIS = "data"
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
-    """A 1-D ``("data",)`` mesh over the first ``num_devices`` global devices (all when ``None``)."""
+    """A 1-D ``("data",)`` mesh over the first ``num_devices`` devices (all when ``None``)."""
     devices = jax.devices()
     if num_devices is None:
         num_devices = len(devices)
@@ -42,7 +42,7 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
         )
     if jax.process_count() > 1 and num_devices != len(devices):
         raise ValueError(
-            f"make_mesh: a multi-process run must use every device ({len(devices)}), got {num_devices}"
+            f"make_mesh: a multi-process run must use all {len(devices)} devices, got {num_devices}"
         )
     return Mesh(np.asarray(devices[:num_devices]), (DATA_AXIS,))
 

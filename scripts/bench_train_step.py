@@ -1,10 +1,11 @@
 """Step time of the Python training loop vs ``--scan`` (one compiled ``lax.scan`` per epoch).
 
-Both run through ``jaxnn.train.fit`` on the same data and model, alternating (loop, scan, loop, scan)
-so that drift on a shared machine hits both. Per run: the first epoch holds the compile time, the
-median of the other epochs gives the steady step time. Usage:
+Both run through ``jaxnn.train.fit`` on the same data and model, alternating (loop, scan, loop,
+scan) so that drift on a shared machine hits both. Per run: the first epoch holds the compile time,
+the median of the other epochs gives the steady step time. Usage:
 
     python scripts/bench_train_step.py [--model mlp] [--dataset mnist1d] [--epochs 6] [--rounds 2]
+
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training: the state, the jitted steps, the fit loop, checkpoints and logs (Chapters 6, 8, 13-15)."""
+"""Training: state, jitted steps, the fit loop, checkpoints and logs (Chapters 6, 8, 13-15)."""
 
 from jaxnn.train.loop import DivergenceError, FitConfig, FitResult, evaluate, fit
 from jaxnn.train.state import TrainState, create_train_state, params_sha256

@@ -1,5 +1,5 @@
-"""Train/validation logs — Chapter 15: "their relationship reveals optimization progress, overfitting,
-underfitting, and data issues".
+"""Train/validation logs — Chapter 15: "their relationship reveals optimization progress,
+overfitting, underfitting, and data issues".
 
 One record per epoch goes to three places: a line on the terminal, a line of ``OUT/metrics.jsonl``,
 and TensorBoard event files under ``OUT/tensorboard/``.

@@ -8,8 +8,8 @@ parameters.
 
 Exact resume: a checkpoint holds the whole train state (step, params, optimizer state, RNG), the
 best-validation parameters, and the loop's own position (next epoch, early-stopping counters). The
-data order is a function of (seed, epoch) and the step key of (seed, step), so a resumed run performs
-bit-identical updates to an uninterrupted one.
+data order is a function of (seed, epoch) and the step key of (seed, step), so a resumed run
+performs bit-identical updates to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _MONITORS = ("val_accuracy", "val_loss")
 
 @dataclasses.dataclass(frozen=True)
 class FitConfig:
-    """How to train. Every field is also a ``jaxnn train`` flag (``batch_size`` -> ``--batch-size``).
+    """How to train. Each field is also a train flag (``batch_size`` -> ``--batch-size``).
 
     Attributes:
       epochs: passes over the training split.
@@ -344,7 +344,8 @@ def fit(
     task = splits.info.task
     if len(splits.train) < cfg.batch_size:
         raise ValueError(
-            f"fit: expected batch_size <= {len(splits.train)} training examples, got {cfg.batch_size}"
+            f"fit: expected batch_size <= {len(splits.train)} (the training examples), "
+            f"got {cfg.batch_size}"
         )
     if resume and out_dir is None:
         raise ValueError("fit: resume=True needs out_dir, got None")

@@ -1,8 +1,8 @@
 """The train state — Chapter 15: everything a run needs to continue exactly where it stopped.
 
 ``TrainState`` is a NamedTuple, hence a pytree: ``jax.jit``, optax and orbax take it as it is. The
-random key is stored as raw ``uint32`` key data so that a checkpoint is plain arrays; the key of step
-``t`` is ``fold_in(rng, t)``, so a resumed run draws the same numbers as an uninterrupted one.
+random key is stored as raw ``uint32`` key data so that a checkpoint is plain arrays; the key of
+step ``t`` is ``fold_in(rng, t)``, so a resumed run draws the same numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class TrainState(NamedTuple):
 
 
 def create_train_state(model, tx, seed: int) -> TrainState:
-    """Initialise a :class:`TrainState` for ``model`` (a :class:`jaxnn.models.Model`) and optimizer ``tx``.
+    """Initialise a :class:`TrainState` for a :class:`jaxnn.models.Model` and optimizer ``tx``.
 
     The parameter key and the base step key are both derived from ``seed``, so the same seed gives
     the same run.
@@ -52,7 +52,7 @@ def step_key(state: TrainState) -> jax.Array:
 
 
 def params_sha256(params) -> str:
-    """A sha256 over every leaf's path, dtype, shape and bytes: equal hashes mean bitwise-equal params."""
+    """A sha256 over every leaf's path, dtype, shape and bytes: equal hash, bitwise-equal params."""
     digest = hashlib.sha256()
     leaves, _ = jax.tree_util.tree_flatten_with_path(params)
     for path, leaf in leaves:

@@ -163,7 +163,7 @@ def make_eval_step(model, *, task: str = "classification"):
 
 
 def make_epoch_step(train_step, *, batch_sharding=None):
-    """Build ``(state, x_all, y_all, idx) -> (state, stacked_metrics)``: a whole epoch as one ``lax.scan``.
+    """Build ``(state, x_all, y_all, idx) -> (state, metrics)``: one epoch as one ``lax.scan``.
 
     ``x_all``/``y_all`` hold the training split on device and ``idx`` (num_batches, B) the example
     indices of each batch, in the order the Python loop would visit them, so the scan performs
