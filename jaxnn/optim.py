@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxnn._checks import check_positive_int, check_probability
@@ -74,10 +75,14 @@ class AdamState(NamedTuple):
 
 
 def _check_learning_rate(name: str, learning_rate) -> None:
-    if callable(learning_rate):
-        return
-    ok = isinstance(learning_rate, (int, float)) and not isinstance(learning_rate, bool)
-    if not ok or not math.isfinite(learning_rate) or learning_rate <= 0:
+    if callable(learning_rate) or isinstance(learning_rate, jax.core.Tracer):
+        return  # a schedule, or a rate only known inside a trace
+    is_scalar = np.ndim(learning_rate) == 0 and not isinstance(learning_rate, (bool, str))
+    try:
+        value = float(learning_rate) if is_scalar else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
         raise ValueError(
             f"{name}: expected learning_rate to be a positive finite float or an optax schedule, "
             f"got {learning_rate!r}"

@@ -47,6 +47,10 @@ def _run(opt, params, grads):
     return params
 
 
+def _matrices_only(params):
+    return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
 def _schedule():
     return optax.warmup_cosine_decay_schedule(0.0, LR, warmup_steps=5, decay_steps=STEPS)
 
@@ -62,6 +66,10 @@ TWINS = {
     "adamw": (
         lambda lr: optim.adamw(lr, b1=0.8, b2=0.99, eps=1e-6, weight_decay=0.1),
         lambda lr: optax.adamw(lr, b1=0.8, b2=0.99, eps=1e-6, weight_decay=0.1),
+    ),
+    "adamw_mask_fn": (
+        lambda lr: optim.adamw(lr, weight_decay=0.1, mask=_matrices_only),
+        lambda lr: optax.adamw(lr, weight_decay=0.1, mask=_matrices_only),
     ),
     "adamw_masked": (
         lambda lr: optim.adamw(lr, weight_decay=0.1, mask=MASK),
@@ -145,6 +153,13 @@ def test_twin_state_is_a_namedtuple_of_arrays_with_the_params_structure():
     assert isinstance(state, optim.AdamState)
     assert jax.tree.structure(state.mu) == jax.tree.structure(params)
     assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(state))
+
+
+def test_twins_accept_a_zero_dimensional_array_learning_rate(transform):
+    params = {"w": jnp.ones((2,))}
+    opt = optim.sgd(jnp.asarray(0.5))
+    updates, _ = transform(opt.update)(params, opt.init(params), params)
+    np.testing.assert_allclose(updates["w"], -0.5 * params["w"], rtol=1e-6)
 
 
 # make_schedule -------------------------------------------------------------------------------
@@ -292,6 +307,8 @@ def test_make_optimizer_rejects_bad_arguments(args, kwargs, message):
     "make",
     [
         lambda: optim.sgd(0.0),
+        lambda: optim.sgd("0.1"),
+        lambda: optim.sgd(jnp.array([0.1, 0.2])),
         lambda: optim.momentum(0.1, beta=1.0),
         lambda: optim.adam(0.1, b2=1.5),
         lambda: optim.adam(0.1, eps=0.0),

@@ -7,10 +7,12 @@ both:
 - A checkpoint is one directory ``<directory>/<step>/`` holding the state pytree (``state/``, the
   arrays: step, params, optimizer state, RNG key data, model state), a JSON dict ``extra/`` (epoch,
   position in the epoch, best-so-far, config), the validation ``metrics/`` and a ``digest/`` with a
-  SHA-256 checksum of every array.
+  SHA-256 checksum of every array and of ``extra``.
 - A save is atomic: orbax writes ``<step>.orbax-checkpoint-tmp*/`` and renames it to ``<step>/``
   once every file is written, so a process killed mid-save leaves either no ``<step>/`` or a
   complete one. :meth:`CheckpointManager.save` then fsyncs the files, so a returned save is durable.
+  (orbax renames before that fsync: after a power loss in between, ``<step>/`` may exist with
+  missing bytes; the checksums catch that and restore falls back.)
 - Retention keeps the newest ``keep_last`` checkpoints and the best ``keep_best`` by a validation
   metric (a checkpoint may be both). A checkpoint being removed is first renamed out of the way
   (atomic) and only then deleted, so a kill never leaves a half-deleted ``<step>/`` behind.
