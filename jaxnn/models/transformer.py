@@ -1,0 +1,350 @@
+"""Transformer for token sequences — Chapter 12: RNNs and Transformers for Sequences.
+
+Token ids ``(B, T)`` become vectors (embedding plus positional information), pass through
+``num_layers`` pre-norm Transformer blocks (attention and feed-forward sublayers in residual
+connections), and a final layer norm. Two heads:
+
+* ``task="lm"``: a causal character (or token) language model. Attention is masked so position
+  ``t`` sees positions ``<= t`` only, and a dense head gives next-token logits ``(B, T, V)``.
+  :func:`generate` samples a continuation.
+* ``task="classify"``: an encoder classifier. Attention sees the whole sequence, the token vectors
+  are averaged over time and a dense head gives class logits ``(B, C)``.
+
+Without positional information (``positional="none"``) attention cannot tell word order:
+permuting the tokens permutes the outputs, and the classifier's mean-pooled logits do not change.
+
+Params: ``{"embed": {"table": (V, D)}, ["pos": {"table": (max_len, D)}], "block_0", ...,
+"ln_f", "head": {"w": (D, V or C), "b"}}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnn._checks import check_integer_dtype, check_positive_int, check_probability
+from jaxnn.layers.attention import init_transformer_block, transformer_block
+from jaxnn.layers.dense import dense, init_dense
+from jaxnn.layers.dropout import dropout as apply_dropout
+from jaxnn.layers.embedding import (
+    embedding,
+    init_embedding,
+    init_learned_positions,
+    learned_positions,
+    sinusoidal_positions,
+)
+from jaxnn.layers.norm import init_layer_norm, layer_norm
+
+__all__ = ["Config", "init", "apply", "param_count", "config_for", "generate"]
+
+TASKS = ("lm", "classify")
+POSITIONALS = ("sinusoidal", "learned", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Static hyperparameters of the Transformer.
+
+    Attributes:
+      vocab_size: number of token ids ``V``.
+      max_len: longest sequence ``apply`` accepts (and the learned positional table's size).
+      dim: model width ``D``.
+      num_heads: attention heads (must divide ``dim``).
+      num_layers: Transformer blocks.
+      mlp_ratio: MLP hidden width as a multiple of ``dim``.
+      dropout: rate on the embeddings and on every residual branch in training, in ``[0, 1)``.
+      task: ``"lm"`` (causal, logits per position) or ``"classify"`` (mean-pooled, one row).
+      num_classes: classes for ``task="classify"``.
+      positional: ``"sinusoidal"``, ``"learned"`` or ``"none"``.
+    """
+
+    vocab_size: int = 256
+    max_len: int = 128
+    dim: int = 128
+    num_heads: int = 4
+    num_layers: int = 2
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    task: str = "lm"
+    num_classes: int = 2
+    positional: str = "sinusoidal"
+
+    def __post_init__(self):
+        name = "transformer.Config"
+        for field in ("vocab_size", "max_len", "dim", "num_heads", "num_layers", "mlp_ratio"):
+            check_positive_int(name, getattr(self, field), field)
+        check_positive_int(name, self.num_classes, "num_classes")
+        check_probability(name, self.dropout, "dropout")
+        if self.dim % self.num_heads:
+            raise ValueError(
+                f"{name}: expected num_heads to divide dim {self.dim}, got num_heads="
+                f"{self.num_heads}"
+            )
+        if self.task not in TASKS:
+            raise ValueError(f"{name}: expected task in {TASKS}, got {self.task!r}")
+        if self.positional not in POSITIONALS:
+            raise ValueError(
+                f"{name}: expected positional in {POSITIONALS}, got {self.positional!r}"
+            )
+
+    @property
+    def out_dim(self) -> int:
+        """Width of the head: ``vocab_size`` for ``"lm"``, ``num_classes`` for ``"classify"``."""
+        return self.vocab_size if self.task == "lm" else self.num_classes
+
+
+def init(key: jax.Array, cfg: Config) -> dict:
+    """Initialize the Transformer.
+
+    Chapter 12: token embeddings ``E ~ N(0, 1)`` (and, for ``positional="learned"``, positions
+    ``P ~ N(0, 1)``, the scale of the sinusoidal table), ``num_layers`` blocks, a final layer norm
+    and a Glorot-uniform head.
+
+    Args:
+      key: PRNG key.
+      cfg: the :class:`Config`.
+
+    Returns:
+      the params dict described in the module docstring.
+    """
+    if not isinstance(cfg, Config):
+        raise ValueError(
+            f"transformer.init: expected a transformer.Config, got {type(cfg).__name__}"
+        )
+    k_embed, k_pos, k_head, *k_blocks = jax.random.split(key, 3 + cfg.num_layers)
+    params = {"embed": init_embedding(k_embed, cfg.vocab_size, cfg.dim)}
+    if cfg.positional == "learned":
+        params["pos"] = init_learned_positions(k_pos, cfg.max_len, cfg.dim, stddev=1.0)
+    for i, k in enumerate(k_blocks):
+        params[f"block_{i}"] = init_transformer_block(k, cfg.dim, cfg.num_heads, cfg.mlp_ratio)
+    params["ln_f"] = init_layer_norm(cfg.dim)
+    params["head"] = init_dense(k_head, cfg.dim, cfg.out_dim)
+    return params
+
+
+def _expected_keys(cfg: Config) -> list[str]:
+    keys = ["embed", "ln_f", "head"] + [f"block_{i}" for i in range(cfg.num_layers)]
+    return sorted(keys + (["pos"] if cfg.positional == "learned" else []))
+
+
+def apply(
+    params: dict,
+    x: jax.Array,
+    *,
+    cfg: Config | None = None,
+    train: bool = False,
+    key: jax.Array | None = None,
+) -> jax.Array:
+    """Forward pass.
+
+    Chapter 12::
+
+        h_0 = dropout(E[x] + PE[0:T])
+        h_l = block_l(h_{l-1})                l = 1..L   (causal attention for "lm")
+        lm:       logits = LN(h_L) W + b                  (B, T, V)
+        classify: logits = mean_t(LN(h_L)) W + b          (B, C)
+
+    Args:
+      params: from :func:`init`.
+      x: integer token ids ``(B, T)`` with ``T <= cfg.max_len``.
+      cfg: the :class:`Config` used by :func:`init` (default ``Config()``).
+      train: training mode (enables dropout).
+      key: PRNG key, required when ``train`` and ``cfg.dropout > 0``.
+
+    Returns:
+      ``(B, T, vocab_size)`` for ``"lm"``, ``(B, num_classes)`` for ``"classify"``.
+
+    Raises:
+      ValueError: on float ids, a wrong rank, a sequence longer than ``max_len``, params that do
+        not match ``cfg``, or dropout without a key.
+    """
+    cfg = Config() if cfg is None else cfg
+    name = "transformer.apply"
+    want = _expected_keys(cfg)
+    if not isinstance(params, dict) or sorted(params) != want:
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"{name}: expected param keys {want} for {cfg}, got {got}")
+    if np.ndim(x) != 2:
+        raise ValueError(
+            f"{name}: expected token ids of rank 2 (B, T), got rank {np.ndim(x)} with shape "
+            f"{tuple(np.shape(x))}"
+        )
+    check_integer_dtype(name, x, "token ids")
+    length = np.shape(x)[1]
+    if length > cfg.max_len:
+        raise ValueError(
+            f"{name}: expected a sequence of at most max_len={cfg.max_len} tokens, got length "
+            f"{length}"
+        )
+    use_dropout = train and cfg.dropout > 0.0
+    if use_dropout and key is None:
+        raise ValueError(
+            f"{name}: expected a PRNG key for dropout (train=True, dropout={cfg.dropout}), "
+            "got key=None"
+        )
+    keys = (
+        jax.random.split(key, cfg.num_layers + 1) if use_dropout else [None] * (1 + cfg.num_layers)
+    )
+    h = embedding(params["embed"], x)  # (B, T, D)
+    if cfg.positional == "sinusoidal":
+        h = h + sinusoidal_positions(length, cfg.dim, dtype=h.dtype)  # (T, D) broadcast
+    elif cfg.positional == "learned":
+        h = h + learned_positions(params["pos"], length)  # (T, D) broadcast
+    h = apply_dropout(h, cfg.dropout, key=keys[0], train=use_dropout)
+    for i in range(cfg.num_layers):
+        h = transformer_block(
+            params[f"block_{i}"],
+            h,
+            num_heads=cfg.num_heads,
+            is_causal=cfg.task == "lm",
+            dropout=cfg.dropout,
+            key=keys[i + 1],
+            train=use_dropout,
+        )  # (B, T, D)
+    h = layer_norm(params["ln_f"], h)  # (B, T, D)
+    if cfg.task == "classify":
+        h = h.mean(axis=1)  # (B, D)
+    return dense(params["head"], h)  # (B, T, V) or (B, C)
+
+
+def param_count(params) -> int:
+    """Number of trainable scalars in a params pytree.
+
+    Chapter 12: each block holds ``4 (D^2 + D)`` attention parameters, ``2 r D^2 + (r + 1) D`` in
+    the MLP and ``4 D`` in its two layer norms, independent of the sequence length.
+
+    Args:
+      params: any pytree of arrays.
+
+    Returns:
+      The total number of elements as a Python int.
+    """
+    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+
+
+def config_for(info, **overrides) -> Config:
+    """A :class:`Config` sized for a dataset.
+
+    Chapter 12: for ``info.task == "language_model"``: ``task="lm"``,
+    ``vocab_size = info.num_classes`` and ``max_len = info.input_shape[0]``. For
+    ``"classification"`` over token ids: ``task="classify"``, ``num_classes = info.num_classes``,
+    ``max_len = info.input_shape[0]`` and ``vocab_size`` from ``info.tokenizer`` (or an override).
+
+    Args:
+      info: an object with ``task``, ``input_shape`` and ``num_classes`` (and optionally
+        ``tokenizer`` with a ``vocab_size``).
+      **overrides: other :class:`Config` fields (``dim``, ``num_layers``, ...).
+
+    Returns:
+      The :class:`Config`.
+
+    Raises:
+      ValueError: if ``info`` lacks those attributes, is not a sequence dataset, has no known
+        vocabulary size, or an override is not a Config field.
+    """
+    name = "transformer.config_for"
+    missing = [a for a in ("task", "input_shape", "num_classes") if not hasattr(info, a)]
+    if missing:
+        raise ValueError(
+            f"{name}: expected a dataset info with task, input_shape and num_classes, got "
+            f"{type(info).__name__} without {', '.join(missing)}"
+        )
+    fields = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"{name}: expected fields from {sorted(fields)}, got {unknown}")
+    shape = tuple(info.input_shape)
+    if len(shape) != 1:
+        raise ValueError(f"{name}: expected sequences of shape (T,), got input_shape {shape}")
+    if info.task == "language_model":
+        values = {"task": "lm", "vocab_size": info.num_classes, "max_len": shape[0]}
+    elif info.task == "classification":
+        vocab = getattr(getattr(info, "tokenizer", None), "vocab_size", None)
+        vocab = overrides.get("vocab_size", vocab)
+        if vocab is None:
+            raise ValueError(
+                f"{name}: expected a vocabulary size (info.tokenizer or a vocab_size override) "
+                f"for a classification dataset, got neither"
+            )
+        values = {
+            "task": "classify",
+            "vocab_size": vocab,
+            "num_classes": info.num_classes,
+            "max_len": shape[0],
+        }
+    else:
+        raise ValueError(
+            f"{name}: expected task 'language_model' or 'classification', got {info.task!r}"
+        )
+    return Config(**{**values, **overrides})
+
+
+def generate(
+    params: dict,
+    cfg: Config,
+    prompt_ids: jax.Array,
+    *,
+    key: jax.Array,
+    length: int,
+    temperature: float = 1.0,
+) -> jax.Array:
+    """Sample ``length`` tokens after a prompt from a causal language model.
+
+    Chapter 12: autoregressive generation, ``x_{t+1} ~ softmax(logits_t / temperature)`` with the
+    logits computed from the last ``max_len`` tokens (older ones are cropped); ``temperature=0``
+    takes the argmax. The tokens live in a fixed ``(B, T0 + length)`` buffer filled by
+    ``lax.fori_loop``, and the model always reads a fixed window of ``min(max_len, T0 + length)``
+    tokens: causal attention makes the not-yet-written slots after the read position irrelevant.
+    So ``jax.jit(generate, static_argnames=("cfg", "length", "temperature"))`` compiles once.
+
+    Args:
+      params: from :func:`init` with ``cfg.task == "lm"``.
+      cfg: the :class:`Config`.
+      prompt_ids: integer ids ``(B, T0)`` or ``(T0,)``, ``T0 >= 1``.
+      key: PRNG key; step ``i`` uses ``fold_in(key, i)``.
+      length: number of new tokens (non-negative int).
+      temperature: softmax temperature ``> 0``, or ``0`` for greedy decoding.
+
+    Returns:
+      the prompt followed by the new tokens, ``(B, T0 + length)`` (or ``(T0 + length,)``).
+
+    Raises:
+      ValueError: if ``cfg.task`` is not ``"lm"``, the prompt is empty, not integer or of rank
+        other than 1 or 2, ``length < 0`` or ``temperature < 0``.
+    """
+    name = "transformer.generate"
+    if cfg.task != "lm":
+        raise ValueError(f"{name}: expected a language model (task='lm'), got task={cfg.task!r}")
+    if np.ndim(prompt_ids) not in (1, 2) or np.shape(prompt_ids)[-1] == 0:
+        raise ValueError(
+            f"{name}: expected a non-empty prompt (B, T0) or (T0,), got shape "
+            f"{tuple(np.shape(prompt_ids))}"
+        )
+    check_integer_dtype(name, prompt_ids, "prompt ids")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+        raise ValueError(f"{name}: expected length to be a non-negative integer, got {length!r}")
+    if not isinstance(temperature, (int, float)) or temperature < 0:
+        raise ValueError(f"{name}: expected temperature >= 0, got {temperature!r}")
+    unbatched = np.ndim(prompt_ids) == 1
+    prompt = jnp.atleast_2d(jnp.asarray(prompt_ids, jnp.int32))  # (B, T0)
+    batch, t0 = prompt.shape
+    total = t0 + int(length)
+    window = min(cfg.max_len, total)
+    buf = jnp.zeros((batch, total), jnp.int32).at[:, :t0].set(prompt)  # (B, T0 + length)
+
+    def write_next(i, buf):  # fill position i from the tokens before it
+        start = jnp.maximum(i - window, 0)
+        context = jax.lax.dynamic_slice(buf, (0, start), (batch, window))  # (B, W)
+        logits = apply(params, context, cfg=cfg)  # (B, W, V)
+        last = jax.lax.dynamic_index_in_dim(logits, i - 1 - start, axis=1, keepdims=False)
+        if temperature == 0:
+            token = jnp.argmax(last, axis=-1)  # (B,)
+        else:
+            token = jax.random.categorical(jax.random.fold_in(key, i), last / temperature)
+        return jax.lax.dynamic_update_slice(buf, token[:, None].astype(jnp.int32), (0, i))
+
+    buf = jax.lax.fori_loop(t0, total, write_next, buf)
+    return buf[0] if unbatched else buf
