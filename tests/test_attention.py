@@ -180,8 +180,26 @@ def test_multi_head_attention_rejects_heads_not_dividing_width():
 
 
 def test_multi_head_attention_rejects_input_of_wrong_width():
-    with pytest.raises(ValueError, match=r"last axis 6 .* got shape \(2, 5, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"expected x with feature size 6 .* got shape \(2, 5, 5\)"
+    ):
         att.multi_head_attention(_mha_params(), _normal(5, (B, T, D - 1)), num_heads=H)
+
+
+def test_cross_attention_rejects_kv_of_wrong_width():
+    params = _mha_params(kv_dim=4)
+    with pytest.raises(
+        ValueError, match=r"expected kv with feature size 4 .* got shape \(2, 7, 6\)"
+    ):
+        att.multi_head_attention(
+            params, _normal(5, (B, T, D)), num_heads=H, kv=_normal(6, (B, 7, D))
+        )
+
+
+def test_attention_rejects_a_float_mask():
+    q, k, v = _qkv()
+    with pytest.raises(ValueError, match="expected a boolean mask .* got dtype float32"):
+        att.scaled_dot_product_attention(q, k, v, mask=jnp.zeros((T, T)))
 
 
 def test_multi_head_attention_rejects_rank_4_input():

@@ -123,7 +123,12 @@ def scaled_dot_product_attention(
                 f"scaled_dot_product_attention: expected a mask broadcastable to {want}, got "
                 f"shape {tuple(np.shape(mask))}"
             )
-        mask = jnp.asarray(mask, dtype=bool)
+        mask_dtype = mask.dtype if hasattr(mask, "dtype") else np.asarray(mask).dtype
+        if mask_dtype != np.bool_:
+            raise ValueError(
+                f"scaled_dot_product_attention: expected a boolean mask (True = may attend), got "
+                f"dtype {mask_dtype}"
+            )
         allowed = allowed & (mask[None] if unbatched else mask)
     if is_causal:
         allowed = allowed & jnp.tril(jnp.ones((t_q, t_k), dtype=bool))
@@ -220,8 +225,15 @@ def multi_head_attention(
             f"{name}: expected kv with the same batch axes as x {tuple(np.shape(x))[:-2]}, got "
             f"shape {tuple(np.shape(source))}"
         )
-    dim = params["q"]["w"].shape[1]
+    in_dim, dim = params["q"]["w"].shape
     head_dim = _check_heads(name, dim, num_heads)
+    kv_dim = params["k"]["w"].shape[0]
+    for arr, what, width in ((x, "x", in_dim), (source, "kv", kv_dim)):
+        if np.shape(arr)[-1] != width:
+            raise ValueError(
+                f"{name}: expected {what} with feature size {width} (from the params), got shape "
+                f"{tuple(np.shape(arr))}"
+            )
     q = dense(params["q"], x)  # (B, Tq, D)
     k = dense(params["k"], source)  # (B, Tk, D)
     v = dense(params["v"], source)  # (B, Tk, D)
