@@ -23,7 +23,6 @@ from jax.flatten_util import ravel_pytree
 __all__ = ["numerical_grad", "check_grads"]
 
 _MODES = ("fwd", "rev")
-_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
 
 
 def _require_float64(name: str, tree) -> None:
@@ -100,7 +99,7 @@ def _rev_grad(g):
 def _compare(what: str, ad, fd, rtol: float, atol: float) -> None:
     ad_leaves = jax.tree_util.tree_leaves(ad)
     fd_with_path = jax.tree_util.tree_flatten_with_path(fd)[0]
-    worst = None  # (excess, path, index, ad, fd, count)
+    worst = None  # (excess, path, index, ad, fd)
     bad = total = 0
     for (path, fd_leaf), ad_leaf in zip(fd_with_path, ad_leaves, strict=True):
         a = np.asarray(ad_leaf, np.float64).ravel()
@@ -124,7 +123,11 @@ def _compare(what: str, ad, fd, rtol: float, atol: float) -> None:
         )
 
 
-def _check_level(f, args, order, modes, eps, rtol, atol, label, seed):
+def _derivative_pairs(f, args, order, modes, eps, label, seed):
+    """Finite-difference and AD gradients of every checked function, as one traceable function.
+
+    Returns a list of ``(what, fd, {mode: ad})``, one entry per derivative function checked.
+    """
     out_flat = jax.eval_shape(lambda *a: ravel_pytree(f(*a))[0], *args)  # (m,)
     # A fixed random cotangent u turns f into the scalar g = <u, f>; checking grad g for a random
     # u checks the whole Jacobian with high probability, at the cost of one gradient.
@@ -135,17 +138,9 @@ def _check_level(f, args, order, modes, eps, rtol, atol, label, seed):
         return jnp.vdot(u, ravel_pytree(f(*a))[0])
 
     ad_grad = {"fwd": _fwd_grad(g), "rev": _rev_grad(g)}
-
-    # One compiled program per level: eager dispatch of the vmapped evaluations would dominate.
-    @jax.jit
-    def derivatives(a):
-        return numerical_grad(g, a, eps), {m: ad_grad[m](a) for m in modes}
-
-    fd, ad = derivatives.lower(args).compile(_COMPILER_OPTIONS)(args)
-    for mode in modes:
-        _compare(f"{mode}-mode derivative of {label}", ad[mode], fd, rtol, atol)
+    pairs = [(label, numerical_grad(g, args, eps), {m: ad_grad[m](args) for m in modes})]
     if order == 1:
-        return
+        return pairs
     # The next order differentiates each mode's derivative of g: for reverse mode the gradient
     # vector (one vjp), for forward mode the directional derivative along a random tangent v (one
     # jvp; the full forward gradient would cost one jvp per entry at every evaluation).
@@ -157,8 +152,8 @@ def _check_level(f, args, order, modes, eps, rtol, atol, label, seed):
     }
     for mode in modes:
         name, h = next_fns[mode]
-        next_label = f"{name} of {label}"
-        _check_level(h, args, order - 1, modes, eps, rtol, atol, next_label, seed + 1)
+        pairs += _derivative_pairs(h, args, order - 1, modes, eps, f"{name} of {label}", seed + 1)
+    return pairs
 
 
 def check_grads(
@@ -178,8 +173,10 @@ def check_grads(
     gradient of ``g`` computed by each AD mode (forward: ``jax.jvp`` along every basis tangent;
     reverse: one ``jax.vjp``) must match :func:`numerical_grad` entrywise,
     ``|AD - FD| <= atol + rtol |FD|``. For ``order >= 2`` the same check is applied recursively to
-    each mode's gradient function, so second derivatives (fwd-over-rev, rev-over-rev, ...) are
-    checked too.
+    each mode's derivative of ``g`` (the reverse-mode gradient vector, and the forward-mode
+    directional derivative along a fixed random tangent), so second derivatives (fwd-over-rev,
+    rev-over-rev, fwd-over-fwd, rev-over-fwd) are checked too. Everything is traced into one
+    ``jax.jit`` program.
 
     Args:
       f: function of ``*args`` returning an array (or pytree of arrays).
@@ -204,4 +201,16 @@ def check_grads(
         raise ValueError(f"check_grads: expected args as a tuple, got {type(args).__name__}")
     args = tuple(args)
     _require_float64("check_grads", args)
-    _check_level(f, args, order, modes, eps, rtol, atol, "f", seed=0)
+    # One compiled program for every order and mode: eager dispatch of the vmapped evaluations, or
+    # one compilation per derivative, would dominate the cost.
+    labels = []  # filled while tracing: strings cannot be outputs of a jitted function
+
+    def all_pairs(a):
+        pairs = _derivative_pairs(f, a, order, modes, eps, "f", seed=0)
+        labels[:] = [label for label, _, _ in pairs]
+        return [(fd, ad) for _, fd, ad in pairs]
+
+    pairs = jax.jit(all_pairs)(args)
+    for label, (fd, ad) in zip(labels, pairs, strict=True):
+        for mode in modes:
+            _compare(f"{mode}-mode derivative of {label}", ad[mode], fd, rtol, atol)
