@@ -302,6 +302,14 @@ def test_max_pool_gradient_reaches_only_the_largest_entry_of_each_window(method)
     assert C.max_pool2d(x, 2, method=method).dtype == x.dtype
 
 
+def test_max_pool_reshape_path_splits_the_gradient_evenly_among_tied_maxima():
+    x = jnp.zeros((1, 2, 4, 1)).at[0, :, 2:, 0].set(1.0)  # window 1 all ties at 0, window 2 at 1
+    g = jax.grad(lambda x: C.max_pool2d(x, 2, method="reshape").sum())(x)
+    np.testing.assert_allclose(g, np.full((1, 2, 4, 1), 0.25))
+    h = jax.jit(jax.grad(lambda x: 0.0 * C.max_pool2d(x, 2, method="reshape").sum()))(x)
+    assert np.all(np.isfinite(h))
+
+
 def test_pool2d_vmap_of_single_images_equals_batched_call(transform):
     x = _randn(3, 6, 6, 2)
     single = jax.vmap(lambda xi: C.max_pool2d(xi[None], 3, 2, "SAME")[0])

@@ -16,6 +16,8 @@ faster inside a small CNN step than ``lax.reduce_window``). Otherwise they call
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -275,7 +277,25 @@ def _pool_reshape(x: jax.Array, window: tuple[int, ...], kind: str) -> jax.Array
         tiled_shape += [s // k, k]
     tiles = x.reshape(*tiled_shape, c)  # (N, H/kh, kh, W/kw, kw, C)
     window_axes = tuple(range(2, 2 * len(window) + 1, 2))
-    return tiles.max(axis=window_axes) if kind == "max" else tiles.mean(axis=window_axes)
+    return _tile_max(tiles, window_axes) if kind == "max" else tiles.mean(axis=window_axes)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _tile_max(tiles: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """``max`` over ``axes``; its derivative splits the tangent evenly among tied maxima."""
+    return jnp.max(tiles, axis=axes)
+
+
+@_tile_max.defjvp
+def _tile_max_jvp(axes, primals, tangents):
+    # jnp.max's own rule divides by the number of entries equal to the max; XLA has been seen
+    # (at xla_backend_optimization_level=0) to recompute the operand so that none compares
+    # equal, giving 0/0 = NaN. Counting at least one winner keeps every derivative finite.
+    (tiles,), (tiles_dot,) = primals, tangents
+    y = _tile_max(tiles, axes)
+    winners = (tiles == jnp.expand_dims(y, axes)).astype(tiles_dot.dtype)
+    counts = jnp.maximum(jnp.sum(winners, axis=axes), 1)
+    return y, jnp.sum(tiles_dot * winners, axis=axes) / counts
 
 
 def _pool_reduce_window(x, window, stride, pads, kind) -> jax.Array:
