@@ -129,6 +129,7 @@ def scaled_dot_product_attention(
                 f"scaled_dot_product_attention: expected a boolean mask (True = may attend), got "
                 f"dtype {mask_dtype}"
             )
+        mask = jnp.asarray(mask)
         allowed = allowed & (mask[None] if unbatched else mask)
     if is_causal:
         allowed = allowed & jnp.tril(jnp.ones((t_q, t_k), dtype=bool))

@@ -34,7 +34,7 @@ _CELLS = {"gru": (init_gru, gru), "lstm": (init_lstm, lstm), "rnn": (init_rnn, r
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Static hyperparameters of the recurrent classifier.
+    """Static hyperparameters of the recurrent classifier (Chapter 12).
 
     Attributes:
       input_shape: one example's shape: ``(L,)`` (read as ``L / chunk`` steps of ``chunk`` values)

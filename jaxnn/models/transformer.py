@@ -46,7 +46,7 @@ POSITIONALS = ("sinusoidal", "learned", "none")
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Static hyperparameters of the Transformer.
+    """Static hyperparameters of the Transformer (Chapter 12).
 
     Attributes:
       vocab_size: number of token ids ``V``.
