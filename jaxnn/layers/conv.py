@@ -9,8 +9,9 @@ Layouts: images ``(N, H, W, C)`` with kernels ``(KH, KW, I, O)`` (HWIO); signals
 kernels ``(K, I, O)`` (WIO). All functions are pure; parameters are plain dicts.
 
 Pools take a fast path when the window equals the stride and no padding is needed: the input is cut
-into non-overlapping tiles by a reshape and reduced with ``max``/``mean`` (on CPU this is much
-faster inside a small CNN step than ``lax.reduce_window``). Otherwise they call
+into non-overlapping tiles by a reshape and reduced with ``max``/``mean``. On CPU this made a whole
+CNN training step 1.2-1.4x faster (MNIST-1D CNN) and 3-6x faster (28x28 CNN) than
+``lax.reduce_window`` (``scripts/bench_conv_cpu.py``). Otherwise the pools call
 ``lax.reduce_window``. ``method=`` forces either path; both give the same values.
 """
 
