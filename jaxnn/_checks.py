@@ -23,7 +23,9 @@ def check_rank(name: str, x, ranks: int | Sequence[int]) -> None:
     ranks = (ranks,) if isinstance(ranks, int) else tuple(ranks)
     if np.ndim(x) not in ranks:
         want = " or ".join(str(r) for r in ranks)
-        raise ValueError(f"{name}: expected rank {want}, got rank {np.ndim(x)} with shape {_shape(x)}")
+        raise ValueError(
+            f"{name}: expected rank {want}, got rank {np.ndim(x)} with shape {_shape(x)}"
+        )
 
 
 def check_min_rank(name: str, x, rank: int) -> None:

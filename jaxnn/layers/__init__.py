@@ -1,4 +1,4 @@
-"""Layers as pairs of pure functions: ``init_<layer>(key, ...) -> params`` and ``<layer>(params, x)``."""
+"""Layers: ``init_<layer>(key, ...) -> params`` and ``<layer>(params, x)``, both pure functions."""
 
 from jaxnn.layers.attention import (
     causal_mask,

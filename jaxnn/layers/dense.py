@@ -68,11 +68,13 @@ def dense(params: dict, x: jax.Array) -> jax.Array:
     w, b = params["w"], params["b"]
     if w.ndim != 2 or b.shape != (w.shape[1],):
         raise ValueError(
-            f"dense: expected w of shape (in, out) and b of shape (out,), got w {w.shape}, b {b.shape}"
+            f"dense: expected w of shape (in, out) and b of shape (out,), "
+            f"got w {w.shape}, b {b.shape}"
         )
     check_min_rank("dense", x, 1)
     if x.shape[-1] != w.shape[0]:
         raise ValueError(
-            f"dense: expected input with last axis {w.shape[0]} (w is {w.shape}), got shape {x.shape}"
+            f"dense: expected input with last axis {w.shape[0]} (w is {w.shape}), "
+            f"got shape {x.shape}"
         )
     return x @ w + b
