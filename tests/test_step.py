@@ -24,7 +24,8 @@ def _batch(seed=0, n=8):
 
 def _setup(lr=1e-2):
     tx = optax.adam(lr)
-    return create_train_state(MODEL, tx, 0), make_train_step(MODEL, tx, schedule=lambda s: lr)
+    step = make_train_step(MODEL, tx, schedule=lambda s: lr, jitted=False)
+    return create_train_state(MODEL, tx, 0), step
 
 
 def test_train_step_compiles_once_across_steps():
@@ -33,6 +34,16 @@ def test_train_step_compiles_once_across_steps():
     for i in range(4):
         state, _ = step(state, *_batch(i))
     assert int(state.step) == 4
+
+
+def test_make_train_step_returns_a_compiled_step_that_donates_the_state():
+    tx = optax.adam(1e-2)
+    state = create_train_state(MODEL, tx, 0)
+    step = make_train_step(MODEL, tx)
+    params = state.params
+    new, _ = step(state, *_batch())
+    assert int(new.step) == 1
+    assert all(leaf.is_deleted() for leaf in jax.tree.leaves(params))
 
 
 def test_train_step_lowers_the_loss_on_a_fixed_batch():

@@ -212,7 +212,9 @@ class _Runner:
         self.cfg, self.mesh, self.splits, self.task = cfg, mesh, splits, task
         augment = augment_lib.get_augment(cfg.augment, splits.info)
         augment = None if cfg.augment == "none" else augment
-        step_fn = make_train_step(model, tx, task=task, schedule=schedule, augment=augment)
+        step_fn = make_train_step(
+            model, tx, task=task, schedule=schedule, augment=augment, jitted=False
+        )
         self.train_step = jit(step_fn, donate_argnums=0)
         self.eval_step = jit(make_eval_step(model, task=task))
         self.steps_per_epoch = pipeline.num_batches(
