@@ -50,14 +50,11 @@ def test_same_seed_twice_gives_identical_params(digits):
     assert c["params_sha256"] != a["params_sha256"]
 
 
-def test_scan_epochs_give_the_params_of_the_python_loop(digits):
+def test_scan_epochs_give_the_params_of_the_python_loop_bit_for_bit(digits):
     loop = fit(_mlp(digits), digits, _cfg(), verbose=False)
     scan = fit(_mlp(digits), digits, _cfg(scan=True), verbose=False)
-    for a, b in zip(
-        jax.tree.leaves(loop.state.params), jax.tree.leaves(scan.state.params), strict=True
-    ):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert loop.history[-1]["train_loss"] == pytest.approx(scan.history[-1]["train_loss"], 1e-5)
+    assert loop.summary["params_sha256"] == scan.summary["params_sha256"]
+    assert loop.history[-1]["train_loss"] == scan.history[-1]["train_loss"]
 
 
 def test_run_directory_holds_the_documented_files_and_keys(digits, tmp_path):
