@@ -57,7 +57,7 @@ def test_tensorboard_event_files_are_written(tmp_path):
 def test_terminal_line_names_epoch_of_total_and_metrics():
     line = format_record(_record(2, loss=0.123456), epochs=10)
     assert line.startswith("epoch 2/10")
-    assert "train_loss 0.1235" in line and "val_accuracy 0.5000" in line and "0.1s" in line
+    assert "train_loss 0.1235" in line and "val_accuracy 0.5000" in line and "0.10s" in line
 
 
 def test_terminal_line_skips_missing_and_nan_values():

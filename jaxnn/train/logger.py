@@ -32,7 +32,7 @@ def format_record(record: dict, epochs: int | None = None) -> str:
         if isinstance(v, (int, float)) and math.isfinite(v):
             parts.append(f"{k} {v:.4g}" if k in ("grad_norm", "lr") else f"{k} {v:.4f}")
     if "seconds" in record:
-        parts.append(f"{record['seconds']:.1f}s")
+        parts.append(f"{record['seconds']:.2f}s")
     return "  ".join(parts)
 
 
