@@ -162,6 +162,8 @@ def _model_for(name: str, info, overrides: dict):
 
 def cmd_train(args) -> int:
     """``jaxnn train``: load, normalize with train statistics, build, fit, report."""
+    import jax
+
     from jaxnn import models, parallel
     from jaxnn.train.loop import FitConfig, fit
 
@@ -175,7 +177,8 @@ def cmd_train(args) -> int:
     splits = _load_data(run.dataset, fit_cfg.seed, data_options, run.normalize)
     model = _model_for(run.model, splits.info, _parse_pairs(run.model_config, "--model-config"))
     info = splits.info
-    print(
+    say = print if jax.process_index() == 0 else (lambda *args, **kwargs: None)
+    say(
         f"{run.model} on {info.name}: {len(splits.train)} train / {len(splits.val)} val, "
         f"input {info.input_shape}, {info.num_classes} outputs",
         flush=True,
@@ -188,7 +191,7 @@ def cmd_train(args) -> int:
         resume=run.resume,
         run_info={"data_options": data_options, "normalize": run.normalize},
     )
-    print(
+    say(
         json.dumps(
             {
                 k: result.summary[k]
