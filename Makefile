@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: train test lint bench clean
+.PHONY: train test lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: $(STAMP)
-	$(VENV)/bin/jaxnn train --model mlp --dataset mnist1d --epochs 30 --out runs/quickstart
+	$(VENV)/bin/jaxnn train --model mlp --dataset mnist1d --epochs 60 --lr 3e-3 --batch-size 100 \
+		--model-config "hidden=(256,256)" --out runs/quickstart
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n 2

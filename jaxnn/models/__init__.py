@@ -20,7 +20,10 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Model", "build", "get_module", "NAMES"]
+import jax
+import numpy as np
+
+__all__ = ["Model", "build", "get_module", "param_count", "config_from_info", "NAMES"]
 
 NAMES = ("mlp", "cnn", "rnn", "transformer")
 
@@ -59,3 +62,34 @@ def build(name: str, cfg=None, **overrides) -> Model:
         return module.apply(params, x, cfg=cfg, train=train, key=key), state
 
     return Model(name=name, cfg=cfg, init=init, apply=apply)
+
+
+def param_count(params) -> int:
+    """Number of trainable scalars in a params pytree (Chapter 10: the parameter count).
+
+    A dense layer costs ``in * out + out``; a convolution ``k^d * C_in * C_out + C_out`` whatever
+    the image size, so most of a small CNN's parameters sit in its dense head.
+    """
+    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+
+
+def config_from_info(
+    name: str, config_cls, info, values, overrides: dict, *, needs=("input_shape", "num_classes")
+):
+    """Build ``config_cls`` from a dataset info: ``values(info)`` fills the data-dependent fields,
+    ``overrides`` (checked against the dataclass fields) take precedence.
+
+    Raises:
+      ValueError: if ``info`` lacks an attribute in ``needs`` or an override is not a field.
+    """
+    missing = [a for a in needs if not hasattr(info, a)]
+    if missing:
+        raise ValueError(
+            f"{name}: expected a dataset info with {', '.join(needs)}, "
+            f"got {type(info).__name__} without {', '.join(missing)}"
+        )
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"{name}: expected fields from {sorted(fields)}, got {unknown}")
+    return config_cls(**{**values(info), **overrides})

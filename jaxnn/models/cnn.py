@@ -45,6 +45,7 @@ from jaxnn.layers.conv import (
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout
 from jaxnn.layers.norm import batch_norm, init_batch_norm, init_batch_norm_state
+from jaxnn.models import config_from_info, param_count
 
 __all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for"]
 
@@ -283,21 +284,6 @@ def apply(
     return logits if state is None else (logits, new_state)
 
 
-def param_count(params) -> int:
-    """Number of trainable scalars in a params pytree.
-
-    Chapter 11: a convolution costs ``k^d * C_in * C_out + C_out`` whatever the image size, so
-    most of a small CNN's parameters sit in its dense head.
-
-    Args:
-      params: any pytree of arrays.
-
-    Returns:
-      The total number of elements as a Python int.
-    """
-    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
-
-
 def config_for(info, **overrides) -> Config:
     """A :class:`Config` sized for a dataset.
 
@@ -315,19 +301,10 @@ def config_for(info, **overrides) -> Config:
     Raises:
       ValueError: if ``info`` lacks those attributes or an override is not a Config field.
     """
-    missing = [a for a in ("input_shape", "num_classes") if not hasattr(info, a)]
-    if missing:
-        raise ValueError(
-            f"cnn.config_for: expected a dataset info with input_shape and num_classes, "
-            f"got {type(info).__name__} without {', '.join(missing)}"
-        )
-    fields = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"cnn.config_for: expected fields from {sorted(fields)}, got {unknown}")
-    values = {
-        "input_shape": tuple(info.input_shape),
-        "num_classes": info.num_classes,
-        **overrides,
-    }
-    return Config(**values)
+    return config_from_info(
+        "cnn.config_for",
+        Config,
+        info,
+        lambda info: {"input_shape": tuple(info.input_shape), "num_classes": info.num_classes},
+        overrides,
+    )

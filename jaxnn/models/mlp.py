@@ -22,6 +22,7 @@ from jaxnn import activations, initializers
 from jaxnn._checks import check_min_rank, check_positive_int, check_probability
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout
+from jaxnn.models import config_from_info, param_count
 
 __all__ = ["Config", "init", "apply", "param_count", "config_for"]
 
@@ -185,21 +186,6 @@ def apply(
     return dense(params[names[-1]], h)  # (B, num_classes)
 
 
-def param_count(params) -> int:
-    """Number of trainable scalars in a params pytree: ``sum_i (n_i n_{i+1} + n_{i+1})`` for an MLP.
-
-    Chapter 10: the parameter count of a dense network grows with the product of neighbouring
-    widths; a 784-128-10 MLP has ``784*128 + 128 + 128*10 + 10 = 101,770``.
-
-    Args:
-      params: any pytree of arrays.
-
-    Returns:
-      The total number of elements as a Python int.
-    """
-    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
-
-
 def config_for(info, **overrides) -> Config:
     """A :class:`Config` sized for a dataset.
 
@@ -217,19 +203,13 @@ def config_for(info, **overrides) -> Config:
     Raises:
       ValueError: if ``info`` lacks those attributes or an override is not a Config field.
     """
-    missing = [a for a in ("input_shape", "num_classes") if not hasattr(info, a)]
-    if missing:
-        raise ValueError(
-            f"mlp.config_for: expected a dataset info with input_shape and num_classes, "
-            f"got {type(info).__name__} without {', '.join(missing)}"
-        )
-    fields = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"mlp.config_for: expected fields from {sorted(fields)}, got {unknown}")
-    values = {
-        "input_dim": math.prod(tuple(info.input_shape)),
-        "num_classes": info.num_classes,
-        **overrides,
-    }
-    return Config(**values)
+    return config_from_info(
+        "mlp.config_for",
+        Config,
+        info,
+        lambda info: {
+            "input_dim": math.prod(tuple(info.input_shape)),
+            "num_classes": info.num_classes,
+        },
+        overrides,
+    )

@@ -26,6 +26,7 @@ from jaxnn._checks import check_positive_int, check_probability
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout as apply_dropout
 from jaxnn.layers.recurrent import gru, init_gru, init_lstm, init_rnn, lstm, rnn
+from jaxnn.models import config_from_info, param_count
 
 __all__ = ["Config", "init", "apply", "param_count", "config_for"]
 
@@ -166,22 +167,6 @@ def apply(
     return dense(params["head"], last)  # (B, C)
 
 
-def param_count(params) -> int:
-    """Number of trainable scalars in a params pytree.
-
-    Chapter 12: a GRU layer has ``3 (D H + H^2 + 2 H)`` parameters (three gates, each with input
-    and recurrent weights and biases) and an LSTM ``4 (D H + H^2 + 2 H)``, independent of the
-    sequence length because the same weights are used at every step.
-
-    Args:
-      params: any pytree of arrays.
-
-    Returns:
-      The total number of elements as a Python int.
-    """
-    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
-
-
 def config_for(info, **overrides) -> Config:
     """A :class:`Config` sized for a classification dataset.
 
@@ -199,18 +184,13 @@ def config_for(info, **overrides) -> Config:
       ValueError: if ``info`` lacks those attributes, describes another task, or an override is
         not a Config field.
     """
-    missing = [a for a in ("input_shape", "num_classes") if not hasattr(info, a)]
-    if missing:
-        raise ValueError(
-            f"rnn.config_for: expected a dataset info with input_shape and num_classes, got "
-            f"{type(info).__name__} without {', '.join(missing)}"
-        )
-    task = getattr(info, "task", "classification")
-    if task != "classification":
-        raise ValueError(f"rnn.config_for: expected a classification dataset, got task {task!r}")
-    fields = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"rnn.config_for: expected fields from {sorted(fields)}, got {unknown}")
-    values = {"input_shape": tuple(info.input_shape), "num_classes": info.num_classes}
-    return Config(**{**values, **overrides})
+
+    def values(info):
+        task = getattr(info, "task", "classification")
+        if task != "classification":
+            raise ValueError(
+                f"rnn.config_for: expected a classification dataset, got task {task!r}"
+            )
+        return {"input_shape": tuple(info.input_shape), "num_classes": info.num_classes}
+
+    return config_from_info("rnn.config_for", Config, info, values, overrides)

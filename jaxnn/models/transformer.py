@@ -37,6 +37,7 @@ from jaxnn.layers.embedding import (
     sinusoidal_positions,
 )
 from jaxnn.layers.norm import init_layer_norm, layer_norm
+from jaxnn.models import config_from_info, param_count
 
 __all__ = ["Config", "init", "apply", "param_count", "config_for", "generate"]
 
@@ -210,21 +211,6 @@ def apply(
     return dense(params["head"], h)  # (B, T, V) or (B, C)
 
 
-def param_count(params) -> int:
-    """Number of trainable scalars in a params pytree.
-
-    Chapter 12: each block holds ``4 (D^2 + D)`` attention parameters, ``2 r D^2 + (r + 1) D`` in
-    the MLP and ``4 D`` in its two layer norms, independent of the sequence length.
-
-    Args:
-      params: any pytree of arrays.
-
-    Returns:
-      The total number of elements as a Python int.
-    """
-    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
-
-
 def config_for(info, **overrides) -> Config:
     """A :class:`Config` sized for a dataset.
 
@@ -246,40 +232,36 @@ def config_for(info, **overrides) -> Config:
         vocabulary size, or an override is not a Config field.
     """
     name = "transformer.config_for"
-    missing = [a for a in ("task", "input_shape", "num_classes") if not hasattr(info, a)]
-    if missing:
-        raise ValueError(
-            f"{name}: expected a dataset info with task, input_shape and num_classes, got "
-            f"{type(info).__name__} without {', '.join(missing)}"
-        )
-    fields = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"{name}: expected fields from {sorted(fields)}, got {unknown}")
-    shape = tuple(info.input_shape)
-    if len(shape) != 1:
-        raise ValueError(f"{name}: expected sequences of shape (T,), got input_shape {shape}")
-    if info.task == "language_model":
-        values = {"task": "lm", "vocab_size": info.num_classes, "max_len": shape[0]}
-    elif info.task == "classification":
-        vocab = getattr(getattr(info, "tokenizer", None), "vocab_size", None)
-        vocab = overrides.get("vocab_size", vocab)
-        if vocab is None:
+
+    def values(info):
+        shape = tuple(info.input_shape)
+        if len(shape) != 1:
+            raise ValueError(f"{name}: expected sequences of shape (T,), got input_shape {shape}")
+        if info.task == "language_model":
+            values = {"task": "lm", "vocab_size": info.num_classes, "max_len": shape[0]}
+        elif info.task == "classification":
+            vocab = getattr(getattr(info, "tokenizer", None), "vocab_size", None)
+            vocab = overrides.get("vocab_size", vocab)
+            if vocab is None:
+                raise ValueError(
+                    f"{name}: expected a vocabulary size (info.tokenizer or a vocab_size override) "
+                    f"for a classification dataset, got neither"
+                )
+            values = {
+                "task": "classify",
+                "vocab_size": vocab,
+                "num_classes": info.num_classes,
+                "max_len": shape[0],
+            }
+        else:
             raise ValueError(
-                f"{name}: expected a vocabulary size (info.tokenizer or a vocab_size override) "
-                f"for a classification dataset, got neither"
+                f"{name}: expected task 'language_model' or 'classification', got {info.task!r}"
             )
-        values = {
-            "task": "classify",
-            "vocab_size": vocab,
-            "num_classes": info.num_classes,
-            "max_len": shape[0],
-        }
-    else:
-        raise ValueError(
-            f"{name}: expected task 'language_model' or 'classification', got {info.task!r}"
-        )
-    return Config(**{**values, **overrides})
+        return values
+
+    return config_from_info(
+        name, Config, info, values, overrides, needs=("task", "input_shape", "num_classes")
+    )
 
 
 def generate(
