@@ -286,7 +286,7 @@ def cmd_sample(args) -> int:
         length=args.length,
         temperature=args.temperature,
     )
-    print(args.prompt + tokenizer.decode([int(i) for i in ids]))
+    print(tokenizer.decode([int(i) for i in ids]))
     return 0
 
 

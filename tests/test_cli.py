@@ -133,3 +133,56 @@ def test_python_dash_m_jaxnn_runs():
         timeout=120,
     )
     assert done.returncode == 0 and "Backpropagation" in done.stdout
+
+
+def test_sample_continues_the_prompt_with_the_requested_number_of_characters(tmp_path, capsys):
+    out = tmp_path / "lm"
+    code, _ = _main(
+        "train",
+        "--model",
+        "transformer",
+        "--dataset",
+        "pydoc_text",
+        "--data-option",
+        "seq_len=32",
+        "--data-option",
+        "stride=2048",
+        "--model-config",
+        "dim=32",
+        "--model-config",
+        "num_layers=1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--no-progress",
+        "--out",
+        str(out),
+        capsys=capsys,
+    )
+    assert code == 0
+    code, captured = _main(
+        "sample", "--out", str(out), "--prompt", "def ", "--length", "40", capsys=capsys
+    )
+    assert code == 0
+    text = captured.out.rstrip("\n")
+    assert text.startswith("def ") and len(text) == len("def ") + 40
+
+
+def test_sample_refuses_a_classifier_run(tmp_path, capsys):
+    out = tmp_path / "mlp"
+    _main(
+        "train",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--no-progress",
+        "--out",
+        str(out),
+        capsys=capsys,
+    )
+    code, captured = _main("sample", "--out", str(out), capsys=capsys)
+    assert code == 2 and "expected a transformer language-model run" in captured.err
