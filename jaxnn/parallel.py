@@ -91,7 +91,10 @@ def shard_batch(batch, mesh: Mesh):
 
 
 def to_host(tree):
-    """Fetch a pytree to NumPy, also when its arrays span processes (replicated leaves only)."""
+    """Fetch a pytree to NumPy in one transfer; across processes, replicated leaves only."""
+    leaves = jax.tree.leaves(tree)
+    if all(not isinstance(x, jax.Array) or x.is_fully_addressable for x in leaves):
+        return jax.tree.map(np.asarray, jax.device_get(tree))
 
     def get(x):
         if isinstance(x, jax.Array) and not x.is_fully_addressable:

@@ -216,3 +216,9 @@ def test_test_split_is_opened_once(digits):
 def test_params_sha256_in_summary_matches_the_returned_params(digits):
     result = fit(_mlp(digits), digits, _cfg(epochs=1), verbose=False)
     assert result.summary["params_sha256"] == params_sha256(result.state.params)
+
+
+def test_streaming_host_batches_gives_the_params_of_device_resident_data(digits):
+    on_device = fit(_mlp(digits), digits, _cfg(), verbose=False)
+    streamed = fit(_mlp(digits), digits, _cfg(device_data=False), verbose=False)
+    assert on_device.summary["params_sha256"] == streamed.summary["params_sha256"]

@@ -31,7 +31,13 @@ from jaxnn.data import augment as augment_lib
 from jaxnn.data import pipeline
 from jaxnn.train.logger import MetricsLogger
 from jaxnn.train.state import TrainState, create_train_state, params_sha256
-from jaxnn.train.step import jit, make_epoch_step, make_eval_step, make_train_step
+from jaxnn.train.step import (
+    jit,
+    make_epoch_step,
+    make_eval_step,
+    make_indexed_step,
+    make_train_step,
+)
 
 __all__ = ["FitConfig", "FitResult", "DivergenceError", "fit", "evaluate"]
 
@@ -58,6 +64,8 @@ class FitConfig:
       keep_last: checkpoints kept, newest first.
       keep_best: checkpoints kept by best validation metric.
       scan: run each epoch as one compiled ``lax.scan`` over the batches (data on device).
+      device_data: keep the training split on the device(s) and gather each batch there from its
+        indices (one process only); off streams batches from host memory.
       devices: shard each batch over this many devices; 0 means one device, no mesh.
       augment: training-time augmentation (none, shift, crop, noise).
       divergence_factor: stop when the loss exceeds this multiple of the first step's loss.
@@ -81,6 +89,7 @@ class FitConfig:
     keep_last: int = 2
     keep_best: int = 1
     scan: bool = False
+    device_data: bool = True
     devices: int = 0
     augment: str = "none"
     divergence_factor: float = 100.0
@@ -206,7 +215,12 @@ def _mean_metrics(rows: list[dict]) -> dict:
 
 
 class _Runner:
-    """Runs training epochs, either step by step from Python or as one ``lax.scan``."""
+    """Runs training epochs: step by step from Python, or as one ``lax.scan`` per epoch.
+
+    With ``device_data`` (and one process) the training split is placed on the device(s) once and
+    each step gathers its batch there from B indices; otherwise host batches are streamed, each
+    process feeding its own rows of every global batch.
+    """
 
     def __init__(self, model, tx, schedule, splits, cfg, task, mesh):
         self.cfg, self.mesh, self.splits, self.task = cfg, mesh, splits, task
@@ -215,34 +229,46 @@ class _Runner:
         step_fn = make_train_step(
             model, tx, task=task, schedule=schedule, augment=augment, jitted=False
         )
-        self.train_step = jit(step_fn, donate_argnums=0)
         self.eval_step = jit(make_eval_step(model, task=task))
         self.steps_per_epoch = pipeline.num_batches(
             len(splits.train), cfg.batch_size, drop_remainder=True
         )
-        if cfg.scan:
-            if jax.process_count() > 1:
-                raise ValueError("fit: scan=True runs on one process; got a multi-process run")
-            sharding = None
-            if mesh is not None:
-                sharding = jax.sharding.NamedSharding(
-                    mesh, jax.sharding.PartitionSpec(parallel.DATA_AXIS)
-                )
-            self.epoch_step = jit(
-                make_epoch_step(step_fn, batch_sharding=sharding), donate_argnums=0
+        self.on_device = cfg.scan or (cfg.device_data and jax.process_count() == 1)
+        if cfg.scan and jax.process_count() > 1:
+            raise ValueError("fit: scan=True runs on one process; got a multi-process run")
+        if not self.on_device:
+            self.train_step = jit(step_fn, donate_argnums=0)
+            return
+        sharding = None
+        if mesh is not None:
+            sharding = jax.sharding.NamedSharding(
+                mesh, jax.sharding.PartitionSpec(parallel.DATA_AXIS)
             )
-            self.x_all, self.y_all = self._place_replicated((splits.train.x, splits.train.y))
+        make = make_epoch_step if cfg.scan else make_indexed_step
+        self.train_step = jit(make(step_fn, batch_sharding=sharding), donate_argnums=0)
+        train = (splits.train.x, splits.train.y)
+        self.data = jax.device_put(train) if mesh is None else parallel.replicate(train, mesh)
 
-    def _place_replicated(self, tree):
-        if self.mesh is None:
-            return jax.device_put(tree)
-        return parallel.replicate(tree, self.mesh)
-
-    def _place_batch(self, x, y):
-        if self.mesh is None:
-            return jax.device_put((x, y))
-        rows = parallel.process_slice(len(x))
-        return parallel.shard_batch((x[rows], y[rows]), self.mesh)
+    def _batches(self, epoch):
+        """This epoch's batches as device inputs: ``(x, y)`` or ``(x_all, y_all, idx)``."""
+        if not self.on_device:
+            for x, y in pipeline.batches(
+                self.splits.train, self.cfg.batch_size, seed=self.cfg.seed, epoch=epoch
+            ):
+                if self.mesh is None:
+                    yield jax.device_put((x, y))
+                else:
+                    rows = parallel.process_slice(len(x))
+                    yield parallel.shard_batch((x[rows], y[rows]), self.mesh)
+            return
+        n, b = len(self.splits.train), self.cfg.batch_size
+        perm = pipeline.epoch_permutation(n, seed=self.cfg.seed, epoch=epoch)
+        idx = perm[: self.steps_per_epoch * b].reshape(self.steps_per_epoch, b)
+        if self.cfg.scan:
+            yield (*self.data, jax.device_put(idx))
+        else:
+            for row in idx:
+                yield (*self.data, jax.device_put(row))
 
     def run_epoch(self, state, epoch, guard, bar):
         """Train one epoch; returns ``(state, per-step metrics)``."""
@@ -258,12 +284,9 @@ class _Runner:
 
     def _loop_epoch(self, state, epoch, guard, bar, rows):
         pending = None
-        batches = pipeline.batches(
-            self.splits.train, self.cfg.batch_size, seed=self.cfg.seed, epoch=epoch
-        )
-        for x, y in batches:
+        for inputs in self._batches(epoch):
             step = int(state.step) if pending is None else pending[0] + 1
-            state, metrics = self.train_step(state, *self._place_batch(x, y))
+            state, metrics = self.train_step(state, *inputs)
             self._last_state = state
             if pending is not None:  # read the previous step's metrics while this one runs
                 self._record(pending, rows, guard, bar)
@@ -281,11 +304,9 @@ class _Runner:
         bar.set_postfix(loss=f"{float(m['loss']):.4f}", refresh=False)
 
     def _scan_epoch(self, state, epoch, guard, bar):
-        n, b = len(self.splits.train), self.cfg.batch_size
-        perm = pipeline.epoch_permutation(n, seed=self.cfg.seed, epoch=epoch)
-        idx = perm[: self.steps_per_epoch * b].reshape(self.steps_per_epoch, b)
         first = int(state.step)
-        state, stacked = self.epoch_step(state, self.x_all, self.y_all, jnp.asarray(idx))
+        (inputs,) = self._batches(epoch)
+        state, stacked = self.train_step(state, *inputs)
         stacked = parallel.to_host(stacked)
         rows = [{k: v[i] for k, v in stacked.items()} for i in range(self.steps_per_epoch)]
         try:

@@ -23,6 +23,7 @@ __all__ = [
     "per_example_metrics",
     "make_train_step",
     "make_eval_step",
+    "make_indexed_step",
     "make_epoch_step",
     "jit",
 ]
@@ -92,8 +93,8 @@ def make_train_step(
       task: one of :data:`TASKS`.
       schedule: ``step -> learning rate`` to report (optional).
       augment: ``(key, x) -> x`` applied to training inputs (optional).
-      jitted: return the step compiled by :func:`jit` with ``donate_argnums=0`` (the default), or the
-        pure Python function (to wrap in ``lax.scan``, ``chex.assert_max_traces`` or your own jit).
+      jitted: return the step compiled by :func:`jit` with ``donate_argnums=0`` (the default), or
+        the pure function (to wrap in ``lax.scan``, ``chex.assert_max_traces`` or your own jit).
 
     Returns:
       The step. Metrics: ``loss``, ``accuracy``, ``grad_norm``,
@@ -164,22 +165,35 @@ def make_eval_step(model, *, task: str = "classification"):
     return eval_step
 
 
+def make_indexed_step(train_step, *, batch_sharding=None):
+    """Build ``(state, x_all, y_all, idx) -> (state, metrics)``: a step that gathers its own batch.
+
+    ``x_all``/``y_all`` hold the whole training split on device and ``idx`` (B,) the batch's
+    example indices, so the only input a step needs from the host is B integers (Chapter 9: the
+    pipeline must not be the bottleneck). On a mesh the gathered batch is constrained to
+    ``batch_sharding`` (split over the ``"data"`` axis).
+    """
+
+    def indexed_step(state, x_all, y_all, idx):
+        x, y = x_all[idx], y_all[idx]
+        if batch_sharding is not None:
+            x = jax.lax.with_sharding_constraint(x, batch_sharding)
+            y = jax.lax.with_sharding_constraint(y, batch_sharding)
+        return train_step(state, x, y)
+
+    return indexed_step
+
+
 def make_epoch_step(train_step, *, batch_sharding=None):
     """Build ``(state, x_all, y_all, idx) -> (state, metrics)``: one epoch as one ``lax.scan``.
 
-    ``x_all``/``y_all`` hold the training split on device and ``idx`` (num_batches, B) the example
-    indices of each batch, in the order the Python loop would visit them, so the scan performs
-    exactly the same updates as the loop.
+    ``idx`` (num_batches, B) holds the example indices of each batch in the order the Python loop
+    visits them; the scan body is :func:`make_indexed_step`, the loop's own step, so the scan
+    performs exactly the same updates. Metrics come back stacked, one row per step.
     """
+    indexed_step = make_indexed_step(train_step, batch_sharding=batch_sharding)
 
     def epoch(state, x_all, y_all, idx):
-        def body(state, batch_idx):
-            x, y = x_all[batch_idx], y_all[batch_idx]
-            if batch_sharding is not None:
-                x = jax.lax.with_sharding_constraint(x, batch_sharding)
-                y = jax.lax.with_sharding_constraint(y, batch_sharding)
-            return train_step(state, x, y)
-
-        return jax.lax.scan(body, state, idx)
+        return jax.lax.scan(lambda st, i: indexed_step(st, x_all, y_all, i), state, idx)
 
     return epoch
