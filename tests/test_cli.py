@@ -186,3 +186,25 @@ def test_sample_refuses_a_classifier_run(tmp_path, capsys):
     )
     code, captured = _main("sample", "--out", str(out), capsys=capsys)
     assert code == 2 and "expected a transformer language-model run" in captured.err
+
+
+def test_the_cli_standardizes_with_train_statistics_only(monkeypatch):
+    import numpy as np
+
+    from jaxnn import data
+    from jaxnn.data import pipeline
+
+    seen = {}
+    real_fit = pipeline.Standardizer.fit
+
+    def spy(x, **kwargs):
+        seen["x"] = np.asarray(x)
+        return real_fit(x, **kwargs)
+
+    monkeypatch.setattr(pipeline.Standardizer, "fit", staticmethod(spy))
+    splits = cli._load_data("digits", 0, {}, normalize=True)
+    raw = data.load("digits", seed=0)
+    np.testing.assert_array_equal(seen["x"], raw.train.x)  # fitted on the train split alone
+    mean = splits.train.x.reshape(-1, splits.train.x.shape[-1]).mean(0)
+    np.testing.assert_allclose(mean, 0.0, atol=1e-5)
+    assert abs(float(splits.val.x.mean())) > 1e-4  # val is transformed, not refitted
