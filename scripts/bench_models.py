@@ -9,12 +9,14 @@ Three workloads with the library defaults:
 
 The jaxnn side runs the training step the loop runs: ``make_train_step(model, tx, task=...,
 jitted=False)`` under ``jaxnn.train.step.jit(..., donate_argnums=0)`` with
-``make_optimizer("adam", 1e-3)``. The
-PyTorch side runs an eager ``torch.nn.Module`` twin of each model (same layers, sizes, pooling,
-activations, dropout, norm placement, positional encoding, heads and causal mask; the parameter
-counts are asserted equal) with ``torch.optim.Adam(lr=1e-3)``: ``zero_grad``, forward,
-cross-entropy, ``backward``, ``step``. Both sides cycle through the same few training batches,
-already on the device.
+``make_optimizer("adam", 1e-3)``. The PyTorch side runs an eager ``torch.nn.Module`` twin of
+each model (same layers, sizes, pooling, activations, dropout, norm placement, positional
+encoding, heads and causal mask; the parameter counts are asserted equal) with
+``torch.optim.Adam(lr=1e-3)``: ``zero_grad``, forward, cross-entropy, ``backward``, ``step``.
+Both sides cycle through the same few training batches, already on the device.
+
+The jaxnn step also computes the loop's metrics (accuracy, gradient and update norms) and its
+non-finite guard; the PyTorch step computes the loss only.
 
 Timing: the jaxnn compile time (first call, waited for) is reported apart. After ``--warmup``
 steps on each side, ``--repeats`` timings of ``--steps`` steps each alternate between jaxnn and
@@ -27,6 +29,13 @@ Usage::
         [--quick] [--json out.json]
 
 Needs PyTorch (the ``bench`` extra); the PyTorch side uses CUDA when it is available.
+
+Measured on a 2-core CPU (jax 0.10.2, torch 2.13.0, 2 threads each), two runs of the defaults,
+median ms per step: MLP 0.17 / 0.24 (torch 0.26 / 0.53), CNN 1.12 / 1.22 (torch 2.36 / 2.55),
+Transformer 115.9 / 115.9 (torch 81.7 / 87.1): jaxnn is about 2x faster on the CNN and PyTorch
+about 1.3-1.4x faster on the Transformer. Most of the Transformer's FLOPs are in its dense
+layers (B T = 4096 rows); swapping in the tanh GELU or ``jax.nn.dot_product_attention`` left the
+jaxnn step time unchanged.
 """
 
 from __future__ import annotations
