@@ -128,7 +128,9 @@ class TorchCNN(nn.Module):
     dense head ``Linear, ReLU, Dropout, Linear``.
 
     Convolutions use "same" padding, stride 1; the feature map is flattened channels-last, as
-    jaxnn flattens its NHWC / (B, L, C) maps, so copied weights give the same logits.
+    jaxnn flattens its NHWC / (B, L, C) maps, so copied weights give the same logits. With
+    ``batch_norm`` one detail differs at the same cost: PyTorch's running variance averages the
+    unbiased batch variance, jaxnn's the biased one (batch norm is off in the default CNN).
     """
 
     def __init__(self, cfg):
