@@ -36,6 +36,7 @@ class Model:
     cfg: Any
     init: Callable[..., tuple[Any, Any]]
     apply: Callable[..., tuple[Any, Any]]
+    cpu_library_fusion: bool = True  # see jaxnn.train.step.jit; a module opts out by a constant
 
 
 def get_module(name: str):
@@ -61,7 +62,8 @@ def build(name: str, cfg=None, **overrides) -> Model:
             return module.apply(params, x, cfg=cfg, train=train, key=key, state=state)
         return module.apply(params, x, cfg=cfg, train=train, key=key), state
 
-    return Model(name=name, cfg=cfg, init=init, apply=apply)
+    fusion = getattr(module, "CPU_LIBRARY_FUSION", True)
+    return Model(name=name, cfg=cfg, init=init, apply=apply, cpu_library_fusion=fusion)
 
 
 def param_count(params) -> int:

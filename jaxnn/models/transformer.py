@@ -41,6 +41,10 @@ from jaxnn.models import config_from_info, param_count
 
 __all__ = ["Config", "init", "apply", "param_count", "config_for", "generate"]
 
+# The train step ran 10% slower with CPU library fusion (102 vs 112 ms, batch 32 x 128 tokens,
+# 2 cores), so jaxnn.train.step.jit compiles this model without it.
+CPU_LIBRARY_FUSION = False
+
 TASKS = ("lm", "classify")
 POSITIONALS = ("sinusoidal", "learned", "none")
 

@@ -140,7 +140,7 @@ def evaluate(
     compiles once. Accuracy is NaN for regression.
     """
     return _score(
-        jit(make_eval_step(model, task=task)),
+        jit(make_eval_step(model, task=task), cpu_library_fusion=model.cpu_library_fusion),
         params,
         model_state,
         dataset,
@@ -229,7 +229,9 @@ class _Runner:
         step_fn = make_train_step(
             model, tx, task=task, schedule=schedule, augment=augment, jitted=False
         )
-        self.eval_step = jit(make_eval_step(model, task=task))
+        self.eval_step = jit(
+            make_eval_step(model, task=task), cpu_library_fusion=model.cpu_library_fusion
+        )
         self.steps_per_epoch = pipeline.num_batches(
             len(splits.train), cfg.batch_size, drop_remainder=True
         )
@@ -237,7 +239,9 @@ class _Runner:
         if cfg.scan and jax.process_count() > 1:
             raise ValueError("fit: scan=True runs on one process; got a multi-process run")
         if not self.on_device:
-            self.train_step = jit(step_fn, donate_argnums=0)
+            self.train_step = jit(
+                step_fn, donate_argnums=0, cpu_library_fusion=model.cpu_library_fusion
+            )
             return
         sharding = None
         if mesh is not None:
@@ -245,7 +249,11 @@ class _Runner:
                 mesh, jax.sharding.PartitionSpec(parallel.DATA_AXIS)
             )
         make = make_epoch_step if cfg.scan else make_indexed_step
-        self.train_step = jit(make(step_fn, batch_sharding=sharding), donate_argnums=0)
+        self.train_step = jit(
+            make(step_fn, batch_sharding=sharding),
+            donate_argnums=0,
+            cpu_library_fusion=model.cpu_library_fusion,
+        )
         train = (splits.train.x, splits.train.y)
         self.data = jax.device_put(train) if mesh is None else parallel.replicate(train, mesh)
 

@@ -30,14 +30,16 @@ __all__ = [
 
 TASKS = ("classification", "language_model", "regression")
 
-# On CPU, XLA's default fused convolution runs on one core; routing dots and convolutions to the
-# library fusion keeps every core busy (measured by scripts/bench_conv_cpu.py).
+# On CPU, routing dots and convolutions to XLA's library fusion made the train steps of the MLP,
+# CNN and GRU 4-15% faster and the Transformer's 10% slower (scripts/bench_conv_cpu.py and
+# side-by-side probes on 2 cores), so a model module can opt out with CPU_LIBRARY_FUSION = False.
 _CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
 
 
-def jit(fun, **kwargs):
-    """``jax.jit`` with the compiler options that make this backend fast (CPU: library fusions)."""
-    if jax.default_backend() == "cpu":
+def jit(fun, *, cpu_library_fusion: bool = True, **kwargs):
+    """``jax.jit``, plus on CPU the library-fusion compiler option unless ``cpu_library_fusion``
+    is False. Other backends get ``jax.jit`` unchanged."""
+    if jax.default_backend() == "cpu" and cpu_library_fusion:
         kwargs.setdefault("compiler_options", _CPU_COMPILER_OPTIONS)
     return jax.jit(fun, **kwargs)
 
@@ -142,7 +144,10 @@ def make_train_step(
         }
         return new_state, metrics
 
-    return jit(train_step, donate_argnums=0) if jitted else train_step
+    if not jitted:
+        return train_step
+    fusion = getattr(model, "cpu_library_fusion", True)
+    return jit(train_step, donate_argnums=0, cpu_library_fusion=fusion)
 
 
 def make_eval_step(model, *, task: str = "classification"):
