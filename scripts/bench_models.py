@@ -7,12 +7,12 @@ Three workloads with the library defaults:
 * ``transformer``: the causal character language model of :mod:`jaxnn.models.transformer` on
   ``pydoc_text`` windows of 128 characters, batch 32 (Chapter 12).
 
-The jaxnn side runs the training step the loop runs: ``make_train_step(model, tx, task=...,
-jitted=False)`` under ``jaxnn.train.step.jit(..., donate_argnums=0)`` with
-``make_optimizer("adam", 1e-3)``. The PyTorch side runs an eager ``torch.nn.Module`` twin of
-each model (same layers, sizes, pooling, activations, dropout, norm placement, positional
-encoding, heads and causal mask; the parameter counts are asserted equal) with
-``torch.optim.Adam(lr=1e-3)``: ``zero_grad``, forward, cross-entropy, ``backward``, ``step``.
+The jaxnn side runs the training step the loop runs: ``make_train_step(model, tx, task=...)``
+(compiled, state donated, the model's CPU compiler options) with ``make_optimizer("adam", 1e-3)``.
+The PyTorch side runs an eager ``torch.nn.Module`` twin of each model (same layers, sizes, pooling,
+activations, dropout, norm placement, positional encoding, heads and causal mask; the parameter
+counts are asserted equal) with ``torch.optim.Adam(lr=1e-3)``: ``zero_grad``, forward, cross-
+entropy, ``backward``, ``step``.
 Both sides cycle through the same few training batches, already on the device.
 
 The jaxnn step also computes the loop's metrics (accuracy, gradient and update norms) and its
@@ -59,7 +59,7 @@ from jaxnn import data, models
 from jaxnn.data import pipeline
 from jaxnn.optim import make_optimizer
 from jaxnn.train.state import create_train_state
-from jaxnn.train.step import jit, make_train_step
+from jaxnn.train.step import make_train_step
 
 try:
     import torch
@@ -367,8 +367,8 @@ def jaxnn_param_count(model: models.Model) -> int:
 def make_jaxnn_runner(work: Workload, *, seed: int = 0):
     """Return ``(run, compile_s, last_loss)``: ``run(k)`` does ``k`` jitted train steps, waited."""
     tx, _ = make_optimizer("adam", LEARNING_RATE)
-    step_fn = make_train_step(work.model, tx, task=work.task, jitted=False)
-    step = jit(step_fn, donate_argnums=0)  # exactly as jaxnn.train.fit compiles it
+    # compiled and state-donating, with the model's own CPU compiler options, as fit compiles it
+    step = make_train_step(work.model, tx, task=work.task)
     state = create_train_state(work.model, tx, seed)
     device_batches = [jax.device_put(b) for b in work.batches]
     box = {"state": state, "metrics": None, "i": 0}
