@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 
 train: $(STAMP)
 	$(VENV)/bin/jaxnn train --model mlp --dataset mnist1d --epochs 60 --lr 3e-3 --batch-size 100 \
-		--model-config "hidden=(256,256)" --out runs/quickstart
+		--model-config "hidden=(256,256)" --patience 10 --out runs/quickstart
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n 2
