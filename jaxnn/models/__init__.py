@@ -23,7 +23,15 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["Model", "build", "get_module", "param_count", "config_from_info", "NAMES"]
+__all__ = [
+    "Model",
+    "build",
+    "get_module",
+    "param_count",
+    "config_from_info",
+    "dropout_active",
+    "NAMES",
+]
 
 NAMES = ("mlp", "cnn", "rnn", "transformer")
 
@@ -95,3 +103,19 @@ def config_from_info(
     if unknown:
         raise ValueError(f"{name}: expected fields from {sorted(fields)}, got {unknown}")
     return config_cls(**{**values(info), **overrides})
+
+
+def dropout_active(name: str, rate: float, train: bool, key) -> bool:
+    """Whether a model's dropout runs (``train`` and ``rate > 0``); then a ``key`` is required.
+
+    Chapter 13: dropout masks activations during training only.
+
+    Raises:
+      ValueError: if dropout is active and ``key`` is None.
+    """
+    active = bool(train) and rate > 0.0
+    if active and key is None:
+        raise ValueError(
+            f"{name}: expected a PRNG key for dropout (train=True, dropout={rate}), got key=None"
+        )
+    return active

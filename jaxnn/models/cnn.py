@@ -45,7 +45,7 @@ from jaxnn.layers.conv import (
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout
 from jaxnn.layers.norm import batch_norm, init_batch_norm, init_batch_norm_state
-from jaxnn.models import config_from_info, param_count
+from jaxnn.models import config_from_info, dropout_active, param_count
 
 __all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for"]
 
@@ -258,12 +258,7 @@ def apply(
                 f"cnn.apply: cfg.batch_norm=True needs state= of shapes {want} "
                 f"(from cnn.init_state(cfg)), got {got}"
             )
-    use_dropout = train and cfg.dropout > 0.0
-    if use_dropout and key is None:
-        raise ValueError(
-            f"cnn.apply: expected a PRNG key for dropout (train=True, dropout={cfg.dropout}), "
-            "got key=None"
-        )
+    use_dropout = dropout_active("cnn.apply", cfg.dropout, train, key)
     conv, pool = (conv1d, max_pool1d) if cfg.ndim == 1 else (conv2d, max_pool2d)
     h = x.reshape(x.shape[0], *cfg.input_shape[: cfg.ndim], cfg.in_channels)  # (B, *S, C)
     new_state = {} if state is None else dict(state)

@@ -22,7 +22,7 @@ from jaxnn import activations, initializers
 from jaxnn._checks import check_min_rank, check_positive_int, check_probability
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout
-from jaxnn.models import config_from_info, param_count
+from jaxnn.models import config_from_info, dropout_active, param_count
 
 __all__ = ["Config", "init", "apply", "param_count", "config_for"]
 
@@ -171,12 +171,7 @@ def apply(
             f"mlp.apply: expected input (B, ...) with {input_dim} features per example, got shape "
             f"{x.shape} ({math.prod(x.shape[1:])} features)"
         )
-    use_dropout = train and cfg.dropout > 0.0
-    if use_dropout and key is None:
-        raise ValueError(
-            f"mlp.apply: expected a PRNG key for dropout (train=True, dropout={cfg.dropout}), "
-            "got key=None"
-        )
+    use_dropout = dropout_active("mlp.apply", cfg.dropout, train, key)
     act = activations.by_name(cfg.activation)
     h = x.reshape(x.shape[0], input_dim)  # (B, input_dim)
     for i, name in enumerate(names[:-1]):

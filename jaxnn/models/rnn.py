@@ -26,7 +26,7 @@ from jaxnn._checks import check_positive_int, check_probability
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout as apply_dropout
 from jaxnn.layers.recurrent import gru, init_gru, init_lstm, init_rnn, lstm, rnn
-from jaxnn.models import config_from_info, param_count
+from jaxnn.models import config_from_info, dropout_active, param_count
 
 __all__ = ["Config", "init", "apply", "param_count", "config_for"]
 
@@ -153,17 +153,13 @@ def apply(
             f"rnn.apply: expected input of shape (B, {', '.join(map(str, cfg.input_shape))}), "
             f"got shape {x.shape}"
         )
-    if train and cfg.dropout > 0.0 and key is None:
-        raise ValueError(
-            f"rnn.apply: expected a PRNG key for dropout (train=True, dropout={cfg.dropout}), "
-            "got key=None"
-        )
+    use_dropout = dropout_active("rnn.apply", cfg.dropout, train, key)
     run = _CELLS[cfg.cell][1]
     h = x.reshape((x.shape[0],) + cfg.sequence_shape)  # (B, T, D)
     for i in range(cfg.num_layers):
         h, state = run(params[f"cell_{i}"], h)  # (B, T, H)
     last = state[0] if cfg.cell == "lstm" else state  # (B, H): h_T of the top layer
-    last = apply_dropout(last, cfg.dropout, key=key, train=train)
+    last = apply_dropout(last, cfg.dropout, key=key, train=use_dropout)
     return dense(params["head"], last)  # (B, C)
 
 

@@ -37,7 +37,7 @@ from jaxnn.layers.embedding import (
     sinusoidal_positions,
 )
 from jaxnn.layers.norm import init_layer_norm, layer_norm
-from jaxnn.models import config_from_info, param_count
+from jaxnn.models import config_from_info, dropout_active, param_count
 
 __all__ = ["Config", "init", "apply", "param_count", "config_for", "generate"]
 
@@ -184,12 +184,7 @@ def apply(
             f"{name}: expected a sequence of at most max_len={cfg.max_len} tokens, got length "
             f"{length}"
         )
-    use_dropout = train and cfg.dropout > 0.0
-    if use_dropout and key is None:
-        raise ValueError(
-            f"{name}: expected a PRNG key for dropout (train=True, dropout={cfg.dropout}), "
-            "got key=None"
-        )
+    use_dropout = dropout_active(name, cfg.dropout, train, key)
     keys = (
         jax.random.split(key, cfg.num_layers + 1) if use_dropout else [None] * (1 + cfg.num_layers)
     )
