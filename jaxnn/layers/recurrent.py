@@ -169,6 +169,16 @@ def rnn_cell(params: dict, h: jax.Array, x: jax.Array) -> jax.Array:
     return _rnn_step(params["hidden"], h, dense(params["input"], x))
 
 
+def _run_single_state(name: str, step, params: dict, x, h0):
+    """Check inputs and scan a cell whose state is one array ``h`` (RNN, GRU)."""
+    in_dim, hidden = _hidden_size(name, params, _GATES[name])
+    _check_input(name, x, in_dim, (2, 3), "(B, T, D)")
+    shape = x.shape[:-2] + (hidden,)
+    if h0 is not None:
+        _check_state(name, h0, shape, "h0")
+    return _scan(step, params, x, _zeros_or(h0, shape, x, params), lambda h: h)
+
+
 def rnn(params: dict, x: jax.Array, *, h0: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """Run an Elman RNN over a sequence with ``lax.scan``.
 
@@ -186,12 +196,7 @@ def rnn(params: dict, x: jax.Array, *, h0: jax.Array | None = None) -> tuple[jax
     Raises:
       ValueError: on wrong rank, feature size or state shape.
     """
-    in_dim, hidden = _hidden_size("rnn", params, _GATES["rnn"])
-    _check_input("rnn", x, in_dim, (2, 3), "(B, T, D)")
-    shape = x.shape[:-2] + (hidden,)
-    if h0 is not None:
-        _check_state("rnn", h0, shape, "h0")
-    return _scan(_rnn_step, params, x, _zeros_or(h0, shape, x, params), lambda h: h)
+    return _run_single_state("rnn", _rnn_step, params, x, h0)
 
 
 def init_gru(key: jax.Array, in_dim: int, hidden: int, *, dtype=jnp.float32) -> dict:
@@ -255,12 +260,7 @@ def gru(params: dict, x: jax.Array, *, h0: jax.Array | None = None) -> tuple[jax
     Raises:
       ValueError: on wrong rank, feature size or state shape.
     """
-    in_dim, hidden = _hidden_size("gru", params, _GATES["gru"])
-    _check_input("gru", x, in_dim, (2, 3), "(B, T, D)")
-    shape = x.shape[:-2] + (hidden,)
-    if h0 is not None:
-        _check_state("gru", h0, shape, "h0")
-    return _scan(_gru_step, params, x, _zeros_or(h0, shape, x, params), lambda h: h)
+    return _run_single_state("gru", _gru_step, params, x, h0)
 
 
 def init_lstm(
