@@ -1,0 +1,86 @@
+"""Chapter 11: a CNN beats a dense network on grid-like data with fewer parameters.
+
+The book's claim: convolutions reuse small local filters at every position (parameter sharing,
+locality, translation equivariance), so on signals and images they learn more from the same data
+than fully connected layers, with far fewer parameters.
+
+Measured here on MNIST-1D (40-sample signals whose digit templates are shifted, scaled and
+noised): the default CNN (3 convolutions with pooling, a dense head) against an MLP 40-256-256-10,
+both trained with the same optimizer, learning rate, batch size and epochs through ``fit``.
+Asserted: the CNN has fewer parameters and at least 20 points more test accuracy.
+
+``--quick`` trains 8 epochs on the first 1,200 training examples and asserts the same 20-point
+gap (it measured 29 points there: MLP 41.7%, CNN 71.0%).
+
+Figure: validation accuracy per epoch of both models (``fit``'s history).
+
+Run: ``python experiments/ch11_cnn_vs_mlp.py [--quick] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+from _common import Experiment, plt
+
+from jaxnn.data import load, pipeline
+from jaxnn.models import build, get_module, param_count
+from jaxnn.train import FitConfig, fit
+
+CLAIM = (
+    "Chapter 11: on grid-like data a CNN (shared local filters) beats a fully connected network "
+    "by >= 20 points of test accuracy with fewer parameters (MNIST-1D)."
+)
+
+
+def main(argv=None) -> None:
+    exp = Experiment("ch11_cnn_vs_mlp", CLAIM, argv)
+    splits, _ = pipeline.standardize(load("mnist1d", seed=0))
+    epochs, min_gap = (8, 0.20) if exp.quick else (30, 0.20)
+    if exp.quick:
+        splits = splits.replace(train=splits.train.take(range(1200)))
+        exp.notes.append("--quick: 8 epochs on 1,200 training examples; same thresholds")
+    fit_cfg = FitConfig(
+        epochs=epochs, batch_size=100, lr=3e-3, progress=False, checkpoint=False, seed=0
+    )
+    configs = {
+        "mlp": get_module("mlp").config_for(splits.info, hidden=(256, 256)),
+        "cnn": get_module("cnn").config_for(splits.info),
+    }
+    results = {}
+    for name, cfg in configs.items():
+        results[name] = fit(build(name, cfg), splits, fit_cfg, verbose=False)
+    acc = {k: r.summary["test_accuracy"] for k, r in results.items()}
+    params = {k: param_count(r.best_params) for k, r in results.items()}
+    exp.record(
+        epochs=epochs,
+        train_examples=len(splits.train),
+        test_accuracy_mlp=acc["mlp"],
+        test_accuracy_cnn=acc["cnn"],
+        accuracy_gap=acc["cnn"] - acc["mlp"],
+        params_mlp=params["mlp"],
+        params_cnn=params["cnn"],
+        best_val_accuracy_mlp=results["mlp"].summary["best_val_accuracy"],
+        best_val_accuracy_cnn=results["cnn"].summary["best_val_accuracy"],
+    )
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, result in results.items():
+        epochs_axis = [h["epoch"] for h in result.history]
+        val = [h["val_accuracy"] for h in result.history]
+        ax.plot(epochs_axis, val, marker=".", label=f"{name} ({params[name]:,} params)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("MNIST-1D: CNN vs MLP")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    exp.save(fig, "val_accuracy.png")
+
+    exp.check(params["cnn"] < params["mlp"], "the CNN has fewer parameters than the MLP")
+    exp.check(
+        acc["cnn"] - acc["mlp"] >= min_gap,
+        f"the CNN beats the MLP by >= {min_gap * 100:.0f} points of test accuracy",
+    )
+    exp.finish()
+
+
+if __name__ == "__main__":
+    main()
