@@ -34,7 +34,7 @@ CLAIM = (
 def main(argv=None) -> None:
     exp = Experiment("ch11_cnn_vs_mlp", CLAIM, argv)
     splits, _ = pipeline.standardize(load("mnist1d", seed=0))
-    epochs, min_gap = (8, 0.20) if exp.quick else (30, 0.20)
+    epochs, min_gap = (8 if exp.quick else 30), 0.20
     if exp.quick:
         splits = splits.replace(train=splits.train.take(range(1200)))
         exp.notes.append("--quick: 8 epochs on 1,200 training examples; same thresholds")

@@ -118,7 +118,7 @@ def main(argv=None) -> None:
     ax1.set_xlabel("position t")
     ax1.set_ylabel("max |f(Px) unpermuted - f(x)|")
     ax1.set_title("Transformer block under a token permutation")
-    ax1.legend()
+    ax1.legend(loc="center right")
     ax2.plot(range(1, len(val_losses) + 1), val_losses, marker="o", label="Transformer LM (val)")
     ax2.axhline(baseline, color="gray", linestyle="--", label=f"unigram entropy {baseline:.3f}")
     ax2.set_xlabel("epoch")

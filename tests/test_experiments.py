@@ -1,0 +1,94 @@
+"""Each experiment of ``experiments/`` runs with ``--quick`` and asserts its book claim.
+
+An experiment is a script that measures one claim of the book, draws it, and exits non-zero when
+the claim fails; ``metrics.json`` records the claim, every assertion and whether it held.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.name for p in (ROOT / "experiments").glob("ch[0-9][0-9]_*.py"))
+
+
+def run_experiment(name: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / name), "--out", str(out), *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_four_first_experiments_exist():
+    expected = {
+        "ch03_linear_collapse.py",
+        "ch11_cnn_vs_mlp.py",
+        "ch12_positions_break_permutation_symmetry.py",
+        "ch13_early_stopping.py",
+    }
+    assert expected <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_quick_run_holds_the_claim_and_draws_a_figure(name, tmp_path):
+    out = tmp_path / name.removesuffix(".py")
+    proc = run_experiment(name, out, "--quick")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["claim_held"] is True
+    assert doc["quick"] is True
+    assert doc["checks"] and all(c["held"] for c in doc["checks"])
+    assert doc["claim"].startswith("Chapter ")
+    figures = doc["metrics"]["figures"]
+    assert figures
+    for fig in figures:
+        png = out / fig
+        assert png.stat().st_size > 1000
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_failed_check_exits_nonzero_and_records_the_claim_as_not_held(tmp_path):
+    script = tmp_path / "failing.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'experiments')!r})\n"
+        "from _common import Experiment\n"
+        "exp = Experiment('failing', 'Chapter 0: one is two')\n"
+        "exp.record(one=1.0)\n"
+        "exp.check(1.0 == 2.0, 'one equals two')\n"
+        "exp.finish()\n"
+    )
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["claim_held"] is False
+    assert doc["checks"] == [{"assertion": "one equals two", "held": False}]
+    assert doc["metrics"] == {"one": 1.0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_full_run_holds_the_claim(name, tmp_path):
+    out = tmp_path / name.removesuffix(".py")
+    proc = run_experiment(name, out)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads((out / "metrics.json").read_text())["claim_held"] is True
