@@ -50,7 +50,7 @@ class RunConfig:
       model: model name (mlp, cnn, rnn, transformer).
       dataset: dataset name (mnist1d, digits, mnist5k, pydoc_text, synthetic:<name>, tfds:<name>).
       out: run directory for metrics, summary, TensorBoard files and checkpoints.
-      resume: continue from the latest checkpoint in --out.
+      resume: continue from the latest checkpoint in --out (from scratch if there is none yet).
       normalize: standardize inputs with statistics of the training split only.
       model_config: override a model config field, KEY=VALUE (repeatable), e.g. hidden=(256,256).
       data_option: pass an option to the dataset loader, KEY=VALUE (repeatable), e.g. seq_len=64.

@@ -207,6 +207,69 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path):
     assert rows == list(range(1, epochs + 1))
 
 
+def _kill_after_an_epoch(cmd, extra_seconds: float) -> bool:
+    """Start a run, SIGKILL it ``extra_seconds`` after it logs an epoch (before, during or after
+    that epoch's checkpoint save); False if it finished first."""
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    for line in proc.stdout:
+        if line.startswith("epoch "):
+            time.sleep(extra_seconds)
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.stdout.close()
+    return proc.wait() == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_ten_kills_at_different_moments_then_resume_is_bit_exact(tmp_path):
+    epochs = 14
+    straight = tmp_path / "straight"
+    subprocess.run(
+        _train_cmd(straight, epochs), env=_env(), check=True, capture_output=True, timeout=300
+    )
+    chained = tmp_path / "chained"
+    kills = sum(
+        _kill_after_an_epoch(_train_cmd(chained, epochs, "--resume"), 0.01 * (attempt * 7 % 10))
+        for attempt in range(10)  # each run resumes the one killed before it
+    )
+    assert kills == 10
+    subprocess.run(
+        _train_cmd(chained, epochs, "--resume"),
+        env=_env(),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    a = json.loads((straight / "summary.json").read_text())
+    b = json.loads((chained / "summary.json").read_text())
+    assert a["params_sha256"] == b["params_sha256"]
+    assert a["best_params_sha256"] == b["best_params_sha256"]
+    rows = [json.loads(x)["epoch"] for x in (chained / "metrics.jsonl").read_text().splitlines()]
+    assert rows == list(range(1, epochs + 1))
+
+
+def test_resume_with_no_checkpoint_yet_starts_from_step_0(digits, tmp_path):
+    fresh = fit(_mlp(digits), digits, _cfg(epochs=1), out_dir=tmp_path / "a", verbose=False)
+    resumed = fit(
+        _mlp(digits), digits, _cfg(epochs=1), out_dir=tmp_path / "b", resume=True, verbose=False
+    )
+    assert resumed.summary["params_sha256"] == fresh.summary["params_sha256"]
+
+
+def test_resume_without_checkpoints_enabled_is_refused(digits, tmp_path):
+    with pytest.raises(ValueError, match="resume=True needs checkpoints"):
+        fit(
+            _mlp(digits),
+            digits,
+            _cfg(checkpoint=False),
+            out_dir=tmp_path,
+            resume=True,
+            verbose=False,
+        )
+
+
 def test_test_split_is_opened_once(digits):
     splits, _ = pipeline.standardize(data.load("digits", seed=0))
     fit(_mlp(splits), splits, _cfg(epochs=1), verbose=False)

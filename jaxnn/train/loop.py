@@ -365,7 +365,8 @@ def fit(
       cfg: a :class:`FitConfig`.
       out_dir: run directory for ``metrics.jsonl``, ``summary.json``, ``tensorboard/`` and
         ``checkpoints/``; ``None`` keeps everything in memory.
-      resume: continue from the latest checkpoint in ``out_dir`` (bit-exact on the same machine).
+      resume: continue from the latest complete checkpoint in ``out_dir`` (bit-exact on the same
+        machine); with none there yet, start from step 0, so a preempted job can always pass it.
       verbose: print one line per epoch.
       run_info: extra JSON-able facts for ``OUT/config.json`` (how the data was loaded).
 
@@ -420,9 +421,12 @@ def fit(
             best_metric=cfg.monitor,
             best_mode="min" if cfg.monitor == "val_loss" else "max",
         )
-    if resume:
-        if ckpt is None or ckpt.latest_step() is None:
-            raise ValueError(f"fit: resume=True but no checkpoint found in {out / 'checkpoints'}")
+    if resume and ckpt is None:
+        raise ValueError("fit: resume=True needs checkpoints, got cfg.checkpoint=False")
+    if resume and ckpt.latest_step() is None:  # killed before its first checkpoint
+        if verbose and main:
+            print(f"no checkpoint in {out / 'checkpoints'} yet: starting from step 0", flush=True)
+    elif resume:
         (state, best), loop = ckpt.restore(target=(state, best))
         if verbose and main:
             print(f"resumed from step {int(state.step)} (epoch {loop['epoch']})", flush=True)
