@@ -285,3 +285,24 @@ def test_streaming_host_batches_gives_the_params_of_device_resident_data(digits)
     on_device = fit(_mlp(digits), digits, _cfg(), verbose=False)
     streamed = fit(_mlp(digits), digits, _cfg(device_data=False), verbose=False)
     assert on_device.summary["params_sha256"] == streamed.summary["params_sha256"]
+
+
+def test_a_non_finite_gradient_stops_the_run_naming_the_step_and_leaf(digits):
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    base = _mlp(digits)
+
+    def poisoned(params, state, x, *, train=False, key=None):
+        logits, state = base.apply(params, state, x, train=train, key=key)
+        return logits + jnp.log(params["dense_0"]["b"][0] - 1.0), state  # log of a negative: NaN
+
+    model = dataclasses.replace(base, apply=poisoned)
+    result = fit(model, digits, _cfg(), verbose=False)
+    assert result.summary["stopped_reason"] == "diverged"
+    assert "at step 0" in result.summary["message"]
+    assert "first non-finite parameter leaf: ['dense_0']['b']" in result.summary["message"]
+    initial, _ = model.init(jax.random.split(jax.random.PRNGKey(0))[0])
+    for a, b in zip(jax.tree.leaves(result.state.params), jax.tree.leaves(initial), strict=True):
+        np.testing.assert_array_equal(a, b)  # the bad update was never applied

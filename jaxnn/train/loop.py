@@ -140,7 +140,10 @@ def evaluate(
     compiles once. Accuracy is NaN for regression.
     """
     return _score(
-        jit(make_eval_step(model, task=task), cpu_library_fusion=model.cpu_library_fusion),
+        jit(
+            make_eval_step(model, task=task),
+            cpu_library_fusion=getattr(model, "cpu_library_fusion", True),
+        ),
         params,
         model_state,
         dataset,
