@@ -171,6 +171,23 @@ def _env():
     return {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
 
 
+def _kill_after_an_epoch(cmd, extra_seconds: float, epochs_logged: int = 1) -> bool:
+    """Start a run, SIGKILL it ``extra_seconds`` after it logs ``epochs_logged`` epochs (before,
+    during or after that epoch's checkpoint save); False if it finished first."""
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    seen = 0
+    for line in proc.stdout:
+        seen += line.startswith("epoch ")
+        if seen == epochs_logged:
+            time.sleep(extra_seconds)
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.stdout.close()
+    return proc.wait() == -signal.SIGKILL
+
+
 def test_resume_after_sigkill_is_bit_exact(tmp_path):
     epochs = 4
     straight = tmp_path / "straight"
@@ -178,18 +195,8 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path):
         _train_cmd(straight, epochs), env=_env(), check=True, capture_output=True, timeout=300
     )
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _train_cmd(killed, epochs), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    metrics = killed / "metrics.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(metrics.read_text().splitlines())
+    assert _kill_after_an_epoch(_train_cmd(killed, epochs), 0.0, epochs_logged=2)
+    done = len((killed / "metrics.jsonl").read_text().splitlines())
     assert 2 <= done < epochs, "the run was not killed mid-training"
     subprocess.run(
         _train_cmd(killed, epochs, "--resume"),
@@ -205,21 +212,6 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path):
     assert a["test_accuracy"] == b["test_accuracy"]
     rows = [json.loads(x)["epoch"] for x in (killed / "metrics.jsonl").read_text().splitlines()]
     assert rows == list(range(1, epochs + 1))
-
-
-def _kill_after_an_epoch(cmd, extra_seconds: float) -> bool:
-    """Start a run, SIGKILL it ``extra_seconds`` after it logs an epoch (before, during or after
-    that epoch's checkpoint save); False if it finished first."""
-    proc = subprocess.Popen(
-        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    for line in proc.stdout:
-        if line.startswith("epoch "):
-            time.sleep(extra_seconds)
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.stdout.close()
-    return proc.wait() == -signal.SIGKILL
 
 
 @pytest.mark.slow

@@ -78,11 +78,11 @@ class MetricsLogger:
     def log_epoch(self, record: dict) -> None:
         """Write one epoch's record (must hold ``epoch``) everywhere."""
         record = {k: _json_value(v) for k, v in record.items()}
-        if self.verbose:
-            print(format_record(record, self.epochs), flush=True)
-        if self._file is not None:
+        if self._file is not None:  # the file first: a line on screen is a line on disk
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
+        if self.verbose:
+            print(format_record(record, self.epochs), flush=True)
         if self._writer is not None:
             for k, v in record.items():
                 if k != "epoch" and isinstance(v, (int, float)):
