@@ -1,0 +1,346 @@
+"""Tests for jaxnn.diagnostics: each detector fires on the fault that jaxnn.data.corrupt injects
+and stays quiet on clean data."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxnn import diagnostics as D
+from jaxnn.data import load, pipeline
+from jaxnn.data.corrupt import class_imbalance, distribution_shift, label_noise, spurious_feature
+from jaxnn.layers import dense, init_dense
+from jaxnn.models import build, get_module
+from jaxnn.train import FitConfig, fit
+
+GRAD_CASES = {}  # verdicts over data and histories; the registry does not walk this module
+
+
+@functools.cache
+def _mnist1d():
+    return load("mnist1d", seed=0)
+
+
+@functools.cache
+def _digits():
+    splits, _ = pipeline.standardize(load("digits", seed=0))
+    return splits
+
+
+def _history(train_loss, val_loss, train_acc=None, val_acc=None):
+    rows = []
+    for i, (tl, vl) in enumerate(zip(train_loss, val_loss, strict=True)):
+        row = {"epoch": i + 1, "train_loss": tl, "val_loss": vl}
+        if train_acc is not None:
+            row.update(train_accuracy=train_acc[i], val_accuracy=val_acc[i])
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# fit_diagnosis
+
+
+def test_fit_diagnosis_calls_flat_training_loss_underfitting():
+    hist = _history([2.30, 2.29, 2.28, 2.28], [2.31, 2.30, 2.30, 2.29], [0.12] * 4, [0.11] * 4)
+    out = D.fit_diagnosis(hist)
+    assert out["verdict"] == "underfitting"
+    assert out["loss_drop"] < 0.1
+
+
+def test_fit_diagnosis_calls_falling_train_rising_val_overfitting_and_names_best_epoch():
+    train = [2.0, 1.0, 0.5, 0.3, 0.2, 0.1, 0.05]
+    val = [2.0, 1.2, 0.9, 1.0, 1.1, 1.3, 1.5]
+    acc_t = [0.3, 0.7, 0.85, 0.9, 0.95, 0.98, 0.99]
+    acc_v = [0.3, 0.65, 0.75, 0.74, 0.74, 0.73, 0.72]
+    out = D.fit_diagnosis(_history(train, val, acc_t, acc_v))
+    assert out["verdict"] == "overfitting"
+    assert out["best_val_epoch"] == 3
+    assert out["epochs_since_best_val"] == 4
+    assert out["val_loss_rise"] == pytest.approx(0.6)
+
+
+def test_fit_diagnosis_calls_falling_train_and_val_healthy():
+    train = [2.0, 1.0, 0.6, 0.45, 0.4]
+    val = [2.0, 1.1, 0.7, 0.55, 0.5]
+    out = D.fit_diagnosis(
+        _history(train, val, [0.3, 0.7, 0.8, 0.85, 0.87], [0.3, 0.68, 0.78, 0.8, 0.82])
+    )
+    assert out["verdict"] == "healthy"
+    assert out["reasons"] == []
+
+
+def test_fit_diagnosis_thresholds_are_keywords_that_change_the_verdict():
+    hist = _history([2.0, 1.0, 0.6], [2.0, 1.1, 0.7], [0.3, 0.6, 0.7], [0.3, 0.6, 0.65])
+    assert D.fit_diagnosis(hist)["verdict"] == "healthy"
+    assert D.fit_diagnosis(hist, min_train_accuracy=0.8)["verdict"] == "underfitting"
+    assert D.fit_diagnosis(hist, max_accuracy_gap=0.01)["verdict"] == "overfitting"
+
+
+def test_fit_diagnosis_works_without_accuracies():
+    out = D.fit_diagnosis(_history([1.0, 0.5, 0.4], [1.0, 0.6, 0.5]))
+    assert out["verdict"] == "healthy" and out["accuracy_gap"] is None
+
+
+def test_fit_diagnosis_rejects_short_or_incomplete_histories():
+    with pytest.raises(ValueError, match="at least 2 epochs, got 1"):
+        D.fit_diagnosis(_history([1.0], [1.0]))
+    with pytest.raises(ValueError, match="'val_loss'"):
+        D.fit_diagnosis([{"train_loss": 1.0}, {"train_loss": 0.5}])
+
+
+@functools.cache
+def _real_fits():
+    splits = _digits().replace(train=_digits().train.take(range(400)))
+    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(64,)))
+    runs = {}
+    for label, lr in (("trained", 3e-3), ("starved", 1e-6)):
+        cfg = FitConfig(epochs=8, batch_size=50, lr=lr, progress=False, checkpoint=False, seed=0)
+        runs[label] = fit(model, splits, cfg, verbose=False).history
+    return runs
+
+
+def test_fit_diagnosis_of_real_runs_tells_a_trained_mlp_from_one_with_a_tiny_learning_rate():
+    runs = _real_fits()
+    assert D.fit_diagnosis(runs["trained"])["verdict"] == "healthy"
+    starved = D.fit_diagnosis(runs["starved"])
+    assert starved["verdict"] == "underfitting"
+    assert starved["final_train_accuracy"] < 0.6
+
+
+# ---------------------------------------------------------------------------------------------
+# gradients
+
+
+def _deep_grads(activation, scale, depth=12, width=16):
+    keys = jax.random.split(jax.random.key(0), depth + 1)
+    params = {f"dense_{i}": init_dense(keys[i], width, width) for i in range(depth)}
+    params = jax.tree.map(lambda p: p * scale, params)
+    x = jax.random.normal(keys[-1], (32, width))  # (B, D)
+
+    def loss(p):
+        h = x
+        for i in range(depth):
+            h = activation(dense(p[f"dense_{i}"], h))  # (B, D)
+        return jnp.mean(h**2)
+
+    return jax.grad(loss)(params)
+
+
+def test_layer_grad_norms_groups_leaves_by_layer_in_natural_order(transform):
+    grads = {f"dense_{i}": {"w": jnp.full((2, 2), float(i)), "b": jnp.ones(2)} for i in range(12)}
+    norms = transform(D.layer_grad_norms)(grads)
+    assert list(D.layer_grad_norms(grads)) == [f"['dense_{i}']" for i in range(12)]
+    assert list(D.gradient_health(norms)["norms"]) == [f"['dense_{i}']" for i in range(12)]
+    for i in range(12):
+        want = np.sqrt(4 * i**2 + 2)
+        np.testing.assert_allclose(norms[f"['dense_{i}']"], want, rtol=1e-6)
+
+
+def test_gradient_health_flags_vanishing_gradients_of_a_deep_sigmoid_stack():
+    out = D.gradient_health(_deep_grads(jax.nn.sigmoid, 1.0))
+    assert out["vanishing"] and not out["exploding"]
+    assert out["ratio"] < 1e-3
+
+
+def test_gradient_health_flags_exploding_gradients_of_an_over_scaled_linear_stack():
+    out = D.gradient_health(_deep_grads(lambda h: h, 4.0))
+    assert out["exploding"] and not out["vanishing"]
+    assert out["max_norm"] > 1e3
+
+
+def test_gradient_health_passes_a_he_scaled_relu_stack():
+    # init_dense's default is Glorot; sqrt(2) rescales it to He's variance for relu
+    out = D.gradient_health(_deep_grads(jax.nn.relu, np.sqrt(2.0)))
+    assert out["healthy"], out
+    assert 1e-2 < out["ratio"] < 1e2
+
+
+def test_gradient_health_accepts_norm_lists_and_flags_non_finite_norms_as_exploding():
+    assert D.gradient_health([1e-9, 1e-3, 1.0])["vanishing"]
+    assert D.gradient_health({"a": 1.0, "b": 1.0})["healthy"]
+    assert D.gradient_health([float("nan"), 1.0])["exploding"]
+    assert D.gradient_health([1e2, 1e-2])["exploding"]  # grows 1e4-fold toward the input
+    assert D.gradient_health([1e4, 1.0], max_norm=1e5, max_growth=1e5)["healthy"]
+    with pytest.raises(ValueError, match="non-negative norms"):
+        D.gradient_health([-1.0, 1.0])
+    with pytest.raises(ValueError, match="with leaves, got none"):
+        D.gradient_health({})
+
+
+# ---------------------------------------------------------------------------------------------
+# mislabeled examples
+
+
+def test_suspicious_labels_returns_the_top_losses_highest_first(transform):
+    loss = jnp.array([0.1, 5.0, 0.2, 3.0, 0.3, 4.0, 0.0, 0.1, 0.2, 0.3])  # (N,)
+    idx = transform(functools.partial(D.suspicious_labels, fraction=0.3))(loss)
+    assert idx.tolist() == [1, 5, 3]
+    per_row = jax.vmap(functools.partial(D.suspicious_labels, fraction=0.3))(
+        jnp.stack([loss, -loss])
+    )
+    assert per_row[0].tolist() == [1, 5, 3] and per_row[1].tolist() == [6, 0, 7]
+
+
+def test_suspicious_labels_rejects_bad_shapes_and_fractions():
+    with pytest.raises(ValueError, match=r"shape \(N,\) with N >= 1, got shape \(2, 3\)"):
+        D.suspicious_labels(jnp.zeros((2, 3)), fraction=0.1)
+    with pytest.raises(ValueError, match=r"shape \(N,\) with N >= 1, got shape \(0,\)"):
+        D.suspicious_labels(jnp.zeros((0,)), fraction=0.1)
+    with pytest.raises(ValueError, match="fraction in"):
+        D.suspicious_labels(jnp.zeros(4), fraction=0.0)
+
+
+@functools.cache
+def _noisy_model():
+    splits = _digits()
+    noisy, record = label_noise(splits.train, 0.2, num_classes=10, seed=0)
+    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(64,)))
+    cfg = FitConfig(epochs=6, batch_size=64, lr=3e-3, progress=False, checkpoint=False)
+    result = fit(model, splits.replace(train=noisy), cfg, verbose=False)
+    logits, _ = model.apply(result.best_params, result.best_model_state, noisy.x)  # (N, C)
+    return splits.train, noisy, record, logits
+
+
+def test_suspicious_labels_finds_injected_label_noise_after_brief_training():
+    clean, noisy, record, logits = _noisy_model()
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, noisy.y)  # (N,)
+    flagged = np.asarray(D.suspicious_labels(loss, fraction=0.2))
+    precision = np.isin(flagged, record["indices"]).mean()
+    assert precision > 3 * record["fraction"], precision  # random flagging scores 0.2
+
+
+def test_suspicious_labels_under_the_true_labels_does_not_pick_out_the_noisy_indices():
+    # the flagged examples are wrong labels, not merely hard inputs: with the true labels the
+    # same model's top losses land on the recorded indices at about the noise rate
+    clean, noisy, record, logits = _noisy_model()
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, clean.y)  # (N,)
+    flagged = np.asarray(D.suspicious_labels(loss, fraction=0.2))
+    assert np.isin(flagged, record["indices"]).mean() < 2 * record["fraction"]
+
+
+# ---------------------------------------------------------------------------------------------
+# class imbalance
+
+
+def test_class_balance_flags_exactly_the_shrunk_minority_classes():
+    train = _mnist1d().train
+    imbalanced, record = class_imbalance(train, 0.2, seed=0)
+    out = D.class_balance(imbalanced.y, 10)
+    assert out["flagged"] == list(record["minority_classes"])
+    assert out["counts"] == [record["counts_after"][c] for c in range(10)]
+    assert out["imbalance_ratio"] > 4
+
+
+def test_class_balance_does_not_flag_the_clean_training_split():
+    out = D.class_balance(_mnist1d().train.y, 10)
+    assert not out["imbalanced"] and out["flagged"] == []
+    assert out["imbalance_ratio"] < 1.2
+
+
+def test_class_balance_reports_an_absent_class_as_infinite_imbalance():
+    out = D.class_balance(np.array([0, 0, 1, 1]), 3)
+    assert out["flagged"] == [2] and out["imbalance_ratio"] == float("inf")
+
+
+def test_class_balance_rejects_bad_labels():
+    with pytest.raises(ValueError, match=r"shape \(N,\) with N >= 1, got shape \(2, 2\)"):
+        D.class_balance(np.zeros((2, 2), np.int32), 3)
+    with pytest.raises(ValueError, match="expected integer labels, got dtype float32"):
+        D.class_balance(np.zeros(3, np.float32), 3)
+    with pytest.raises(ValueError, match=r"labels in \[0, 3\), got values in \[0, 5\]"):
+        D.class_balance(np.array([0, 5]), 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# distribution shift
+
+
+@pytest.mark.parametrize("kind", ["gaussian_noise", "scale", "offset"])
+def test_distribution_shift_flags_each_injected_shift(kind):
+    splits = _mnist1d()
+    shifted, _ = distribution_shift(splits.val, kind=kind, severity=1.0, seed=0)
+    assert D.distribution_shift(splits.train.x, shifted.x)["shifted"]
+
+
+def test_distribution_shift_does_not_flag_the_clean_validation_split():
+    splits = _mnist1d()
+    out = D.distribution_shift(splits.train.x, splits.val.x)
+    assert not out["shifted"]
+    assert out["mean_score"] < 0.1 and out["scale_score"] < 0.1
+
+
+def test_feature_shift_measures_an_offset_in_training_standard_deviations(transform):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4000, 3)) * np.array([1.0, 2.0, 4.0])  # (N, F)
+    b = rng.standard_normal((4000, 3)) * np.array([1.0, 2.0, 4.0]) + 2.0  # (M, F)
+    z, v = transform(D.feature_shift)(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_allclose(z, [2.0, 1.0, 0.5], atol=0.06)
+    np.testing.assert_allclose(v, 0.0, atol=0.05)
+
+
+def test_feature_shift_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"same shape, got \(3,\) and \(4,\)"):
+        D.feature_shift(np.zeros((5, 3)), np.zeros((5, 4)))
+    with pytest.raises(ValueError, match=r"N >= 2, got shape \(1, 3\)"):
+        D.distribution_shift(np.zeros((5, 3)), np.zeros((1, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# spurious features
+
+
+def test_spurious_feature_check_names_every_planted_pattern_and_its_class():
+    splits = _mnist1d()
+    (train, val), record = spurious_feature(splits.train, splits.val, strength=0.9, seed=0)
+    out = D.spurious_feature_check(
+        train.x, train.y, val.x, val.y, num_classes=10, directions=record["patterns"]
+    )
+    assert sorted(out["flagged"]) == list(range(10))
+    assert out["tracked_class"].tolist() == list(range(10))  # pattern c tracks class c
+
+
+def test_spurious_feature_check_does_not_flag_the_same_patterns_on_clean_data():
+    splits = _mnist1d()
+    _, record = spurious_feature(splits.train, splits.val, strength=0.9, seed=0)
+    out = D.spurious_feature_check(
+        splits.train.x,
+        splits.train.y,
+        splits.val.x,
+        splits.val.y,
+        num_classes=10,
+        directions=record["patterns"],
+    )
+    assert not out["spurious"] and out["flagged"] == []
+
+
+def test_spurious_feature_check_on_raw_features_flags_shortcut_data_not_clean_data():
+    splits = _mnist1d()
+    (train, val), _ = spurious_feature(splits.train, splits.val, strength=0.9, seed=0)
+    assert D.spurious_feature_check(train.x, train.y, val.x, val.y, num_classes=10)["spurious"]
+    clean = splits.train, splits.val
+    assert not D.spurious_feature_check(
+        clean[0].x, clean[0].y, clean[1].x, clean[1].y, num_classes=10
+    )["spurious"]
+
+
+def test_label_correlation_is_one_for_a_feature_equal_to_the_class_indicator(transform):
+    y = jnp.array([0, 1, 2, 0, 1, 2, 0, 1])  # (N,)
+    x = jnp.stack([(y == 1).astype(jnp.float32), jnp.zeros(8)], axis=1)  # (N, 2)
+    r = transform(functools.partial(D.label_correlation, num_classes=3))(x, y)
+    assert r.shape == (2, 3)
+    np.testing.assert_allclose(r[0, 1], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(r[1], 0.0)  # a constant feature correlates with nothing
+
+
+def test_spurious_feature_check_rejects_mismatched_inputs():
+    x, y = np.zeros((4, 3), np.float32), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"same length, got shapes \(4, 3\) and \(3,\)"):
+        D.spurious_feature_check(x, y[:3], x, y, num_classes=2)
+    with pytest.raises(ValueError, match=r"same shape, got \(3,\) and \(2,\)"):
+        D.spurious_feature_check(x, y, x[:, :2], y, num_classes=2)
+    with pytest.raises(ValueError, match=r"directions \(K, \.\.\.\)"):
+        D.spurious_feature_check(x, y, x, y, num_classes=2, directions=np.ones((2, 4)))
