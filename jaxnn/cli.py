@@ -37,7 +37,7 @@ BOOK = (
         "jaxnn.layers.{recurrent,attention}, jaxnn.models.{rnn,transformer}",
     ),
     (13, "Generalization, validation, regularization", "jaxnn.train.loop, jaxnn.layers.dropout"),
-    (14, "Common failure modes", "jaxnn.data.corrupt, jaxnn.train.loop (divergence guard)"),
+    (14, "Common failure modes", "jaxnn.diagnostics, jaxnn.data.corrupt, divergence guard"),
     (15, "End-to-end training loop", "jaxnn.train, jaxnn.train.checkpoint, jaxnn.parallel"),
 )
 
