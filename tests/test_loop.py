@@ -188,23 +188,13 @@ def _kill_after_an_epoch(cmd, extra_seconds: float, epochs_logged: int = 1) -> b
     return proc.wait() == -signal.SIGKILL
 
 
-def test_resume_after_sigkill_is_bit_exact(tmp_path):
-    epochs = 4
-    straight = tmp_path / "straight"
-    subprocess.run(
-        _train_cmd(straight, epochs), env=_env(), check=True, capture_output=True, timeout=300
-    )
-    killed = tmp_path / "killed"
-    assert _kill_after_an_epoch(_train_cmd(killed, epochs), 0.0, epochs_logged=2)
-    done = len((killed / "metrics.jsonl").read_text().splitlines())
-    assert 2 <= done < epochs, "the run was not killed mid-training"
-    subprocess.run(
-        _train_cmd(killed, epochs, "--resume"),
-        env=_env(),
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+def _run(cmd) -> None:
+    subprocess.run(cmd, env=_env(), check=True, capture_output=True, timeout=300)
+
+
+def _resume_and_compare(straight, killed, epochs: int) -> None:
+    """Finish the killed run with --resume; it must equal the straight run bit for bit."""
+    _run(_train_cmd(killed, epochs, "--resume"))
     a = json.loads((straight / "summary.json").read_text())
     b = json.loads((killed / "summary.json").read_text())
     assert a["params_sha256"] == b["params_sha256"]
@@ -214,32 +204,27 @@ def test_resume_after_sigkill_is_bit_exact(tmp_path):
     assert rows == list(range(1, epochs + 1))
 
 
+def test_resume_after_sigkill_is_bit_exact(tmp_path):
+    epochs = 4
+    _run(_train_cmd(tmp_path / "straight", epochs))
+    killed = tmp_path / "killed"
+    assert _kill_after_an_epoch(_train_cmd(killed, epochs), 0.0, epochs_logged=2)
+    done = len((killed / "metrics.jsonl").read_text().splitlines())
+    assert 2 <= done < epochs, "the run was not killed mid-training"
+    _resume_and_compare(tmp_path / "straight", killed, epochs)
+
+
 @pytest.mark.slow
 def test_ten_kills_at_different_moments_then_resume_is_bit_exact(tmp_path):
     epochs = 14
-    straight = tmp_path / "straight"
-    subprocess.run(
-        _train_cmd(straight, epochs), env=_env(), check=True, capture_output=True, timeout=300
-    )
+    _run(_train_cmd(tmp_path / "straight", epochs))
     chained = tmp_path / "chained"
     kills = sum(
         _kill_after_an_epoch(_train_cmd(chained, epochs, "--resume"), 0.01 * (attempt * 7 % 10))
         for attempt in range(10)  # each run resumes the one killed before it
     )
     assert kills == 10
-    subprocess.run(
-        _train_cmd(chained, epochs, "--resume"),
-        env=_env(),
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    a = json.loads((straight / "summary.json").read_text())
-    b = json.loads((chained / "summary.json").read_text())
-    assert a["params_sha256"] == b["params_sha256"]
-    assert a["best_params_sha256"] == b["best_params_sha256"]
-    rows = [json.loads(x)["epoch"] for x in (chained / "metrics.jsonl").read_text().splitlines()]
-    assert rows == list(range(1, epochs + 1))
+    _resume_and_compare(tmp_path / "straight", chained, epochs)
 
 
 def test_resume_with_no_checkpoint_yet_starts_from_step_0(digits, tmp_path):
