@@ -150,6 +150,14 @@ def init_rnn(key: jax.Array, in_dim: int, hidden: int, *, dtype=jnp.float32) -> 
     return _init_cell(key, in_dim, hidden, _GATES["rnn"], "init_rnn", dtype)
 
 
+def _single_state_cell(name: str, step, gates: str, params: dict, h, x):
+    """Check inputs and take one step of a cell whose state is one array ``h`` (RNN, GRU)."""
+    in_dim, hidden = _hidden_size(name, params, _GATES[gates])
+    _check_input(name, x, in_dim, (1, 2), "(B, D)")
+    _check_state(name, h, x.shape[:-1] + (hidden,), "hidden state h")
+    return step(params["hidden"], h, dense(params["input"], x))
+
+
 def rnn_cell(params: dict, h: jax.Array, x: jax.Array) -> jax.Array:
     """One Elman RNN step: ``h' = tanh(x W_x + b_x + h W_h + b_h)``.
 
@@ -163,10 +171,7 @@ def rnn_cell(params: dict, h: jax.Array, x: jax.Array) -> jax.Array:
     Returns:
       the new hidden state ``(B, H)``.
     """
-    in_dim, hidden = _hidden_size("rnn_cell", params, _GATES["rnn"])
-    _check_input("rnn_cell", x, in_dim, (1, 2), "(B, D)")
-    _check_state("rnn_cell", h, x.shape[:-1] + (hidden,), "hidden state h")
-    return _rnn_step(params["hidden"], h, dense(params["input"], x))
+    return _single_state_cell("rnn_cell", _rnn_step, "rnn", params, h, x)
 
 
 def _run_single_state(name: str, step, params: dict, x, h0):
@@ -238,10 +243,7 @@ def gru_cell(params: dict, h: jax.Array, x: jax.Array) -> jax.Array:
     Returns:
       the new hidden state ``(B, H)``.
     """
-    in_dim, hidden = _hidden_size("gru_cell", params, _GATES["gru"])
-    _check_input("gru_cell", x, in_dim, (1, 2), "(B, D)")
-    _check_state("gru_cell", h, x.shape[:-1] + (hidden,), "hidden state h")
-    return _gru_step(params["hidden"], h, dense(params["input"], x))
+    return _single_state_cell("gru_cell", _gru_step, "gru", params, h, x)
 
 
 def gru(params: dict, x: jax.Array, *, h0: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
