@@ -102,14 +102,12 @@ def _from_args(cls, args):
     return cls(**values)
 
 
-def _parse_pairs(pairs, what: str, valid: tuple[str, ...] | None = None) -> dict:
+def _parse_pairs(pairs, what: str) -> dict:
     out = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep:
             raise ValueError(f"{what}: expected KEY=VALUE, got {pair!r}")
-        if valid is not None and key not in valid:
-            raise ValueError(f"{what}: unknown key {key!r}; expected one of {', '.join(valid)}")
         try:
             out[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):

@@ -225,8 +225,9 @@ class _Runner:
     process feeding its own rows of every global batch.
     """
 
-    def __init__(self, model, tx, schedule, splits, cfg, task, mesh):
+    def __init__(self, model, tx, schedule, splits, cfg, task, mesh, steps_per_epoch):
         self.cfg, self.mesh, self.splits, self.task = cfg, mesh, splits, task
+        self.steps_per_epoch = steps_per_epoch
         augment = augment_lib.get_augment(cfg.augment, splits.info)
         augment = None if cfg.augment == "none" else augment
         step_fn = make_train_step(
@@ -234,9 +235,6 @@ class _Runner:
         )
         self.eval_step = jit(
             make_eval_step(model, task=task), cpu_library_fusion=model.cpu_library_fusion
-        )
-        self.steps_per_epoch = pipeline.num_batches(
-            len(splits.train), cfg.batch_size, drop_remainder=True
         )
         self.on_device = cfg.scan or (cfg.device_data and jax.process_count() == 1)
         if cfg.scan and jax.process_count() > 1:
@@ -453,7 +451,7 @@ def fit(
         keep_epochs=loop["epoch"],
         verbose=verbose and main,
     )
-    runner = _Runner(model, tx, schedule, splits, cfg, task, mesh)
+    runner = _Runner(model, tx, schedule, splits, cfg, task, mesh, steps_per_epoch)
     guard = _Guard(cfg.divergence_factor, _leaf_names(state.params), loop["initial_loss"])
     stopped_reason, message = "completed", ""
     try:

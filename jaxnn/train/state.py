@@ -54,9 +54,8 @@ def step_key(state: TrainState) -> jax.Array:
 def params_sha256(params) -> str:
     """A sha256 over every leaf's path, dtype, shape and bytes: equal hash, bitwise-equal params."""
     digest = hashlib.sha256()
-    leaves, _ = jax.tree_util.tree_flatten_with_path(params)
-    for path, leaf in leaves:
-        arr = to_host(leaf)
+    leaves, _ = jax.tree_util.tree_flatten_with_path(to_host(params))  # one transfer
+    for path, arr in leaves:
         digest.update(jax.tree_util.keystr(path).encode())
         digest.update(str(arr.dtype).encode() + str(arr.shape).encode())
         digest.update(np.ascontiguousarray(arr).tobytes())
