@@ -23,7 +23,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import Experiment, plt
+from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn.data import load, pipeline
 from jaxnn.models import build, mlp, param_count

@@ -19,7 +19,7 @@ Run: ``python experiments/ch11_cnn_vs_mlp.py [--quick] [--out DIR]``.
 
 from __future__ import annotations
 
-from _common import Experiment, plt
+from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn.data import load, pipeline
 from jaxnn.models import build, get_module, param_count

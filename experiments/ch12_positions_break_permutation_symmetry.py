@@ -28,7 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import Experiment, plt
+from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn.data import load
 from jaxnn.layers import init_transformer_block, sinusoidal_positions, transformer_block

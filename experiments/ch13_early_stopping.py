@@ -23,7 +23,7 @@ Run: ``python experiments/ch13_early_stopping.py [--quick] [--out DIR]``.
 from __future__ import annotations
 
 import numpy as np
-from _common import Experiment, plt
+from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn.data import load, pipeline
 from jaxnn.models import build, get_module

@@ -35,7 +35,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import optax
-from _common import Experiment, plt
+from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn import diagnostics as D
 from jaxnn.data import corrupt, load, pipeline

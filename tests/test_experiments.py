@@ -21,7 +21,14 @@ EXPERIMENTS = sorted(p.name for p in (ROOT / "experiments").glob("ch[0-9][0-9]_*
 def run_experiment(name: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / name), "--out", str(out), *extra],
+        [
+            sys.executable,
+            "-m",
+            f"jaxnn.experiments.{name.removesuffix('.py')}",
+            "--out",
+            str(out),
+            *extra,
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -61,9 +68,7 @@ def test_quick_run_holds_the_claim_and_draws_a_figure(name, tmp_path):
 def test_failed_check_exits_nonzero_and_records_the_claim_as_not_held(tmp_path):
     script = tmp_path / "failing.py"
     script.write_text(
-        "import sys\n"
-        f"sys.path.insert(0, {str(ROOT / 'experiments')!r})\n"
-        "from _common import Experiment\n"
+        "from jaxnn.experiments._common import Experiment\n"
         "exp = Experiment('failing', 'Chapter 0: one is two')\n"
         "exp.record(one=1.0)\n"
         "exp.check(1.0 == 2.0, 'one equals two')\n"
