@@ -31,7 +31,7 @@ __all__ = [
     "softmax",
     "log_softmax",
     "identity",
-    "by_name",
+    "get",
     "NAMES",
 ]
 
@@ -200,11 +200,11 @@ _BY_NAME: dict[str, Callable[[jax.Array], jax.Array]] = {
     "identity": identity,
 }
 
-#: Names accepted by :func:`by_name` (and by model configs' ``activation`` field).
+#: Names accepted by :func:`get` (and by model configs' ``activation`` field).
 NAMES: tuple[str, ...] = tuple(_BY_NAME)
 
 
-def by_name(name: str) -> Callable[[jax.Array], jax.Array]:
+def get(name: str) -> Callable[[jax.Array], jax.Array]:
     """Return the elementwise activation called ``name`` (one of :data:`NAMES`).
 
     Chapter 3: lets a model config choose its nonlinearity with a string.

@@ -150,7 +150,7 @@ def _load_data(dataset: str, seed: int, options: dict, normalize: bool):
 def _model_for(name: str, info, overrides: dict):
     from jaxnn import models
 
-    return models.build(name, models.get_module(name).config_for(info, **overrides))
+    return models.build(name, models.get(name).config_for(info, **overrides))
 
 
 def cmd_train(args) -> int:
@@ -221,7 +221,7 @@ def load_run(out_dir):
         config.get("data_options", {}),
         config.get("normalize", True),
     )
-    module = models.get_module(config["model"])
+    module = models.get(config["model"])
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model_config"].items()}
     model = models.build(config["model"], module.Config(**fields))
     tx, _ = optim.make_optimizer(

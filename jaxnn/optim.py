@@ -405,8 +405,8 @@ def make_optimizer(
        ``optax.add_decayed_weights`` (:math:`g \leftarrow g + \lambda\theta`, the L2-penalty
        gradient, before momentum and the learning rate);
     3. the update rule: ``"sgd"``; ``"momentum"`` (heavy ball, :math:`\beta = 0.9`, or Nesterov
-       if ``nesterov``); ``"nesterov"``; ``"adam"`` (AdamW's decoupled decay when
-       ``weight_decay > 0``); ``"adamw"`` (decoupled decay ``weight_decay``; with 0 it is Adam).
+       if ``nesterov``); ``"nesterov"``; ``"adam"``; ``"adamw"`` (decoupled decay
+       ``weight_decay``; with 0 it is Adam).
 
     ``impl="optax"`` uses ``optax.sgd/adam/adamw``; ``impl="jaxnn"`` uses the twins in this module,
     which compute the same updates.
@@ -428,8 +428,9 @@ def make_optimizer(
 
     Raises:
       ValueError: for an unknown name, schedule or impl (the message lists the valid choices), a
-        non-positive learning rate or clip norm, a negative weight decay, or ``nesterov=True``
-        with a name other than ``"momentum"``/``"nesterov"``.
+        non-positive learning rate or clip norm, a negative weight decay, ``"adam"`` with weight
+        decay (use ``"adamw"``), or ``nesterov=True`` with a name other than
+        ``"momentum"``/``"nesterov"``.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"make_optimizer: expected name in {', '.join(OPTIMIZERS)}, got {name!r}")
@@ -439,14 +440,11 @@ def make_optimizer(
     if callable(learning_rate):
         raise ValueError("make_optimizer: expected a float learning_rate, got a schedule")
     weight_decay = _check_weight_decay("make_optimizer", weight_decay)
-    if clip_norm is not None and (
-        isinstance(clip_norm, bool)
-        or not isinstance(clip_norm, (int, float))
-        or not math.isfinite(clip_norm)
-        or clip_norm <= 0
-    ):
+    _check_clip_norm(clip_norm)
+    if name == "adam" and weight_decay > 0:
         raise ValueError(
-            f"make_optimizer: expected clip_norm to be None or a positive float, got {clip_norm!r}"
+            f"make_optimizer: 'adam' takes no weight decay, got weight_decay={weight_decay}; "
+            "use 'adamw' for Adam with decoupled weight decay (Chapter 13)"
         )
     if nesterov and name not in ("momentum", "nesterov"):
         raise ValueError(
@@ -458,23 +456,35 @@ def make_optimizer(
     # A constant rate is passed as a float so the optimizer state carries no schedule counter.
     lr = float(learning_rate) if schedule == "constant" else schedule_fn
 
-    chain = []
-    if clip_norm is not None:
-        chain.append(optax.clip_by_global_norm(float(clip_norm)))
+    chain = [] if clip_norm is None else [optax.clip_by_global_norm(float(clip_norm))]
     if name in ("sgd", "momentum", "nesterov"):
         if weight_decay > 0:
             chain.append(optax.add_decayed_weights(weight_decay))
-        beta = None if name == "sgd" else _MOMENTUM
-        use_nesterov = name == "nesterov" or nesterov
-        if impl == "optax":
-            chain.append(optax.sgd(lr, momentum=beta, nesterov=use_nesterov))
-        elif beta is None:
-            chain.append(sgd(lr))
-        else:
-            chain.append(momentum(lr, beta=beta, nesterov=use_nesterov))
-    elif name == "adam" and weight_decay == 0:
+        chain.append(_sgd_family(name, lr, nesterov=nesterov, impl=impl))
+    elif name == "adam":
         chain.append(optax.adam(lr) if impl == "optax" else adam(lr))
     else:
         make = optax.adamw if impl == "optax" else adamw
         chain.append(make(lr, weight_decay=weight_decay))
     return optax.chain(*chain), schedule_fn
+
+
+def _check_clip_norm(clip_norm) -> None:
+    if clip_norm is not None and (
+        isinstance(clip_norm, bool)
+        or not isinstance(clip_norm, (int, float))
+        or not math.isfinite(clip_norm)
+        or clip_norm <= 0
+    ):
+        raise ValueError(
+            f"make_optimizer: expected clip_norm to be None or a positive float, got {clip_norm!r}"
+        )
+
+
+def _sgd_family(name: str, lr, *, nesterov: bool, impl: str) -> optax.GradientTransformation:
+    """SGD (``"sgd"``) or heavy-ball/Nesterov momentum, from optax or from this module."""
+    beta = None if name == "sgd" else _MOMENTUM
+    use_nesterov = name == "nesterov" or nesterov
+    if impl == "optax":
+        return optax.sgd(lr, momentum=beta, nesterov=use_nesterov)
+    return sgd(lr) if beta is None else momentum(lr, beta=beta, nesterov=use_nesterov)

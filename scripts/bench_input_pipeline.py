@@ -45,7 +45,7 @@ def _ms_per_step(run_epoch, repeats: int, steps: int) -> float:
 
 
 def bench(name: str, splits, batch_size: int, repeats: int) -> dict:
-    module = models.get_module(name)
+    module = models.get(name)
     model = models.build(name, module.config_for(splits.info))
     tx, _ = optim.make_optimizer("adam", 1e-3)
     raw = make_train_step(model, tx, jitted=False)

@@ -344,7 +344,7 @@ def load_workload(name: str, *, num_batches: int = NUM_BATCHES) -> Workload:
         raise ValueError(f"load_workload: expected one of {WORKLOADS}, got {name!r}")
     options = {"seq_len": SEQ_LEN} if DATASETS[name] == "pydoc_text" else {}
     splits, _ = pipeline.standardize(data.load(DATASETS[name], seed=0, **options))
-    cfg = models.get_module(name).config_for(splits.info)
+    cfg = models.get(name).config_for(splits.info)
     batch = BATCH_SIZES[name]
     if len(splits.train.x) < num_batches * batch:
         raise ValueError(
@@ -361,7 +361,7 @@ def load_workload(name: str, *, num_batches: int = NUM_BATCHES) -> Workload:
 def jaxnn_param_count(model: models.Model) -> int:
     """Trainable scalars of a jaxnn model (its module's ``param_count``)."""
     shapes, _ = jax.eval_shape(model.init, jax.random.PRNGKey(0))  # no arrays made
-    return models.get_module(model.name).param_count(shapes)
+    return models.get(model.name).param_count(shapes)
 
 
 def make_jaxnn_runner(work: Workload, *, seed: int = 0):

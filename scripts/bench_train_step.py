@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
     splits, _ = pipeline.standardize(data.load(args.dataset, seed=0))
-    module = models.get_module(args.model)
+    module = models.get(args.model)
     model = models.build(args.model, module.config_for(splits.info))
     runs = {"loop": [], "scan": []}
     for _ in range(args.rounds):

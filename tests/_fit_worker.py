@@ -28,7 +28,7 @@ from jaxnn.data import pipeline  # noqa: E402
 from jaxnn.train import FitConfig, fit  # noqa: E402
 
 splits, _ = pipeline.standardize(data.load("digits", seed=0))
-model = models.get_module("mlp")
+model = models.get("mlp")
 net = models.build("mlp", model.config_for(splits.info, hidden=(32,)))
 cfg = FitConfig(
     epochs=args.epochs,

@@ -61,7 +61,7 @@ GRAD_CASES = {
     "jaxnn.activations.identity": _case(A.identity, shape=(2, 3)),
 }
 
-NOT_DIFFERENTIABLE = {"jaxnn.activations.by_name": "returns a function, not an array"}
+NOT_DIFFERENTIABLE = {"jaxnn.activations.get": "returns a function, not an array"}
 
 
 @pytest.mark.parametrize("name", sorted(TWINS))
@@ -162,15 +162,15 @@ def test_log_softmax_equals_log_of_softmax_in_moderate_range():
     np.testing.assert_allclose(A.log_softmax(x), jnp.log(A.softmax(x)), rtol=1e-5, atol=1e-6)
 
 
-def test_by_name_returns_the_named_function():
-    assert A.by_name("relu") is A.relu and A.by_name("tanh") is A.tanh
+def test_get_returns_the_named_function():
+    assert A.get("relu") is A.relu and A.get("tanh") is A.tanh
     x = _x((5,))
-    np.testing.assert_allclose(A.by_name("gelu_tanh")(x), A.gelu(x, approximate=True))
+    np.testing.assert_allclose(A.get("gelu_tanh")(x), A.gelu(x, approximate=True))
 
 
-def test_by_name_unknown_raises_listing_valid_names():
+def test_get_unknown_raises_listing_valid_names():
     with pytest.raises(ValueError, match=r"expected one of relu, leaky_relu.*got 'swish'"):
-        A.by_name("swish")
+        A.get("swish")
 
 
 def test_softmax_axis_out_of_range_raises_with_shape():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxnn.data import DatasetInfo
-from jaxnn.data.augment import gaussian_noise, get_augment, random_crop, random_shift
+from jaxnn.data.augment import gaussian_noise, get, random_crop, random_shift
 from jaxnn.gradcheck import check_grads
 
 IMAGE = DatasetInfo("img", "classification", (6, 6, 2), 10, modality="image")
@@ -59,7 +59,7 @@ IDS = [f"{info.modality}-{name}" for info, name, _ in TRAIN_AUGMENTS]
 
 @pytest.mark.parametrize(("info", "name", "make"), TRAIN_AUGMENTS, ids=IDS)
 def test_augment_is_deterministic_given_key_and_changes_the_batch(transform, info, name, make):
-    f = transform(get_augment(name, info))
+    f = transform(get(name, info))
     x = make()
     a, b = f(jax.random.key(5), x), f(jax.random.key(5), x)
     c = f(jax.random.key(6), x)
@@ -71,7 +71,7 @@ def test_augment_is_deterministic_given_key_and_changes_the_batch(transform, inf
 
 @pytest.mark.parametrize(("info", "name", "make"), TRAIN_AUGMENTS, ids=IDS)
 def test_augment_of_one_example_vmaps_over_keys(info, name, make):
-    f = get_augment(name, info)
+    f = get(name, info)
     x = make()
     keys = jax.random.split(jax.random.key(3), len(x))
     one = lambda k, xi: f(k, xi[None])[0]
@@ -81,7 +81,7 @@ def test_augment_of_one_example_vmaps_over_keys(info, name, make):
 
 
 def test_eager_and_jit_draw_the_same_augmentation():
-    f = get_augment("shift+noise", IMAGE)
+    f = get("shift+noise", IMAGE)
     x = _images()
     # equal up to float32 rounding: jit may fuse ``x + sigma * eps`` into one multiply-add
     np.testing.assert_allclose(jax.jit(f)(jax.random.key(0), x), f(jax.random.key(0), x), rtol=1e-6)
@@ -125,18 +125,18 @@ def test_noise_has_the_requested_standard_deviation():
 
 def test_none_returns_the_batch_unchanged_for_tokens():
     x = jnp.arange(16).reshape(2, 8)
-    assert get_augment("none", TEXT)(jax.random.key(0), x) is x
+    assert get("none", TEXT)(jax.random.key(0), x) is x
 
 
 @pytest.mark.parametrize(("info", "name"), [(TEXT, "noise"), (TABLE, "shift"), (SIGNAL, "crop")])
 def test_augment_that_does_not_fit_the_modality_is_rejected_with_choices(info, name):
     with pytest.raises(ValueError, match="expected one of"):
-        get_augment(name, info)
+        get(name, info)
 
 
 def test_option_no_augmentation_takes_is_rejected():
     with pytest.raises(ValueError, match="sigma"):
-        get_augment("shift", IMAGE, sigma=0.1)
+        get("shift", IMAGE, sigma=0.1)
 
 
 def test_random_crop_rejects_non_image_rank():

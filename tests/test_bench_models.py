@@ -96,7 +96,7 @@ def test_torch_twin_has_exactly_the_jaxnn_parameter_count(bench, workloads, name
     twin = bench.build_torch_twin(model)
     shapes, _ = jax.eval_shape(model.init, jax.random.key(0))
     jaxnn_count = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
-    assert models.get_module(name).param_count(shapes) == jaxnn_count
+    assert models.get(name).param_count(shapes) == jaxnn_count
     assert bench.torch_param_count(twin) == jaxnn_count
     assert bench.jaxnn_param_count(model) == jaxnn_count
 

@@ -13,7 +13,7 @@ from jaxnn import diagnostics as D
 from jaxnn.data import load, pipeline
 from jaxnn.data.corrupt import class_imbalance, distribution_shift, label_noise, spurious_feature
 from jaxnn.layers import dense, init_dense
-from jaxnn.models import build, get_module
+from jaxnn.models import build
 from jaxnn.train import FitConfig, fit
 
 GRAD_CASES = {}  # verdicts over data and histories; the registry does not walk this module
@@ -95,7 +95,7 @@ def test_fit_diagnosis_rejects_short_or_incomplete_histories():
 @functools.cache
 def _real_fits():
     splits = _digits().replace(train=_digits().train.take(range(400)))
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(64,)))
+    model = build("mlp", splits.info, hidden=(64,))
     runs = {}
     for label, lr in (("trained", 3e-3), ("starved", 1e-6)):
         cfg = FitConfig(epochs=8, batch_size=50, lr=lr, progress=False, checkpoint=False, seed=0)
@@ -198,7 +198,7 @@ def test_suspicious_labels_rejects_bad_shapes_and_fractions():
 def _noisy_model():
     splits = _digits()
     noisy, record = label_noise(splits.train, 0.2, num_classes=10, seed=0)
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(64,)))
+    model = build("mlp", splits.info, hidden=(64,))
     cfg = FitConfig(epochs=6, batch_size=64, lr=3e-3, progress=False, checkpoint=False)
     result = fit(model, splits.replace(train=noisy), cfg, verbose=False)
     logits, _ = model.apply(result.best_params, result.best_model_state, noisy.x)  # (N, C)

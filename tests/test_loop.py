@@ -25,7 +25,7 @@ def digits():
 
 
 def _mlp(splits, **kw):
-    module = models.get_module("mlp")
+    module = models.get("mlp")
     return models.build("mlp", module.config_for(splits.info, **{"hidden": (32,), **kw}))
 
 

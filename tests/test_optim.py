@@ -231,7 +231,9 @@ MAKE_CONFIGS = {
 def test_make_optimizer_jaxnn_impl_equals_optax_impl(name, config):
     params = _params()
     grads = _grad_stream(params, MAKE_STEPS, seed=2)
-    kwargs = MAKE_CONFIGS[config]
+    kwargs = dict(MAKE_CONFIGS[config])
+    if name == "adam":
+        kwargs.pop("weight_decay", None)  # adam takes none: adamw is Adam with weight decay
     ours, sched_ours = optim.make_optimizer(name, LR, impl="jaxnn", **kwargs)
     theirs, sched_theirs = optim.make_optimizer(name, LR, impl="optax", **kwargs)
     got, want = _run(ours, params, grads), _run(theirs, params, grads)
@@ -266,11 +268,16 @@ def test_make_optimizer_sgd_weight_decay_adds_lambda_theta_to_the_gradient(trans
     _assert_trees_close(updates, jax.tree.map(lambda p: -LR * 0.1 * p, params))
 
 
-def test_make_optimizer_adam_with_weight_decay_is_decoupled_adamw():
+def test_make_optimizer_adam_with_weight_decay_raises_pointing_to_adamw():
+    with pytest.raises(ValueError, match="use 'adamw'"):
+        optim.make_optimizer("adam", LR, weight_decay=0.1)
+
+
+def test_make_optimizer_adamw_is_decoupled_weight_decay():
     params = _params()
     grads = _grad_stream(params, 6, seed=4)
-    adam_wd, _ = optim.make_optimizer("adam", LR, weight_decay=0.1)
-    got = _run(adam_wd, params, grads)
+    adamw, _ = optim.make_optimizer("adamw", LR, weight_decay=0.1)
+    got = _run(adamw, params, grads)
     _assert_trees_close(got, _run(optax.adamw(LR, weight_decay=0.1), params, grads))
     assert not np.allclose(got["out"]["w"], _run(optax.adam(LR), params, grads)["out"]["w"])
 

@@ -7,18 +7,19 @@ take it from there.
 """
 
 from jaxnn.data import augment, corrupt, pipeline, text
-from jaxnn.data.datasets import (
-    NAMES,
+from jaxnn.data.containers import (
+    TASKS,
     Dataset,
     DatasetInfo,
     SealedDataset,
     Splits,
-    load,
     split_indices,
 )
+from jaxnn.data.datasets import NAMES, load
 
 __all__ = [
     "NAMES",
+    "TASKS",
     "Dataset",
     "DatasetInfo",
     "SealedDataset",

@@ -3,7 +3,7 @@
 Each augmentation is a pure, jittable function ``f(key, x) -> x`` of a PRNG key and a batch
 (batch axis first): the same key gives the same output, and each example in the batch draws its
 own shift, crop or noise from that key. Augmentation is for training batches only; evaluation uses
-the data as it is. :func:`get_augment` picks one by name for a dataset:
+the data as it is. :func:`get` picks one by name for a dataset:
 
 - images (N, H, W, C): ``shift`` (zero-padded translation), ``crop`` (random crop resized back,
   a small zoom), ``noise`` (additive Gaussian);
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from jaxnn._checks import check_floating_dtype, check_min_rank, check_positive_int
 
-__all__ = ["random_shift", "random_crop", "gaussian_noise", "get_augment", "AUGMENTS"]
+__all__ = ["random_shift", "random_crop", "gaussian_noise", "get", "AUGMENTS"]
 
 
 def random_shift(
@@ -162,7 +162,7 @@ AUGMENTS = {
 }
 
 
-def get_augment(name: str, info, **options) -> Callable[[jax.Array, jax.Array], jax.Array]:
+def get(name: str, info, **options) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """Return the training augmentation ``f(key, x_batch) -> x_batch`` called ``name``.
 
     Chapter 13: data augmentation creates realistic variations of the training data. Valid
@@ -189,7 +189,7 @@ def get_augment(name: str, info, **options) -> Callable[[jax.Array, jax.Array], 
     for part in parts:
         if part not in valid:
             raise ValueError(
-                f"get_augment: unknown augmentation {part!r} for {info.modality} data "
+                f"get: unknown augmentation {part!r} for {info.modality} data "
                 f"({info.name}); expected one of {', '.join(valid)} (or several joined by '+')"
             )
         builder = AUGMENTS[part][1]
@@ -199,9 +199,9 @@ def get_augment(name: str, info, **options) -> Callable[[jax.Array, jax.Array], 
         fns.append(builder(info, **kw))
     unused = sorted(set(options) - used)
     if unused:
-        raise ValueError(f"get_augment: option(s) {unused} not taken by augmentation {name!r}")
+        raise ValueError(f"get: option(s) {unused} not taken by augmentation {name!r}")
     if "max_shift" in options:
-        check_positive_int("get_augment", options["max_shift"], "max_shift")
+        check_positive_int("get", options["max_shift"], "max_shift")
     if len(fns) == 1:
         return fns[0]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxnn._checks import check_positive_int
-from jaxnn.data.datasets import Dataset
+from jaxnn.data.containers import Dataset
 
 __all__ = ["label_noise", "class_imbalance", "distribution_shift", "spurious_feature", "SHIFTS"]
 

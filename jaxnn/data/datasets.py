@@ -20,7 +20,6 @@ Built-in names (see :data:`NAMES`):
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gzip
 import hashlib
@@ -32,6 +31,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from jaxnn.data.containers import (
+    TASKS,
+    TEST_SEED,
+    Dataset,
+    DatasetInfo,
+    SealedDataset,
+    Splits,
+    carve,
+    check_seed,
+    split_indices,
+    three_way,
+)
 
 __all__ = [
     "NAMES",
@@ -45,284 +57,16 @@ __all__ = [
     "split_indices",
 ]
 
-TASKS = ("classification", "regression", "language_model")
-MODALITIES = ("tabular", "signal", "image", "text")
-
-# Held-out test sets of datasets without an official test split are carved with this fixed seed,
-# so that changing ``seed`` (which moves the validation split) never moves the test set.
-_TEST_SEED = 20240909
-
 
 # --------------------------------------------------------------------------------------------
-# Containers
+# Built-in datasets
 # --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Dataset:
-    """Examples ``x`` (N, ...) and targets ``y`` (N, ...) as NumPy arrays, batch axis first.
-
-    Raises:
-      ValueError: if ``x`` and ``y`` differ in length, the set is empty, or floating-point
-        features contain NaN or infinity.
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-
-    def __post_init__(self):
-        x, y = np.asarray(self.x), np.asarray(self.y)
-        if x.ndim < 1 or y.ndim < 1:
-            raise ValueError(
-                f"Dataset: expected x and y with a leading batch axis, got shapes {x.shape} "
-                f"and {y.shape}"
-            )
-        if len(x) != len(y):
-            raise ValueError(
-                f"Dataset: expected len(x) == len(y), got {len(x)} examples in x {x.shape} and "
-                f"{len(y)} targets in y {y.shape}"
-            )
-        if len(x) == 0:
-            raise ValueError(
-                f"Dataset: expected at least one example, got an empty split {x.shape}"
-            )
-        for name, arr in (("x", x), ("y", y)):
-            if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-                bad = int(np.size(arr) - np.isfinite(arr).sum())
-                raise ValueError(
-                    f"Dataset: expected finite values in {name}, got {bad} NaN/inf entries "
-                    f"in shape {arr.shape}"
-                )
-        object.__setattr__(self, "x", x)
-        object.__setattr__(self, "y", y)
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def take(self, indices) -> Dataset:
-        """Return the examples at ``indices`` (a copy, in that order)."""
-        indices = np.asarray(indices)
-        return Dataset(self.x[indices], self.y[indices])
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetInfo:
-    """What a model and a training loop need to know about a dataset.
-
-    Attributes:
-      name: the name given to :func:`load`.
-      task: ``"classification"``, ``"regression"`` or ``"language_model"``.
-      input_shape: the shape of one example, e.g. ``(40,)``, ``(8, 8, 1)`` or ``(seq_len,)``.
-      num_classes: classes; the vocabulary size for language models; the output dimension for
-        regression.
-      class_names: names of the classes, if known.
-      tokenizer: the tokenizer (fitted on training text only) for language-model data.
-      modality: ``"tabular"``, ``"signal"`` (1-D signals), ``"image"`` (H, W, C) or ``"text"``;
-        it picks the default normalization and the augmentations that make sense.
-      description: one line about where the data comes from.
-    """
-
-    name: str
-    task: str
-    input_shape: tuple[int, ...]
-    num_classes: int
-    class_names: tuple | None = None
-    tokenizer: object | None = None
-    modality: str = "tabular"
-    description: str = ""
-
-    def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"DatasetInfo: expected task in {TASKS}, got {self.task!r}")
-        if self.modality not in MODALITIES:
-            raise ValueError(
-                f"DatasetInfo: expected modality in {MODALITIES}, got {self.modality!r}"
-            )
-        object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
-        if self.class_names is not None:
-            object.__setattr__(self, "class_names", tuple(self.class_names))
-
-
-class SealedDataset:
-    """The test split, sealed: its arrays are reachable only through :meth:`unseal`.
-
-    Chapter 13: the test set estimates performance on unseen data only if it is looked at once,
-    at the end, by the model chosen on validation. Every :meth:`unseal` call is recorded, so a
-    test can assert that the test set was scored exactly once. Sealed sets derived with
-    :meth:`map` (e.g. the standardized test set) share the record of the set they came from.
-    """
-
-    def __init__(self, dataset: Dataset, *, _log: list | None = None):
-        if not isinstance(dataset, Dataset):
-            raise ValueError(f"SealedDataset: expected a Dataset, got {type(dataset).__name__}")
-        self._dataset = dataset
-        self._log = [] if _log is None else _log
-
-    def __len__(self) -> int:
-        return len(self._dataset)
-
-    def __repr__(self) -> str:
-        return f"SealedDataset(n={len(self)}, unsealed {self.unseal_count} times)"
-
-    @property
-    def unseal_count(self) -> int:
-        """How many times this test set (or one derived from it) has been unsealed."""
-        return len(self._log)
-
-    @property
-    def unseal_log(self) -> tuple[str, ...]:
-        """The ``reason`` given at each :meth:`unseal` call, in order."""
-        return tuple(self._log)
-
-    def unseal(self, reason: str = "") -> Dataset:
-        """Return the test :class:`Dataset` and record the call (with an optional ``reason``)."""
-        self._log.append(str(reason))
-        return self._dataset
-
-    def map(self, fn: Callable[[Dataset], Dataset]) -> SealedDataset:
-        """Apply a preprocessing ``fn`` without unsealing; the result shares the unseal record."""
-        out = fn(self._dataset)
-        if not isinstance(out, Dataset):
-            raise ValueError(f"SealedDataset.map: expected fn to return a Dataset, got {type(out)}")
-        return SealedDataset(out, _log=self._log)
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Splits:
-    """Train, validation and (sealed) test sets with the :class:`DatasetInfo` that describes them.
-
-    ``test`` may be given as a :class:`Dataset` (it is sealed here) or a :class:`SealedDataset`.
-
-    Raises:
-      ValueError: if a split's example shape differs from ``info.input_shape``, or labels fall
-        outside ``[0, num_classes)`` (token ids outside the vocabulary for language models).
-    """
-
-    train: Dataset
-    val: Dataset
-    test: SealedDataset
-    info: DatasetInfo
-
-    def __post_init__(self):
-        if isinstance(self.test, Dataset):
-            object.__setattr__(self, "test", SealedDataset(self.test))
-        for name, ds in (("train", self.train), ("val", self.val), ("test", self.test._dataset)):
-            if not isinstance(ds, Dataset):
-                raise ValueError(
-                    f"Splits: expected {name} to be a Dataset, got {type(ds).__name__}"
-                )
-            _check_split(self.info, name, ds)
-
-    def replace(self, **changes) -> Splits:
-        """Return a copy with some fields replaced (``dataclasses.replace``)."""
-        return dataclasses.replace(self, **changes)
-
-
-def _check_split(info: DatasetInfo, name: str, ds: Dataset) -> None:
-    where = f"Splits[{info.name}].{name}"
-    if ds.x.shape[1:] != info.input_shape:
-        raise ValueError(
-            f"{where}: expected examples of shape {info.input_shape}, got x of shape {ds.x.shape}"
-        )
-    if info.task == "regression":
-        if not np.issubdtype(ds.y.dtype, np.floating):
-            raise ValueError(
-                f"{where}: expected floating-point regression targets, got {ds.y.dtype}"
-            )
-        return
-    arrays = (("labels", ds.y),) if info.task == "classification" else (("x", ds.x), ("y", ds.y))
-    for what, arr in arrays:
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{where}: expected integer {what}, got dtype {arr.dtype}")
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0 or hi >= info.num_classes:
-            raise ValueError(
-                f"{where}: expected {what} in [0, {info.num_classes}), got values in [{lo}, {hi}]"
-            )
-
-
-# --------------------------------------------------------------------------------------------
-# Splitting
-# --------------------------------------------------------------------------------------------
-
-
-def split_indices(
-    y: np.ndarray, fraction: float, *, seed: int, stratify: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split example indices into ``(kept, held_out)``, deterministically from ``seed``.
-
-    Chapter 13: the validation set is held out of training. With ``stratify=True`` the held-out
-    part keeps the class proportions: of ``round(fraction * N)`` held-out examples, class ``c``
-    gets ``floor(fraction * N_c)`` plus one more for the classes with the largest remainders.
-
-    Args:
-      y: targets (N, ...); class labels when ``stratify`` is true.
-      fraction: share of the examples to hold out, in (0, 1).
-      seed: seed of the split (``numpy.random.Generator``; the global state is untouched).
-      stratify: keep class proportions (classification) or split uniformly at random.
-
-    Returns:
-      ``(kept, held_out)``: sorted int64 index arrays that partition ``range(N)``.
-
-    Raises:
-      ValueError: if ``fraction`` is outside (0, 1) or either part would be empty.
-    """
-    if not 0.0 < float(fraction) < 1.0:
-        raise ValueError(f"split_indices: expected fraction in (0, 1), got {fraction!r}")
-    y = np.asarray(y)
-    n = len(y)
-    total = int(round(fraction * n))
-    if total < 1 or total >= n:
-        raise ValueError(
-            f"split_indices: expected both parts non-empty, got {total} of {n} examples held out "
-            f"for fraction {fraction}"
-        )
-    rng = np.random.default_rng(np.random.SeedSequence([_check_seed(seed), 1]))
-    if not stratify:
-        held = rng.permutation(n)[:total]
-    else:
-        classes, counts = np.unique(y, return_counts=True)
-        exact = fraction * counts
-        take = np.floor(exact).astype(np.int64)
-        order = np.argsort(-(exact - take), kind="stable")  # largest remainders first
-        take[order[: total - int(take.sum())]] += 1
-        held = np.concatenate(
-            [
-                rng.permutation(np.flatnonzero(y == c))[:k]
-                for c, k in zip(classes, take, strict=True)
-            ]
-        )
-    mask = np.zeros(n, bool)
-    mask[held] = True
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"load: expected seed to be a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
-def _carve(x, y, *, fraction: float, seed: int, stratify: bool) -> tuple[Dataset, Dataset]:
-    kept, held = split_indices(y, fraction, seed=seed, stratify=stratify)
-    return Dataset(x[kept], y[kept]), Dataset(x[held], y[held])
-
-
-def _three_way(x, y, *, seed, val_fraction, test_fraction, test_seed, stratify):
-    rest, test = _carve(x, y, fraction=test_fraction, seed=test_seed, stratify=stratify)
-    train, val = _carve(rest.x, rest.y, fraction=val_fraction, seed=seed, stratify=stratify)
-    return train, val, test
 
 
 def _readonly(*arrays):
     for a in arrays:
         a.flags.writeable = False
     return arrays
-
-
-# --------------------------------------------------------------------------------------------
-# Built-in datasets
-# --------------------------------------------------------------------------------------------
 
 
 def _cache_dir() -> Path:
@@ -371,7 +115,7 @@ def _mnist1d_arrays(disk_cache: bool):
 
 def _load_mnist1d(*, seed: int, val_fraction: float = 0.1, disk_cache: bool = True) -> Splits:
     x, y, x_test, y_test = _mnist1d_arrays(bool(disk_cache))
-    train, val = _carve(x, y, fraction=val_fraction, seed=seed, stratify=True)
+    train, val = carve(x, y, fraction=val_fraction, seed=seed, stratify=True)
     info = DatasetInfo(
         name="mnist1d",
         task="classification",
@@ -408,13 +152,13 @@ def _digits_arrays():
 
 def _digit_images(name, x, y, *, seed, val_fraction, test_fraction, description) -> Splits:
     """Stratified train/val/test splits of a 10-class digit image table."""
-    train, val, test = _three_way(
+    train, val, test = three_way(
         x,
         y,
         seed=seed,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
-        test_seed=_TEST_SEED,
+        test_seed=TEST_SEED,
         stratify=True,
     )
     info = DatasetInfo(
@@ -521,10 +265,10 @@ def _load_pydoc_text(
 
 
 def _synthetic(name, make, *, seed, n, val_fraction, test_fraction, task, num_classes, **kw):
-    rng = np.random.default_rng(np.random.SeedSequence([_check_seed(seed), 7]))
+    rng = np.random.default_rng(np.random.SeedSequence([check_seed(seed), 7]))
     x, y = make(rng, n, **kw)
     classify = task == "classification"
-    train, val, test = _three_way(
+    train, val, test = three_way(
         x,
         y,
         seed=seed,
@@ -676,7 +420,7 @@ def load(name: str, *, seed: int = 0, **options) -> Splits:
     """
     if not isinstance(name, str):
         raise ValueError(f"load: expected a dataset name string, got {type(name).__name__}")
-    _check_seed(seed)
+    check_seed(seed)
     if name.startswith("tfds:"):
         from jaxnn.data.tfds import load_tfds
 

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from jaxnn._checks import check_positive_int
-from jaxnn.data.datasets import Dataset, Splits
+from jaxnn.data.containers import Dataset, Splits
 
 __all__ = [
     "Standardizer",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxnn.data.datasets import Dataset, DatasetInfo, Splits, split_indices
+from jaxnn.data.containers import Dataset, DatasetInfo, Splits, split_indices
 
 __all__ = ["load_tfds"]
 

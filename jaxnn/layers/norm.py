@@ -138,9 +138,9 @@ def init_batch_norm_state(num_features: int, *, dtype=jnp.float32) -> dict:
 
 def batch_norm(
     params: dict,
-    state: dict,
     x: jax.Array,
     *,
+    state: dict,
     train: bool,
     momentum: float = 0.9,
     eps: float = 1e-5,

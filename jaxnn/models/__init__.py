@@ -1,44 +1,44 @@
 """Models built from :mod:`jaxnn.layers`: ``mlp``, ``cnn``, ``rnn``, ``transformer``.
 
-Each model module has a frozen ``Config`` dataclass, ``init(key, cfg) -> params`` (a plain dict
-pytree) and ``apply(params, x, *, cfg=None, train=False, key=None) -> logits``. The static
-hyperparameters (activation, heads, dropout rate) live in ``cfg``, never in the params pytree, so
-optax and orbax see arrays only.
+Every model module has the same contract:
 
-A module whose model carries non-trained state (batch-norm running statistics) also defines
-``init_state(cfg) -> state`` and then its ``apply`` takes ``state=`` and returns
-``(logits, new_state)``.
+- ``Config``: a frozen dataclass of static hyperparameters (never in the params pytree, so optax
+  and orbax see arrays only). ``hidden``, where a model has it, is a tuple of hidden widths.
+- ``init(key, cfg) -> params``: a plain dict pytree.
+- ``init_state(cfg) -> state``: the non-trained state (batch-norm running statistics), ``{}`` for
+  a model that has none.
+- ``apply(params, x, *, cfg, state=None, train=False, key=None) -> (outputs, new_state)``.
 
-:func:`build` wraps any of them into one uniform :class:`Model` for the training loop:
-``init(key) -> (params, state)`` and ``apply(params, state, x, *, train, key) -> (logits, state)``.
+The state rule is one for every model and for :func:`jaxnn.layers.batch_norm`: state goes in as
+the keyword ``state=`` and comes back as the second element of the result. ``cfg`` is required:
+there is no silent default config. A stateless model accepts ``state=None`` (or ``{}``) and returns
+``{}``; a stateful one requires the state from ``init_state(cfg)``.
+The transformer also has ``generate(params, prompt, *, cfg, key, length, temperature)``.
+
+:func:`build` binds a module to its config for the training loop: ``init(key) -> (params,
+state)`` and ``apply`` is the module's own ``apply`` with ``cfg`` filled in.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
-import jax
-import numpy as np
+from jaxnn.models import cnn, mlp, rnn, transformer
+from jaxnn.models._common import param_count
 
-__all__ = [
-    "Model",
-    "build",
-    "get_module",
-    "param_count",
-    "config_from_info",
-    "dropout_active",
-    "NAMES",
-]
+__all__ = ["Model", "NAMES", "build", "get", "param_count"]
 
-NAMES = ("mlp", "cnn", "rnn", "transformer")
+_REGISTRY = {"mlp": mlp, "cnn": cnn, "rnn": rnn, "transformer": transformer}
+NAMES = tuple(_REGISTRY)
 
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """A model as the training loop sees it: two pure functions and the config that made them."""
+    """A model bound to its config: ``init(key) -> (params, state)`` and
+    ``apply(params, x, *, state=None, train=False, key=None) -> (outputs, new_state)``."""
 
     name: str
     cfg: Any
@@ -47,75 +47,41 @@ class Model:
     cpu_library_fusion: bool = True  # see jaxnn.train.step.jit; a module opts out by a constant
 
 
-def get_module(name: str):
-    """Return the model module ``jaxnn.models.<name>``; unknown names list the valid ones."""
-    if name not in NAMES:
+def get(name: str):
+    """The model module ``name`` (one of :data:`NAMES`).
+
+    Raises:
+      ValueError: for an unknown name; the message lists :data:`NAMES`.
+    """
+    if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(NAMES)}")
-    return importlib.import_module(f"jaxnn.models.{name}")
+    return _REGISTRY[name]
 
 
-def build(name: str, cfg=None, **overrides) -> Model:
-    """Wrap model ``name`` with config ``cfg`` (default ``Config()``, then ``overrides``)."""
-    module = get_module(name)
-    cfg = module.Config() if cfg is None else cfg
-    if overrides:
-        cfg = dataclasses.replace(cfg, **overrides)
-    stateful = hasattr(module, "init_state")
+def build(name: str, info_or_cfg=None, **overrides) -> Model:
+    """Bind model ``name`` to a config.
+
+    Args:
+      name: one of :data:`NAMES`.
+      info_or_cfg: the module's ``Config`` (``overrides`` replace its fields), a dataset info
+        (``module.config_for(info, **overrides)`` sizes the model for it), or ``None``
+        (``Config(**overrides)``).
+      **overrides: config fields.
+
+    Returns:
+      The :class:`Model`.
+    """
+    module = get(name)
+    if isinstance(info_or_cfg, module.Config):
+        cfg = dataclasses.replace(info_or_cfg, **overrides) if overrides else info_or_cfg
+    elif info_or_cfg is None:
+        cfg = module.Config(**overrides)
+    else:
+        cfg = module.config_for(info_or_cfg, **overrides)
 
     def init(key):
-        return module.init(key, cfg), (module.init_state(cfg) if stateful else {})
-
-    def apply(params, state, x, *, train=False, key=None):
-        if stateful:
-            return module.apply(params, x, cfg=cfg, train=train, key=key, state=state)
-        return module.apply(params, x, cfg=cfg, train=train, key=key), state
+        return module.init(key, cfg), module.init_state(cfg)
 
     fusion = getattr(module, "CPU_LIBRARY_FUSION", True)
+    apply = functools.partial(module.apply, cfg=cfg)
     return Model(name=name, cfg=cfg, init=init, apply=apply, cpu_library_fusion=fusion)
-
-
-def param_count(params) -> int:
-    """Number of trainable scalars in a params pytree (Chapter 10: the parameter count).
-
-    A dense layer costs ``in * out + out``; a convolution ``k^d * C_in * C_out + C_out`` whatever
-    the image size, so most of a small CNN's parameters sit in its dense head.
-    """
-    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
-
-
-def config_from_info(
-    name: str, config_cls, info, values, overrides: dict, *, needs=("input_shape", "num_classes")
-):
-    """Build ``config_cls`` from a dataset info: ``values(info)`` fills the data-dependent fields,
-    ``overrides`` (checked against the dataclass fields) take precedence.
-
-    Raises:
-      ValueError: if ``info`` lacks an attribute in ``needs`` or an override is not a field.
-    """
-    missing = [a for a in needs if not hasattr(info, a)]
-    if missing:
-        raise ValueError(
-            f"{name}: expected a dataset info with {', '.join(needs)}, "
-            f"got {type(info).__name__} without {', '.join(missing)}"
-        )
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(f"{name}: expected fields from {sorted(fields)}, got {unknown}")
-    return config_cls(**{**values(info), **overrides})
-
-
-def dropout_active(name: str, rate: float, train: bool, key) -> bool:
-    """Whether a model's dropout runs (``train`` and ``rate > 0``); then a ``key`` is required.
-
-    Chapter 13: dropout masks activations during training only.
-
-    Raises:
-      ValueError: if dropout is active and ``key`` is None.
-    """
-    active = bool(train) and rate > 0.0
-    if active and key is None:
-        raise ValueError(
-            f"{name}: expected a PRNG key for dropout (train=True, dropout={rate}), got key=None"
-        )
-    return active

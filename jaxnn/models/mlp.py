@@ -22,9 +22,16 @@ from jaxnn import activations, initializers
 from jaxnn._checks import check_min_rank, check_positive_int, check_probability
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout
-from jaxnn.models import config_from_info, dropout_active, param_count
+from jaxnn.models._common import (
+    check_cfg,
+    check_state,
+    config_from_info,
+    dropout_active,
+    param_count,
+    widths,
+)
 
-__all__ = ["Config", "init", "apply", "param_count", "config_for"]
+__all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +40,8 @@ class Config:
 
     Attributes:
       input_dim: number of input features after flattening ``(B, ...)`` to ``(B, input_dim)``.
-      hidden: widths of the hidden layers (empty: a linear classifier).
+      hidden: widths of the hidden layers (an int ``n`` means ``(n,)``; empty: a linear
+        classifier).
       num_classes: number of output logits.
       activation: a name from :data:`jaxnn.activations.NAMES`.
       dropout: probability of dropping each hidden unit in training, in ``[0, 1)``.
@@ -48,15 +56,8 @@ class Config:
     def __post_init__(self):
         check_positive_int("mlp.Config", self.input_dim, "input_dim")
         check_positive_int("mlp.Config", self.num_classes, "num_classes")
-        if isinstance(self.hidden, (int, np.integer, str)):
-            raise ValueError(
-                f"mlp.Config: expected hidden as a tuple of positive ints, got {self.hidden!r}"
-            )
-        hidden = tuple(self.hidden)
-        for width in hidden:
-            check_positive_int("mlp.Config", width, "every hidden width")
-        object.__setattr__(self, "hidden", hidden)
-        activations.by_name(self.activation)
+        object.__setattr__(self, "hidden", widths("mlp.Config", self.hidden))
+        activations.get(self.activation)
         check_probability("mlp.Config", self.dropout, "dropout")
 
     @property
@@ -79,8 +80,7 @@ def init(key: jax.Array, cfg: Config) -> dict:
     Returns:
       ``{"dense_i": {"w": (n_i, n_{i+1}), "b": (n_{i+1},)}}`` for ``i = 0 .. len(hidden)``.
     """
-    if not isinstance(cfg, Config):
-        raise ValueError(f"mlp.init: expected an mlp.Config, got {type(cfg).__name__}")
+    check_cfg("mlp.init", cfg, Config)
     relu_like = cfg.activation in ("relu", "leaky_relu", "gelu", "gelu_tanh")
     hidden_init = initializers.he_uniform if relu_like else initializers.glorot_uniform
     sizes = cfg.sizes
@@ -93,6 +93,12 @@ def init(key: jax.Array, cfg: Config) -> dict:
     return params
 
 
+def init_state(cfg: Config) -> dict:
+    """The MLP has no non-trained state: ``{}`` (the model contract of :mod:`jaxnn.models`)."""
+    check_cfg("mlp.init_state", cfg, Config)
+    return {}
+
+
 def _layer_names(params) -> list[str]:
     if not isinstance(params, dict) or not params:
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
@@ -103,7 +109,7 @@ def _layer_names(params) -> list[str]:
     return names
 
 
-def _check_params(params, cfg: Config | None) -> list[str]:
+def _check_params(params, cfg: Config) -> list[str]:
     names = _layer_names(params)
     shapes = []
     for n in names:
@@ -116,15 +122,9 @@ def _check_params(params, cfg: Config | None) -> list[str]:
                 f"mlp.apply: expected {n} = {{'w': (in, out), 'b': (out,)}}, got {got}"
             )
         shapes.append(tuple(np.shape(w)))
-    if cfg is not None:
-        want = list(zip(cfg.sizes[:-1], cfg.sizes[1:], strict=True))
-        if shapes != want:
-            raise ValueError(f"mlp.apply: expected weight shapes {want} for {cfg}, got {shapes}")
-    if any(a[1] != b[0] for a, b in zip(shapes[:-1], shapes[1:], strict=True)):
-        raise ValueError(
-            "mlp.apply: expected consecutive weight shapes to chain (out of one = in of the next), "
-            f"got {shapes}"
-        )
+    want = list(zip(cfg.sizes[:-1], cfg.sizes[1:], strict=True))
+    if shapes != want:
+        raise ValueError(f"mlp.apply: expected weight shapes {want} for {cfg}, got {shapes}")
     return names
 
 
@@ -132,11 +132,12 @@ def apply(
     params: dict,
     x: jax.Array,
     *,
-    cfg: Config | None = None,
+    cfg: Config,
+    state: dict | None = None,
     train: bool = False,
     key: jax.Array | None = None,
-) -> jax.Array:
-    """Forward pass of the MLP, returning logits.
+) -> tuple[jax.Array, dict]:
+    """Forward pass of the MLP: ``(logits, state)``.
 
     Chapter 10 (forward pass, Chapter 5): with ``h_0 = flatten(x)``,
     ``h_{i+1} = dropout(act(h_i W_i + b_i))`` for the hidden layers and
@@ -149,20 +150,21 @@ def apply(
       params: from :func:`init`.
       x: inputs ``(B, ...)`` with ``prod(x.shape[1:]) == input_dim``; flattened to
         ``(B, input_dim)``.
-      cfg: the :class:`Config` (default ``Config()``'s activation and no dropout; the layer sizes
-        are read from ``params``). When given, the param shapes are checked against it.
+      cfg: the :class:`Config` the params were made with (required; the shapes are checked).
+      state: ``None`` or ``{}`` (the MLP is stateless; see :mod:`jaxnn.models`).
       train: apply dropout.
       key: PRNG key, required when ``train`` and ``cfg.dropout > 0``.
 
     Returns:
-      Logits ``(B, num_classes)``.
+      ``(logits (B, num_classes), {})``.
 
     Raises:
-      ValueError: on malformed params, params that do not match ``cfg``, an input of rank < 2 or
-        of the wrong size, or a missing ``key`` for dropout.
+      ValueError: on a missing or wrong ``cfg``, malformed params, params that do not match
+        ``cfg``, an input of rank < 2 or of the wrong size, or a missing ``key`` for dropout.
     """
+    check_cfg("mlp.apply", cfg, Config)
     names = _check_params(params, cfg)
-    cfg = Config() if cfg is None else cfg
+    state = check_state("mlp.apply", state, {})
     x = jnp.asarray(x)
     check_min_rank("mlp.apply", x, 2)
     input_dim = np.shape(params["dense_0"]["w"])[0]
@@ -172,13 +174,13 @@ def apply(
             f"{x.shape} ({math.prod(x.shape[1:])} features)"
         )
     use_dropout = dropout_active("mlp.apply", cfg.dropout, train, key)
-    act = activations.by_name(cfg.activation)
+    act = activations.get(cfg.activation)
     h = x.reshape(x.shape[0], input_dim)  # (B, input_dim)
     for i, name in enumerate(names[:-1]):
         h = act(dense(params[name], h))  # (B, hidden_i)
         if use_dropout:
             h = dropout(h, cfg.dropout, key=jax.random.fold_in(key, i), train=True)
-    return dense(params[names[-1]], h)  # (B, num_classes)
+    return dense(params[names[-1]], h), state  # (B, num_classes)
 
 
 def config_for(info, **overrides) -> Config:

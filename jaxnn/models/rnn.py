@@ -26,7 +26,14 @@ from jaxnn._checks import check_positive_int, check_probability
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout as apply_dropout
 from jaxnn.layers.recurrent import gru, init_gru, init_lstm, init_rnn, lstm, rnn
-from jaxnn.models import config_from_info, dropout_active, param_count
+from jaxnn.models._common import (
+    check_cfg,
+    check_state,
+    config_from_info,
+    dropout_active,
+    param_count,
+    widths,
+)
 
 __all__ = ["Config", "init", "apply", "param_count", "config_for"]
 
@@ -42,18 +49,17 @@ class Config:
         or ``(T, D)`` (already a sequence).
       num_classes: number of output logits.
       cell: ``"gru"``, ``"lstm"`` or ``"rnn"`` (Elman).
-      hidden: hidden-state size ``H``.
+      hidden: hidden-state sizes, one per stacked recurrent layer, input side first (an int
+        ``n`` means ``(n,)``).
       chunk: values per time step for a flat ``(L,)`` input; must divide ``L``.
-      num_layers: stacked recurrent layers.
       dropout: rate applied to the final hidden state in training, in ``[0, 1)``.
     """
 
     input_shape: tuple[int, ...] = (40,)
     num_classes: int = 10
     cell: str = "gru"
-    hidden: int = 128
+    hidden: tuple = (128,)
     chunk: int = 1
-    num_layers: int = 1
     dropout: float = 0.0
 
     def __post_init__(self):
@@ -65,9 +71,8 @@ class Config:
                 f"{name}: expected input_shape (L,) or (T, D) of positive sizes, got {shape}"
             )
         check_positive_int(name, self.num_classes, "num_classes")
-        check_positive_int(name, self.hidden, "hidden")
+        object.__setattr__(self, "hidden", widths(name, self.hidden))
         check_positive_int(name, self.chunk, "chunk")
-        check_positive_int(name, self.num_layers, "num_layers")
         check_probability(name, self.dropout, "dropout")
         if self.cell not in _CELLS:
             raise ValueError(f"{name}: expected cell in {sorted(_CELLS)}, got {self.cell!r}")
@@ -93,8 +98,9 @@ class Config:
 def init(key: jax.Array, cfg: Config) -> dict:
     """Initialize the classifier.
 
-    Chapter 12: ``num_layers`` recurrent layers (input weights Glorot-uniform, recurrent weights
-    orthogonal, LSTM forget bias 1) and a Glorot-uniform dense head ``(H, C)``.
+    Chapter 12: one recurrent layer per ``hidden`` width (input weights Glorot-uniform,
+    recurrent weights orthogonal, LSTM forget bias 1) and a Glorot-uniform dense head
+    ``(H_last, C)``.
 
     Args:
       key: PRNG key.
@@ -103,27 +109,33 @@ def init(key: jax.Array, cfg: Config) -> dict:
     Returns:
       ``{"cell_0", ..., "cell_{L-1}", "head"}``.
     """
-    if not isinstance(cfg, Config):
-        raise ValueError(f"rnn.init: expected an rnn.Config, got {type(cfg).__name__}")
+    check_cfg("rnn.init", cfg, Config)
     init_cell = _CELLS[cfg.cell][0]
-    keys = jax.random.split(key, cfg.num_layers + 1)
-    in_dim = cfg.sequence_shape[1]
+    keys = jax.random.split(key, len(cfg.hidden) + 1)
+    sizes = (cfg.sequence_shape[1], *cfg.hidden)
     params = {}
-    for i in range(cfg.num_layers):
-        params[f"cell_{i}"] = init_cell(keys[i], in_dim if i == 0 else cfg.hidden, cfg.hidden)
-    params["head"] = init_dense(keys[-1], cfg.hidden, cfg.num_classes)
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        params[f"cell_{i}"] = init_cell(keys[i], n_in, n_out)
+    params["head"] = init_dense(keys[-1], sizes[-1], cfg.num_classes)
     return params
+
+
+def init_state(cfg: Config) -> dict:
+    """The classifier has no non-trained state: ``{}`` (see :mod:`jaxnn.models`)."""
+    check_cfg("rnn.init_state", cfg, Config)
+    return {}
 
 
 def apply(
     params: dict,
     x: jax.Array,
     *,
-    cfg: Config | None = None,
+    cfg: Config,
+    state: dict | None = None,
     train: bool = False,
     key: jax.Array | None = None,
-) -> jax.Array:
-    """Forward pass: logits from the last hidden state.
+) -> tuple[jax.Array, dict]:
+    """Forward pass: ``(logits, {})``, the logits from the last hidden state.
 
     Chapter 12: ``h_T = RNN(x_1..x_T)`` (the top layer's final hidden state; for an LSTM the
     ``h`` part of ``(h, c)``), then ``logits = dropout(h_T) W + b``.
@@ -131,19 +143,21 @@ def apply(
     Args:
       params: from :func:`init`.
       x: ``(B, *cfg.input_shape)`` floats.
-      cfg: the :class:`Config` used by :func:`init` (default ``Config()``).
+      cfg: the :class:`Config` used by :func:`init` (required).
+      state: ``None`` or ``{}`` (the classifier is stateless; see :mod:`jaxnn.models`).
       train: training mode (enables dropout).
       key: PRNG key, required when ``train`` and ``cfg.dropout > 0``.
 
     Returns:
-      ``(B, num_classes)`` logits.
+      ``((B, num_classes) logits, {})``.
 
     Raises:
       ValueError: if ``x`` does not have shape ``(B, *cfg.input_shape)``, the params do not match
         ``cfg``, or dropout is active without a key.
     """
-    cfg = Config() if cfg is None else cfg
-    want = tuple(f"cell_{i}" for i in range(cfg.num_layers)) + ("head",)
+    check_cfg("rnn.apply", cfg, Config)
+    state = check_state("rnn.apply", state, {})
+    want = tuple(f"cell_{i}" for i in range(len(cfg.hidden))) + ("head",)
     if not isinstance(params, dict) or sorted(params) != sorted(want):
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise ValueError(f"rnn.apply: expected param keys {sorted(want)} for {cfg}, got {got}")
@@ -156,11 +170,11 @@ def apply(
     use_dropout = dropout_active("rnn.apply", cfg.dropout, train, key)
     run = _CELLS[cfg.cell][1]
     h = x.reshape((x.shape[0],) + cfg.sequence_shape)  # (B, T, D)
-    for i in range(cfg.num_layers):
-        h, state = run(params[f"cell_{i}"], h)  # (B, T, H)
-    last = state[0] if cfg.cell == "lstm" else state  # (B, H): h_T of the top layer
+    for i in range(len(cfg.hidden)):
+        h, carry = run(params[f"cell_{i}"], h)  # (B, T, H_i)
+    last = carry[0] if cfg.cell == "lstm" else carry  # (B, H): h_T of the top layer
     last = apply_dropout(last, cfg.dropout, key=key, train=use_dropout)
-    return dense(params["head"], last)  # (B, C)
+    return dense(params["head"], last), state  # (B, C)
 
 
 def config_for(info, **overrides) -> Config:

@@ -4,11 +4,11 @@ Token ids ``(B, T)`` become vectors (embedding plus positional information), pas
 ``num_layers`` pre-norm Transformer blocks (attention and feed-forward sublayers in residual
 connections), and a final layer norm. Two heads:
 
-* ``task="lm"``: a causal character (or token) language model. Attention is masked so position
-  ``t`` sees positions ``<= t`` only, and a dense head gives next-token logits ``(B, T, V)``.
-  :func:`generate` samples a continuation.
-* ``task="classify"``: an encoder classifier. Attention sees the whole sequence, the token vectors
-  are averaged over time and a dense head gives class logits ``(B, C)``.
+* ``task="language_model"``: a causal character (or token) language model. Attention is masked
+  so position ``t`` sees positions ``<= t`` only, and a dense head gives next-token logits
+  ``(B, T, V)``. :func:`generate` samples a continuation.
+* ``task="classification"``: an encoder classifier. Attention sees the whole sequence, the token
+  vectors are averaged over time and a dense head gives class logits ``(B, C)``.
 
 Without positional information (``positional="none"``) attention cannot tell word order:
 permuting the tokens permutes the outputs, and the classifier's mean-pooled logits do not change.
@@ -37,15 +37,21 @@ from jaxnn.layers.embedding import (
     sinusoidal_positions,
 )
 from jaxnn.layers.norm import init_layer_norm, layer_norm
-from jaxnn.models import config_from_info, dropout_active, param_count
+from jaxnn.models._common import (
+    check_cfg,
+    check_state,
+    config_from_info,
+    dropout_active,
+    param_count,
+)
 
-__all__ = ["Config", "init", "apply", "param_count", "config_for", "generate"]
+__all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for", "generate"]
 
 # The train step ran 10% slower with CPU library fusion (102 vs 112 ms, batch 32 x 128 tokens,
 # 2 cores), so jaxnn.train.step.jit compiles this model without it.
 CPU_LIBRARY_FUSION = False
 
-TASKS = ("lm", "classify")
+TASKS = ("language_model", "classification")  # the subset of jaxnn.data.TASKS it serves
 POSITIONALS = ("sinusoidal", "learned", "none")
 
 
@@ -61,8 +67,9 @@ class Config:
       num_layers: Transformer blocks.
       mlp_ratio: MLP hidden width as a multiple of ``dim``.
       dropout: rate on the embeddings and on every residual branch in training, in ``[0, 1)``.
-      task: ``"lm"`` (causal, logits per position) or ``"classify"`` (mean-pooled, one row).
-      num_classes: classes for ``task="classify"``.
+      task: ``"language_model"`` (causal, logits per position) or ``"classification"``
+        (mean-pooled, one row); the names of :data:`jaxnn.data.TASKS`.
+      num_classes: classes for ``task="classification"``.
       positional: ``"sinusoidal"``, ``"learned"`` or ``"none"``.
     """
 
@@ -73,7 +80,7 @@ class Config:
     num_layers: int = 2
     mlp_ratio: int = 4
     dropout: float = 0.0
-    task: str = "lm"
+    task: str = "language_model"
     num_classes: int = 2
     positional: str = "sinusoidal"
 
@@ -97,8 +104,8 @@ class Config:
 
     @property
     def out_dim(self) -> int:
-        """Width of the head: ``vocab_size`` for ``"lm"``, ``num_classes`` for ``"classify"``."""
-        return self.vocab_size if self.task == "lm" else self.num_classes
+        """Width of the head: ``vocab_size`` for a language model, else ``num_classes``."""
+        return self.vocab_size if self.task == "language_model" else self.num_classes
 
 
 def init(key: jax.Array, cfg: Config) -> dict:
@@ -115,10 +122,7 @@ def init(key: jax.Array, cfg: Config) -> dict:
     Returns:
       the params dict described in the module docstring.
     """
-    if not isinstance(cfg, Config):
-        raise ValueError(
-            f"transformer.init: expected a transformer.Config, got {type(cfg).__name__}"
-        )
+    check_cfg("transformer.init", cfg, Config)
     k_embed, k_pos, k_head, *k_blocks = jax.random.split(key, 3 + cfg.num_layers)
     params = {"embed": init_embedding(k_embed, cfg.vocab_size, cfg.dim)}
     if cfg.positional == "learned":
@@ -130,6 +134,12 @@ def init(key: jax.Array, cfg: Config) -> dict:
     return params
 
 
+def init_state(cfg: Config) -> dict:
+    """The Transformer has no non-trained state: ``{}`` (see :mod:`jaxnn.models`)."""
+    check_cfg("transformer.init_state", cfg, Config)
+    return {}
+
+
 def _expected_keys(cfg: Config) -> list[str]:
     keys = ["embed", "ln_f", "head"] + [f"block_{i}" for i in range(cfg.num_layers)]
     return sorted(keys + (["pos"] if cfg.positional == "learned" else []))
@@ -139,35 +149,38 @@ def apply(
     params: dict,
     x: jax.Array,
     *,
-    cfg: Config | None = None,
+    cfg: Config,
+    state: dict | None = None,
     train: bool = False,
     key: jax.Array | None = None,
-) -> jax.Array:
-    """Forward pass.
+) -> tuple[jax.Array, dict]:
+    """Forward pass: ``(logits, {})``.
 
     Chapter 12::
 
         h_0 = dropout(E[x] + PE[0:T])
-        h_l = block_l(h_{l-1})                l = 1..L   (causal attention for "lm")
+        h_l = block_l(h_{l-1})                l = 1..L   (causal attention for "language_model")
         lm:       logits = LN(h_L) W + b                  (B, T, V)
         classify: logits = mean_t(LN(h_L)) W + b          (B, C)
 
     Args:
       params: from :func:`init`.
       x: integer token ids ``(B, T)`` with ``T <= cfg.max_len``.
-      cfg: the :class:`Config` used by :func:`init` (default ``Config()``).
+      cfg: the :class:`Config` used by :func:`init` (required).
+      state: ``None`` or ``{}`` (the Transformer is stateless; see :mod:`jaxnn.models`).
       train: training mode (enables dropout).
       key: PRNG key, required when ``train`` and ``cfg.dropout > 0``.
 
     Returns:
-      ``(B, T, vocab_size)`` for ``"lm"``, ``(B, num_classes)`` for ``"classify"``.
+      ``(B, T, vocab_size)`` for a language model, ``(B, num_classes)`` for classification.
 
     Raises:
       ValueError: on float ids, a wrong rank, a sequence longer than ``max_len``, params that do
         not match ``cfg``, or dropout without a key.
     """
-    cfg = Config() if cfg is None else cfg
     name = "transformer.apply"
+    check_cfg(name, cfg, Config)
+    state = check_state(name, state, {})
     want = _expected_keys(cfg)
     if not isinstance(params, dict) or sorted(params) != want:
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
@@ -199,23 +212,24 @@ def apply(
             params[f"block_{i}"],
             h,
             num_heads=cfg.num_heads,
-            is_causal=cfg.task == "lm",
+            is_causal=cfg.task == "language_model",
             dropout=cfg.dropout,
             key=keys[i + 1],
             train=use_dropout,
         )  # (B, T, D)
     h = layer_norm(params["ln_f"], h)  # (B, T, D)
-    if cfg.task == "classify":
+    if cfg.task == "classification":
         h = h.mean(axis=1)  # (B, D)
-    return dense(params["head"], h)  # (B, T, V) or (B, C)
+    return dense(params["head"], h), state  # (B, T, V) or (B, C)
 
 
 def config_for(info, **overrides) -> Config:
     """A :class:`Config` sized for a dataset.
 
-    Chapter 12: for ``info.task == "language_model"``: ``task="lm"``,
+    Chapter 12: for ``info.task == "language_model"``: ``task="language_model"``,
     ``vocab_size = info.num_classes`` and ``max_len = info.input_shape[0]``. For
-    ``"classification"`` over token ids: ``task="classify"``, ``num_classes = info.num_classes``,
+    ``"classification"`` over token ids: ``task="classification"``,
+    ``num_classes = info.num_classes``,
     ``max_len = info.input_shape[0]`` and ``vocab_size`` from ``info.tokenizer`` (or an override).
 
     Args:
@@ -237,7 +251,7 @@ def config_for(info, **overrides) -> Config:
         if len(shape) != 1:
             raise ValueError(f"{name}: expected sequences of shape (T,), got input_shape {shape}")
         if info.task == "language_model":
-            values = {"task": "lm", "vocab_size": info.num_classes, "max_len": shape[0]}
+            values = {"task": "language_model", "vocab_size": info.num_classes, "max_len": shape[0]}
         elif info.task == "classification":
             vocab = getattr(getattr(info, "tokenizer", None), "vocab_size", None)
             vocab = overrides.get("vocab_size", vocab)
@@ -247,7 +261,7 @@ def config_for(info, **overrides) -> Config:
                     f"for a classification dataset, got neither"
                 )
             values = {
-                "task": "classify",
+                "task": "classification",
                 "vocab_size": vocab,
                 "num_classes": info.num_classes,
                 "max_len": shape[0],
@@ -265,9 +279,9 @@ def config_for(info, **overrides) -> Config:
 
 def generate(
     params: dict,
-    cfg: Config,
     prompt_ids: jax.Array,
     *,
+    cfg: Config,
     key: jax.Array,
     length: int,
     temperature: float = 1.0,
@@ -282,7 +296,7 @@ def generate(
     So ``jax.jit(generate, static_argnames=("cfg", "length", "temperature"))`` compiles once.
 
     Args:
-      params: from :func:`init` with ``cfg.task == "lm"``.
+      params: from :func:`init` with ``cfg.task == "language_model"``.
       cfg: the :class:`Config`.
       prompt_ids: integer ids ``(B, T0)`` or ``(T0,)``, ``T0 >= 1``.
       key: PRNG key; step ``i`` uses ``fold_in(key, i)``.
@@ -293,11 +307,13 @@ def generate(
       the prompt followed by the new tokens, ``(B, T0 + length)`` (or ``(T0 + length,)``).
 
     Raises:
-      ValueError: if ``cfg.task`` is not ``"lm"``, the prompt is empty, not integer or of rank
+      ValueError: if ``cfg.task`` is not ``"language_model"``, the prompt is empty, not integer or
+        of rank
         other than 1 or 2, ``length < 0`` or ``temperature < 0``.
     """
     name = "transformer.generate"
-    if cfg.task != "lm":
+    check_cfg(name, cfg, Config)
+    if cfg.task != "language_model":
         raise ValueError(f"{name}: expected a language model (task='lm'), got task={cfg.task!r}")
     if np.ndim(prompt_ids) not in (1, 2) or np.shape(prompt_ids)[-1] == 0:
         raise ValueError(
@@ -319,7 +335,7 @@ def generate(
     def write_next(i, buf):  # fill position i from the tokens before it
         start = jnp.maximum(i - window, 0)
         context = jax.lax.dynamic_slice(buf, (0, start), (batch, window))  # (B, W)
-        logits = apply(params, context, cfg=cfg)  # (B, W, V)
+        logits, _ = apply(params, context, cfg=cfg)  # (B, W, V)
         last = jax.lax.dynamic_index_in_dim(logits, i - 1 - start, axis=1, keepdims=False)
         if temperature == 0:
             token = jnp.argmax(last, axis=-1)  # (B,)

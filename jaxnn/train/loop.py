@@ -228,7 +228,7 @@ class _Runner:
     def __init__(self, model, tx, schedule, splits, cfg, task, mesh, steps_per_epoch):
         self.cfg, self.mesh, self.splits, self.task = cfg, mesh, splits, task
         self.steps_per_epoch = steps_per_epoch
-        augment = augment_lib.get_augment(cfg.augment, splits.info)
+        augment = augment_lib.get(cfg.augment, splits.info)
         augment = None if cfg.augment == "none" else augment
         step_fn = make_train_step(
             model, tx, task=task, schedule=schedule, augment=augment, jitted=False

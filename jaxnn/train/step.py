@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxnn import losses
+from jaxnn.data.containers import TASKS
 from jaxnn.train.state import TrainState, step_key
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "jit",
 ]
 
-TASKS = ("classification", "language_model", "regression")
 
 # On CPU, routing dots and convolutions to XLA's library fusion made the train steps of the MLP,
 # CNN and GRU 4-15% faster and the Transformer's 10% slower (scripts/bench_conv_cpu.py and
@@ -113,7 +113,7 @@ def make_train_step(
 
         def loss_fn(params):
             outputs, model_state = model.apply(
-                params, state.model_state, x, train=True, key=drop_key
+                params, x, state=state.model_state, train=True, key=drop_key
             )
             loss, correct = per_example_metrics(task, outputs, y)
             return loss.mean(), (model_state, correct.mean())
@@ -159,7 +159,7 @@ def make_eval_step(model, *, task: str = "classification"):
     """
 
     def eval_step(params, model_state, x, y, weight):
-        outputs, _ = model.apply(params, model_state, x, train=False, key=None)
+        outputs, _ = model.apply(params, x, state=model_state, train=False)
         loss, correct = per_example_metrics(task, outputs, y)
         return {
             "loss": jnp.sum(loss * weight),

@@ -1,0 +1,101 @@
+"""Helpers shared by the model modules (imported by them, never by the package's users).
+
+Kept apart from :mod:`jaxnn.models` so that the model modules import no code back from their own
+package: the package imports the modules, the modules import this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from jaxnn._checks import check_positive_int
+
+
+def param_count(params) -> int:
+    """Number of trainable scalars in a params pytree (Chapter 10: the parameter count).
+
+    A dense layer costs ``in * out + out``; a convolution ``k^d * C_in * C_out + C_out`` whatever
+    the image size, so most of a small CNN's parameters sit in its dense head.
+    """
+    return sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+
+
+def widths(name: str, hidden) -> tuple[int, ...]:
+    """``hidden`` as a tuple of positive widths, one per hidden layer; an int ``n`` means ``(n,)``.
+
+    Raises:
+      ValueError: for anything but a positive int or a sequence of positive ints.
+    """
+    if isinstance(hidden, str):
+        raise ValueError(f"{name}: expected hidden as a tuple of positive ints, got {hidden!r}")
+    out = (hidden,) if isinstance(hidden, (int, np.integer)) else tuple(hidden)
+    for width in out:
+        check_positive_int(name, width, "every hidden width")
+    return tuple(int(w) for w in out)
+
+
+def config_from_info(
+    name: str, config_cls, info, values, overrides: dict, *, needs=("input_shape", "num_classes")
+):
+    """Build ``config_cls`` from a dataset info: ``values(info)`` fills the data-dependent fields,
+    ``overrides`` (checked against the dataclass fields) take precedence.
+
+    Raises:
+      ValueError: if ``info`` lacks an attribute in ``needs`` or an override is not a field.
+    """
+    missing = [a for a in needs if not hasattr(info, a)]
+    if missing:
+        raise ValueError(
+            f"{name}: expected a dataset info with {', '.join(needs)}, "
+            f"got {type(info).__name__} without {', '.join(missing)}"
+        )
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"{name}: expected fields from {sorted(fields)}, got {unknown}")
+    return config_cls(**{**values(info), **overrides})
+
+
+def dropout_active(name: str, rate: float, train: bool, key) -> bool:
+    """Whether a model's dropout runs (``train`` and ``rate > 0``); then a ``key`` is required.
+
+    Chapter 13: dropout masks activations during training only.
+
+    Raises:
+      ValueError: if dropout is active and ``key`` is None.
+    """
+    active = bool(train) and rate > 0.0
+    if active and key is None:
+        raise ValueError(
+            f"{name}: expected a PRNG key for dropout (train=True, dropout={rate}), got key=None"
+        )
+    return active
+
+
+def check_cfg(name: str, cfg, config_cls) -> None:
+    """Raise unless ``cfg`` is a ``config_cls``: a model never falls back to a default config."""
+    if not isinstance(cfg, config_cls):
+        module = config_cls.__module__.rsplit(".", 1)[-1]
+        raise ValueError(
+            f"{name}: expected cfg={module}.Config(...) (the config the params were made with), "
+            f"got {type(cfg).__name__}"
+        )
+
+
+def check_state(name: str, state, want: dict) -> dict:
+    """The model state rule: ``state`` must match ``init_state(cfg)``; ``None`` is ``{}``.
+
+    Raises:
+      ValueError: a stateful model without its state, or a state of other shapes.
+    """
+    state = {} if state is None else state
+    want_shapes = jax.tree_util.tree_map(np.shape, want)
+    got = jax.tree_util.tree_map(np.shape, state) if isinstance(state, dict) else state
+    if got != want_shapes:
+        raise ValueError(
+            f"{name}: expected state= of shapes {want_shapes} (from init_state(cfg)), got {got}"
+        )
+    return state
