@@ -150,7 +150,7 @@ def _load_data(dataset: str, seed: int, options: dict, normalize: bool):
 def _model_for(name: str, info, overrides: dict):
     from jaxnn import models
 
-    return models.build(name, models.get(name).config_for(info, **overrides))
+    return models.build(name, info, **overrides)
 
 
 def cmd_train(args) -> int:
@@ -221,9 +221,8 @@ def load_run(out_dir):
         config.get("data_options", {}),
         config.get("normalize", True),
     )
-    module = models.get(config["model"])
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model_config"].items()}
-    model = models.build(config["model"], module.Config(**fields))
+    model = models.build(config["model"], **fields)
     tx, _ = optim.make_optimizer(
         fit_cfg.optimizer,
         fit_cfg.lr,
@@ -278,8 +277,8 @@ def cmd_sample(args) -> int:
     prompt = jnp.asarray(tokenizer.encode(args.prompt), jnp.int32)
     ids = transformer.generate(
         params,
-        model.cfg,
         prompt,
+        cfg=model.cfg,
         key=jax.random.PRNGKey(args.seed),
         length=args.length,
         temperature=args.temperature,

@@ -45,7 +45,7 @@ def make_step(cfg: cnn.Config, compiler_options: dict | None):
     opt = optax.adam(1e-3)
 
     def loss_fn(params, x, y, key):
-        logits = cnn.apply(params, x, cfg=cfg, train=True, key=key)  # (B, classes)
+        logits = cnn.apply(params, x, cfg=cfg, train=True, key=key)[0]  # (B, classes)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     def step(params, opt_state, x, y, key):

@@ -81,7 +81,7 @@ def _assert_twin_matches_logits(bench, model: models.Model, x):
     with jax.enable_x64(True):
         to_f64 = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float64), tree)
         params, state = jax.jit(lambda k: to_f64(model.init(k)))(jax.random.key(1))
-        apply = jax.jit(lambda p, s, x: model.apply(p, s, x, train=False)[0])
+        apply = jax.jit(lambda p, s, x: model.apply(p, x, state=s, train=False)[0])
         want = np.asarray(apply(params, state, jnp.asarray(x)))
     twin = bench.copy_jaxnn_params(bench.build_torch_twin(model).double().eval(), params)
     with torch.no_grad():

@@ -49,20 +49,30 @@ class FlaxCNN(fnn.Module):
             x = fnn.relu(fnn.Conv(c, (cfg.kernel_size,) * cfg.ndim, name=f"conv_{i}")(x))
             if pooled:
                 x = fnn.max_pool(x, window, strides=window)
-        x = fnn.relu(fnn.Dense(cfg.hidden, name="dense_0")(x.reshape(x.shape[0], -1)))
-        return fnn.Dense(cfg.num_classes, name="dense_1")(x)
+        x = x.reshape(x.shape[0], -1)
+        for j, width in enumerate(cfg.hidden):
+            x = fnn.relu(fnn.Dense(width, name=f"dense_{j}")(x))
+        return fnn.Dense(cfg.num_classes, name=f"dense_{len(cfg.hidden)}")(x)
 
 
 def _as_flax(params):
     return {"params": {k: {"kernel": v["w"], "bias": v["b"]} for k, v in params.items()}}
 
 
-@pytest.mark.parametrize("cfg", [SMALL_1D, SMALL_2D, cnn.Config(input_shape=(9, 7), channels=(2,))])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        SMALL_1D,
+        SMALL_2D,
+        cnn.Config(input_shape=(9, 7), channels=(2,)),
+        cnn.Config(input_shape=(12,), channels=(2,), hidden=(6, 5)),
+    ],
+)
 def test_cnn_apply_equals_a_flax_cnn_with_the_same_weights(transform, cfg):
     params = _init(cfg)
     params = jax.tree_util.tree_map(lambda a: a + 0.1 * _randn(*a.shape), params)  # nonzero bias
     x = _randn(3, *cfg.input_shape)
-    logits = transform(lambda p, x: cnn.apply(p, x, cfg=cfg))(params, x)
+    logits = transform(lambda p, x: cnn.apply(p, x, cfg=cfg)[0])(params, x)
     ref = jax.jit(FlaxCNN(cfg).apply)(_as_flax(params), x)
     assert logits.shape == (3, cfg.num_classes)
     np.testing.assert_allclose(logits, ref, rtol=1e-5, atol=1e-5)
@@ -85,7 +95,7 @@ def test_pooling_stops_before_the_grid_gets_smaller_than_the_window():
     no_pool = cnn.Config(input_shape=(8, 8, 1), channels=(4,), pool=1)
     assert no_pool.pooled_after() == (False,) and no_pool.feature_shape == (8, 8, 4)
     x = _randn(2, 8, 8, 1)
-    logits = jax.jit(lambda p, x: cnn.apply(p, x, cfg=cfg))(_init(cfg), x)
+    logits = jax.jit(lambda p, x: cnn.apply(p, x, cfg=cfg)[0])(_init(cfg), x)
     assert logits.shape == (2, 10)
 
 
@@ -109,9 +119,9 @@ def test_param_count_counts_every_scalar():
 def test_cnn_vmap_of_single_examples_equals_batched_call(transform):
     params = _init(SMALL_2D, 1)
     x = _randn(4, *SMALL_2D.input_shape)
-    single = jax.vmap(lambda xi: cnn.apply(params, xi[None], cfg=SMALL_2D)[0])
+    single = jax.vmap(lambda xi: cnn.apply(params, xi[None], cfg=SMALL_2D)[0][0])
     np.testing.assert_allclose(
-        transform(single)(x), cnn.apply(params, x, cfg=SMALL_2D), rtol=1e-5, atol=1e-6
+        transform(single)(x), cnn.apply(params, x, cfg=SMALL_2D)[0], rtol=1e-5, atol=1e-6
     )
 
 
@@ -119,7 +129,7 @@ def test_pool_methods_give_the_same_logits():
     params = _init(SMALL_1D, 2)
     x = _randn(3, 16)
     out = [
-        cnn.apply(params, x, cfg=cnn.Config(**{**vars(SMALL_1D), "pool_method": m}))
+        cnn.apply(params, x, cfg=cnn.Config(**{**vars(SMALL_1D), "pool_method": m}))[0]
         for m in ("auto", "reshape", "reduce_window")
     ]
     np.testing.assert_allclose(out[1], out[0], rtol=1e-6)
@@ -129,14 +139,14 @@ def test_pool_methods_give_the_same_logits():
 def test_dropout_acts_only_in_training_and_follows_the_key(transform):
     cfg = SMALL_1D  # default dropout 0.25
     params, x = _init(cfg), _randn(4, 16)
-    f = transform(lambda p, x, k: cnn.apply(p, x, cfg=cfg, train=True, key=k))
+    f = transform(lambda p, x, k: cnn.apply(p, x, cfg=cfg, train=True, key=k)[0])
     a, b = f(params, x, jax.random.key(0)), f(params, x, jax.random.key(1))
     assert not np.allclose(a, b)
     np.testing.assert_array_equal(a, f(params, x, jax.random.key(0)))
-    evaluate = cnn.apply(params, x, cfg=cfg)
-    np.testing.assert_array_equal(evaluate, cnn.apply(params, x, cfg=cfg, key=jax.random.key(5)))
+    evaluate = cnn.apply(params, x, cfg=cfg)[0]
+    np.testing.assert_array_equal(evaluate, cnn.apply(params, x, cfg=cfg, key=jax.random.key(5))[0])
     with pytest.raises(ValueError, match="PRNG key for dropout"):
-        cnn.apply(params, x, cfg=cfg, train=True)
+        cnn.apply(params, x, cfg=cfg, train=True)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,13 +155,13 @@ def test_dropout_acts_only_in_training_and_follows_the_key(transform):
 BN = cnn.Config(input_shape=(12,), channels=(3, 4), kernel_size=3, hidden=6, batch_norm=True)
 
 
-def test_without_batch_norm_state_is_empty_and_apply_returns_logits_or_a_pair():
+def test_without_batch_norm_state_is_empty_and_none_means_empty():
     params, x = _init(SMALL_1D, 0), _randn(2, 16)
     assert cnn.init_state(SMALL_1D) == {}
-    logits = cnn.apply(params, x, cfg=SMALL_1D)
+    logits, state = cnn.apply(params, x, cfg=SMALL_1D)
     pair = cnn.apply(params, x, cfg=SMALL_1D, state={})
     np.testing.assert_array_equal(pair[0], logits)
-    assert pair[1] == {}
+    assert pair[1] == {} and state == {}
 
 
 def test_batch_norm_cnn_updates_state_in_training_and_keeps_it_in_eval(transform):
@@ -174,15 +184,15 @@ def test_models_build_wraps_the_cnn_with_and_without_batch_norm():
         model = models.build("cnn", cfg)
         params, state = model.init(jax.random.key(0))
         x = _randn(4, *cfg.input_shape)
-        logits, new_state = model.apply(params, state, x, train=True, key=jax.random.key(1))
+        logits, new_state = model.apply(params, x, state=state, train=True, key=jax.random.key(1))
         assert logits.shape == (4, cfg.num_classes)
         assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(state)
 
 
 def test_batch_norm_cnn_without_state_raises():
     params = _init(BN, 0)
-    with pytest.raises(ValueError, match="needs state="):
-        cnn.apply(params, _randn(2, 12), cfg=BN)
+    with pytest.raises(ValueError, match=r"expected state= of shapes .*got \{\}"):
+        cnn.apply(params, _randn(2, 12), cfg=BN)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,12 +233,12 @@ def test_bad_config_raises_value_error(fields, match):
 def test_bad_input_or_params_raise_value_error():
     params = _init(SMALL_1D, 0)
     with pytest.raises(ValueError, match=r"expected input \(B, 16\), got shape \(2, 15\)"):
-        cnn.apply(params, jnp.zeros((2, 15)), cfg=SMALL_1D)
+        cnn.apply(params, jnp.zeros((2, 15)), cfg=SMALL_1D)[0]
     with pytest.raises(ValueError, match=r"expected input \(B, 16\)"):
-        cnn.apply(params, jnp.zeros((16,)), cfg=SMALL_1D)
+        cnn.apply(params, jnp.zeros((16,)), cfg=SMALL_1D)[0]
     with pytest.raises(ValueError, match="expected params of shapes"):
-        cnn.apply(params, jnp.zeros((2, 40)))  # params of SMALL_1D, default cfg
-    with pytest.raises(ValueError, match="expected a cnn.Config"):
+        cnn.apply(params, jnp.zeros((2, 40)), cfg=cnn.Config())  # params of SMALL_1D
+    with pytest.raises(ValueError, match=r"expected cfg=cnn.Config\(...\)"):
         cnn.init(jax.random.key(0), {"channels": (4,)})
 
 
@@ -255,7 +265,7 @@ def _train(cfg, x, y, steps, lr, batch, seed=0):
     @jax.jit
     def step(params, opt_state, xb, yb, key):
         def loss(p):
-            logits = cnn.apply(p, xb, cfg=cfg, train=True, key=key)
+            logits = cnn.apply(p, xb, cfg=cfg, train=True, key=key)[0]
             return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
 
         value, grads = jax.value_and_grad(loss)(params)
@@ -270,7 +280,7 @@ def _train(cfg, x, y, steps, lr, batch, seed=0):
 
 
 def _accuracy(params, cfg, x, y):
-    return float(jnp.mean(jnp.argmax(cnn.apply(params, x, cfg=cfg), -1) == y))
+    return float(jnp.mean(jnp.argmax(cnn.apply(params, x, cfg=cfg)[0], -1) == y))
 
 
 def test_cnn_learns_a_shift_invariant_bump_width_task_quickly():
@@ -298,7 +308,7 @@ def test_default_cnn_reaches_90_percent_on_mnist1d_and_beats_an_mlp_by_20_points
     opt = optax.adam(2e-3)
     opt_state = opt.init(params)
     loss = lambda p, xb, yb: optax.softmax_cross_entropy_with_integer_labels(
-        mlp.apply(p, xb, cfg=mlp_cfg), yb
+        mlp.apply(p, xb, cfg=mlp_cfg)[0], yb
     ).mean()
 
     @jax.jit
@@ -311,7 +321,7 @@ def test_default_cnn_reaches_90_percent_on_mnist1d_and_beats_an_mlp_by_20_points
     for _ in range(1200):
         idx = rng.choice(len(x), 100, replace=False)
         params, opt_state = step(params, opt_state, x[idx], y[idx])
-    mlp_acc = float(jnp.mean(jnp.argmax(mlp.apply(params, xt, cfg=mlp_cfg), -1) == yt))
+    mlp_acc = float(jnp.mean(jnp.argmax(mlp.apply(params, xt, cfg=mlp_cfg)[0], -1) == yt))
     assert cnn_acc >= 0.9
     assert cnn_acc - mlp_acc >= 0.2
 

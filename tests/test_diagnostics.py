@@ -201,7 +201,7 @@ def _noisy_model():
     model = build("mlp", splits.info, hidden=(64,))
     cfg = FitConfig(epochs=6, batch_size=64, lr=3e-3, progress=False, checkpoint=False)
     result = fit(model, splits.replace(train=noisy), cfg, verbose=False)
-    logits, _ = model.apply(result.best_params, result.best_model_state, noisy.x)  # (N, C)
+    logits, _ = model.apply(result.best_params, noisy.x, state=result.best_model_state)  # (N, C)
     return splits.train, noisy, record, logits
 
 

@@ -28,7 +28,7 @@ def _params_f64(cfg, seed=0):
 def _apply_case():
     cfg = mlp.Config(input_dim=4, hidden=(3,), num_classes=2, activation="tanh")
     gelu = dataclasses.replace(cfg, activation="gelu")
-    f = lambda p, x: jnp.stack([mlp.apply(p, x, cfg=cfg), mlp.apply(p, x, cfg=gelu)])
+    f = lambda p, x: jnp.stack([mlp.apply(p, x, cfg=cfg)[0], mlp.apply(p, x, cfg=gelu)[0]])
     return f, (_params_f64(cfg), _x((2, 2, 2), dtype=np.float64))
 
 
@@ -58,9 +58,9 @@ def test_apply_flattens_inputs_and_returns_logits(transform):
     params = mlp.init(jax.random.key(0), TINY)
     x = _x((7, 2, 3))
     f = transform(functools.partial(mlp.apply, cfg=TINY))
-    logits = f(params, x)
-    assert logits.shape == (7, 3)
-    np.testing.assert_allclose(logits, mlp.apply(params, x.reshape(7, 6), cfg=TINY), rtol=1e-6)
+    logits, state = f(params, x)
+    assert logits.shape == (7, 3) and state == {}
+    np.testing.assert_allclose(logits, mlp.apply(params, x.reshape(7, 6), cfg=TINY)[0], rtol=1e-6)
 
 
 def test_apply_equals_dense_relu_dense_relu_dense_written_out():
@@ -69,20 +69,22 @@ def test_apply_equals_dense_relu_dense_relu_dense_written_out():
     h = jax.nn.relu(dense(params["dense_0"], x))
     h = jax.nn.relu(dense(params["dense_1"], h))
     want = dense(params["dense_2"], h)
-    np.testing.assert_allclose(mlp.apply(params, x, cfg=TINY), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mlp.apply(params, x, cfg=TINY)[0], want, rtol=1e-6, atol=1e-6)
 
 
 def test_vmap_of_unbatched_apply_equals_batched_call():
     params = mlp.init(jax.random.key(0), TINY)
     x = _x((5, 6))
-    per = jax.vmap(lambda xi: mlp.apply(params, xi[None], cfg=TINY)[0])(x)
-    np.testing.assert_allclose(per, mlp.apply(params, x, cfg=TINY), rtol=1e-6, atol=1e-6)
+    per = jax.vmap(lambda xi: mlp.apply(params, xi[None], cfg=TINY)[0][0])(x)
+    np.testing.assert_allclose(per, mlp.apply(params, x, cfg=TINY)[0], rtol=1e-6, atol=1e-6)
 
 
-def test_apply_without_cfg_reads_sizes_from_params_and_uses_relu():
+def test_apply_without_cfg_raises_instead_of_guessing_a_config():
     params = mlp.init(jax.random.key(0), TINY)
-    x = _x((2, 6))
-    np.testing.assert_allclose(mlp.apply(params, x), mlp.apply(params, x, cfg=TINY), rtol=1e-6)
+    with pytest.raises(TypeError, match="cfg"):
+        mlp.apply(params, _x((2, 6)))
+    with pytest.raises(ValueError, match=r"expected cfg=mlp.Config\(...\)"):
+        mlp.apply(params, _x((2, 6)), cfg=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,14 +100,14 @@ def test_two_identity_layers_equal_one_affine_map():
     collapsed = {"w": w1 @ w2, "b": b1 @ w2 + b2}  # (4, 2), (2,)
     x = _x((8, 4))
     np.testing.assert_allclose(
-        mlp.apply(params, x, cfg=cfg), dense(collapsed, x), rtol=1e-5, atol=1e-6
+        mlp.apply(params, x, cfg=cfg)[0], dense(collapsed, x), rtol=1e-5, atol=1e-6
     )
 
 
 def test_relu_mlp_is_not_affine():
     cfg = mlp.Config(input_dim=4, hidden=(16,), num_classes=2)
     params = mlp.init(jax.random.key(3), cfg)
-    f = lambda v: mlp.apply(params, v[None], cfg=cfg)[0]
+    f = lambda v: mlp.apply(params, v[None], cfg=cfg)[0][0]
     x, y = _x((4,), seed=7), _x((4,), seed=8)
     a, b = 0.3, 0.7  # a + b = 1, so an affine f would satisfy f(a x + b y) = a f(x) + b f(y)
     gap = jnp.max(jnp.abs(f(a * x + b * y) - (a * f(x) + b * f(y))))
@@ -120,13 +122,13 @@ def test_dropout_in_training_changes_logits_and_evaluation_ignores_it(transform)
     cfg = dataclasses.replace(TINY, hidden=(64,), dropout=0.5)
     params = mlp.init(jax.random.key(0), cfg)
     x = _x((4, 6))
-    f = transform(functools.partial(mlp.apply, cfg=cfg, train=True))
+    f = transform(lambda p, x, key: mlp.apply(p, x, cfg=cfg, train=True, key=key)[0])
     a, b = f(params, x, key=jax.random.key(1)), f(params, x, key=jax.random.key(2))
     assert not np.allclose(a, b)
     np.testing.assert_allclose(f(params, x, key=jax.random.key(1)), a, rtol=1e-6)
     no_drop = dataclasses.replace(cfg, dropout=0.0)
     np.testing.assert_allclose(
-        mlp.apply(params, x, cfg=cfg), mlp.apply(params, x, cfg=no_drop), rtol=1e-6
+        mlp.apply(params, x, cfg=cfg)[0], mlp.apply(params, x, cfg=no_drop)[0], rtol=1e-6
     )
 
 
@@ -137,9 +139,9 @@ def test_dropout_preserves_expected_logits():
     params = mlp.init(jax.random.key(0), cfg)
     x = _x((1, 3))
     keys = jax.random.split(jax.random.key(1), 2000)
-    draws = jax.vmap(lambda k: mlp.apply(params, x, cfg=cfg, train=True, key=k)[0])(keys)
+    draws = jax.vmap(lambda k: mlp.apply(params, x, cfg=cfg, train=True, key=k)[0][0])(keys)
     standard_error = jnp.std(draws, axis=0) / np.sqrt(len(keys))  # (2,)
-    mean_gap = jnp.abs(draws.mean(axis=0) - mlp.apply(params, x, cfg=cfg)[0])
+    mean_gap = jnp.abs(draws.mean(axis=0) - mlp.apply(params, x, cfg=cfg)[0][0])
     assert bool(jnp.all(mean_gap < 5 * standard_error))
     assert bool(jnp.all(standard_error > 0))  # the masks really vary
 
@@ -148,7 +150,7 @@ def test_dropout_without_key_raises():
     cfg = dataclasses.replace(TINY, dropout=0.2)
     params = mlp.init(jax.random.key(0), cfg)
     with pytest.raises(ValueError, match=r"expected a PRNG key for dropout.*got key=None"):
-        mlp.apply(params, _x((2, 6)), cfg=cfg, train=True)
+        mlp.apply(params, _x((2, 6)), cfg=cfg, train=True)[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,7 +160,7 @@ def test_dropout_without_key_raises():
 def test_loss_decreases_after_a_few_adam_steps_on_a_tiny_batch():
     params = mlp.init(jax.random.key(0), TINY)
     x, y = _x((8, 6), seed=1), jnp.arange(8) % 3
-    loss_fn = lambda p: losses.cross_entropy(mlp.apply(p, x, cfg=TINY), y)
+    loss_fn = lambda p: losses.cross_entropy(mlp.apply(p, x, cfg=TINY)[0], y)
     opt = optax.adam(1e-2)
     state = opt.init(params)
 
@@ -177,7 +179,7 @@ def test_loss_decreases_after_a_few_adam_steps_on_a_tiny_batch():
 def test_models_build_wraps_mlp_for_the_training_loop():
     model = models.build("mlp", TINY)
     params, state = model.init(jax.random.key(0))
-    logits, new_state = model.apply(params, state, _x((2, 6)), train=False)
+    logits, new_state = model.apply(params, _x((2, 6)), state=state, train=False)
     assert logits.shape == (2, 3) and new_state == {}
 
 
@@ -188,6 +190,7 @@ def test_config_for_reads_input_shape_and_num_classes():
 
 def test_config_accepts_hidden_as_list_and_stores_tuple():
     assert mlp.Config(hidden=[8, 4]).hidden == (8, 4)
+    assert mlp.Config(hidden=8).hidden == (8,)
 
 
 def test_he_init_for_relu_and_glorot_for_tanh_hidden_layers():
@@ -212,7 +215,7 @@ def test_unknown_activation_raises_listing_valid_names():
         ({"hidden": (8, 0)}, r"expected every hidden width to be a positive integer, got 0"),
         ({"input_dim": -3}, r"expected input_dim to be a positive integer, got -3"),
         ({"num_classes": 0}, r"expected num_classes to be a positive integer, got 0"),
-        ({"hidden": 8}, r"expected hidden as a tuple of positive ints, got 8"),
+        ({"hidden": "8"}, r"expected hidden as a tuple of positive ints, got '8'"),
         ({"dropout": 1.0}, r"expected dropout in \[0, 1\), got 1.0"),
     ],
 )
@@ -224,34 +227,34 @@ def test_bad_config_raises(kwargs, pattern):
 def test_input_of_wrong_size_raises_with_shape():
     params = mlp.init(jax.random.key(0), TINY)
     with pytest.raises(ValueError, match=r"expected input \(B, \.\.\.\) with 6 features.*\(2, 5\)"):
-        mlp.apply(params, _x((2, 5)), cfg=TINY)
+        mlp.apply(params, _x((2, 5)), cfg=TINY)[0]
 
 
 def test_unbatched_input_raises_expected_rank():
     params = mlp.init(jax.random.key(0), TINY)
     with pytest.raises(ValueError, match=r"expected rank >= 2, got rank 1 with shape \(6,\)"):
-        mlp.apply(params, _x((6,)), cfg=TINY)
+        mlp.apply(params, _x((6,)), cfg=TINY)[0]
 
 
 def test_params_not_matching_config_raise_with_both_shapes():
     params = mlp.init(jax.random.key(0), TINY)
     wider = dataclasses.replace(TINY, hidden=(7, 4))
     with pytest.raises(ValueError, match=r"expected weight shapes \[\(6, 7\).*got \[\(6, 5\)"):
-        mlp.apply(params, _x((2, 6)), cfg=wider)
+        mlp.apply(params, _x((2, 6)), cfg=wider)[0]
 
 
-def test_params_that_do_not_chain_raise():
+def test_params_that_do_not_match_the_config_raise_with_both_shapes():
     params = mlp.init(jax.random.key(0), TINY)
     params["dense_1"] = {"w": jnp.ones((9, 4)), "b": jnp.zeros((4,))}
-    with pytest.raises(ValueError, match=r"expected consecutive weight shapes to chain.*\(9, 4\)"):
-        mlp.apply(params, _x((2, 6)))
+    with pytest.raises(ValueError, match=r"expected weight shapes .*got .*\(9, 4\)"):
+        mlp.apply(params, _x((2, 6)), cfg=TINY)
 
 
 def test_params_with_missing_layer_raise_listing_keys():
     params = mlp.init(jax.random.key(0), TINY)
     del params["dense_1"]
     with pytest.raises(ValueError, match=r"expected param keys \['dense_0', 'dense_1'\]"):
-        mlp.apply(params, _x((2, 6)))
+        mlp.apply(params, _x((2, 6)), cfg=TINY)
 
 
 def test_config_for_without_num_classes_raises():
@@ -266,5 +269,5 @@ def test_config_for_unknown_override_raises():
 
 
 def test_init_with_wrong_config_type_raises():
-    with pytest.raises(ValueError, match=r"expected an mlp.Config, got dict"):
+    with pytest.raises(ValueError, match=r"expected cfg=mlp.Config\(...\).*got dict"):
         mlp.init(jax.random.key(0), {"input_dim": 3})

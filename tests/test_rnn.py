@@ -24,7 +24,7 @@ def _x(cfg, seed=0):
 def test_apply_returns_one_row_of_logits_per_example(transform, cell):
     cfg = _cfg(cell=cell)
     params = model.init(jax.random.key(0), cfg)
-    logits = transform(lambda p, x: model.apply(p, x, cfg=cfg))(params, _x(cfg))
+    logits = transform(lambda p, x: model.apply(p, x, cfg=cfg)[0])(params, _x(cfg))
     assert logits.shape == (B, 5)
     assert np.isfinite(np.asarray(logits)).all()
 
@@ -35,7 +35,7 @@ def test_flat_input_is_read_as_chunks_of_consecutive_values(transform):
     x = _x(cfg)
     _, h_last = gru(params["cell_0"], x.reshape(B, 3, 4))  # (B, H)
     want = h_last @ params["head"]["w"] + params["head"]["b"]
-    got = transform(lambda p, x: model.apply(p, x, cfg=cfg))(params, x)
+    got = transform(lambda p, x: model.apply(p, x, cfg=cfg)[0])(params, x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
@@ -52,34 +52,34 @@ def test_lstm_classifier_reads_the_hidden_state_not_the_cell_state():
     x = _x(cfg)
     _, (h, _) = lstm(params["cell_0"], x)
     want = h @ params["head"]["w"] + params["head"]["b"]
-    np.testing.assert_allclose(model.apply(params, x, cfg=cfg), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.apply(params, x, cfg=cfg)[0], want, rtol=1e-5, atol=1e-6)
 
 
 def test_stacked_layers_feed_outputs_to_the_next_layer():
-    cfg = _cfg(num_layers=2, chunk=3)
+    cfg = _cfg(hidden=(6, 5), chunk=3)
     params = model.init(jax.random.key(0), cfg)
     assert sorted(params) == ["cell_0", "cell_1", "head"]
     x = _x(cfg)
     outputs, _ = gru(params["cell_0"], x.reshape(B, 4, 3))  # (B, T, H)
     _, h_last = gru(params["cell_1"], outputs)
     want = h_last @ params["head"]["w"] + params["head"]["b"]
-    np.testing.assert_allclose(model.apply(params, x, cfg=cfg), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.apply(params, x, cfg=cfg)[0], want, rtol=1e-5, atol=1e-6)
 
 
 def test_vmap_of_single_example_calls_equals_batched_call():
     cfg = _cfg(chunk=2)
     params = model.init(jax.random.key(0), cfg)
     x = _x(cfg)
-    one = lambda xi: model.apply(params, xi[None], cfg=cfg)[0]
-    np.testing.assert_allclose(jax.vmap(one)(x), model.apply(params, x, cfg=cfg), rtol=1e-5)
+    one = lambda xi: model.apply(params, xi[None], cfg=cfg)[0][0]
+    np.testing.assert_allclose(jax.vmap(one)(x), model.apply(params, x, cfg=cfg)[0], rtol=1e-5)
 
 
 def test_logits_depend_on_the_first_step_of_the_sequence():
     cfg = _cfg(chunk=2)
     params = model.init(jax.random.key(0), cfg)
     x = _x(cfg)
-    changed = model.apply(params, x.at[:, 0].add(1.0), cfg=cfg)
-    assert float(jnp.min(jnp.max(jnp.abs(changed - model.apply(params, x, cfg=cfg)), -1))) > 1e-4
+    changed = model.apply(params, x.at[:, 0].add(1.0), cfg=cfg)[0]
+    assert float(jnp.min(jnp.max(jnp.abs(changed - model.apply(params, x, cfg=cfg)[0]), -1))) > 1e-4
 
 
 def test_gru_param_count_matches_the_gate_formula():
@@ -93,10 +93,12 @@ def test_dropout_changes_logits_in_training_only(transform):
     cfg = _cfg(chunk=4, dropout=0.5)
     params = model.init(jax.random.key(0), cfg)
     x = _x(cfg)
-    f = transform(lambda key: model.apply(params, x, cfg=cfg, train=True, key=key))
-    evaluate = model.apply(params, x, cfg=cfg)
+    f = transform(lambda key: model.apply(params, x, cfg=cfg, train=True, key=key)[0])
+    evaluate = model.apply(params, x, cfg=cfg)[0]
     assert float(jnp.max(jnp.abs(f(jax.random.key(1)) - f(jax.random.key(2))))) > 1e-3
-    np.testing.assert_array_equal(model.apply(params, x, cfg=cfg, key=jax.random.key(1)), evaluate)
+    np.testing.assert_array_equal(
+        model.apply(params, x, cfg=cfg, key=jax.random.key(1))[0], evaluate
+    )
 
 
 def test_gru_classifier_learns_a_label_stored_in_the_first_step():
@@ -111,7 +113,7 @@ def test_gru_classifier_learns_a_label_stored_in_the_first_step():
     @jax.jit
     def step(params, state):
         loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
-            model.apply(p, x, cfg=cfg), y
+            model.apply(p, x, cfg=cfg)[0], y
         ).mean()
         grads = jax.grad(loss)(params)
         updates, state = opt.update(grads, state)
@@ -119,7 +121,7 @@ def test_gru_classifier_learns_a_label_stored_in_the_first_step():
 
     for _ in range(150):
         params, state = step(params, state)
-    accuracy = float(jnp.mean(jnp.argmax(model.apply(params, x, cfg=cfg), -1) == y))
+    accuracy = float(jnp.mean(jnp.argmax(model.apply(params, x, cfg=cfg)[0], -1) == y))
     assert accuracy >= 0.95
 
 
@@ -131,7 +133,7 @@ class _Info:
 def test_config_for_takes_input_shape_and_classes_from_the_dataset():
     cfg = model.config_for(_Info(input_shape=(40,), num_classes=7), cell="lstm", chunk=4)
     assert (cfg.input_shape, cfg.num_classes, cfg.cell, cfg.chunk) == ((40,), 7, "lstm", 4)
-    assert dataclasses.replace(cfg, hidden=3).hidden == 3
+    assert dataclasses.replace(cfg, hidden=3).hidden == (3,)
 
 
 def test_config_for_rejects_a_language_model_dataset():
@@ -160,26 +162,26 @@ def test_apply_rejects_input_of_wrong_shape():
     cfg = _cfg()
     params = model.init(jax.random.key(0), cfg)
     with pytest.raises(ValueError, match=r"expected input of shape \(B, 12\), got shape \(3, 10\)"):
-        model.apply(params, jnp.zeros((B, 10)), cfg=cfg)
+        model.apply(params, jnp.zeros((B, 10)), cfg=cfg)[0]
 
 
 def test_apply_rejects_params_of_another_config():
-    params = model.init(jax.random.key(0), _cfg(num_layers=2))
+    params = model.init(jax.random.key(0), _cfg(hidden=(6, 6)))
     with pytest.raises(ValueError, match="expected param keys"):
-        model.apply(params, jnp.zeros((B, 12)), cfg=_cfg())
+        model.apply(params, jnp.zeros((B, 12)), cfg=_cfg())[0]
 
 
 def test_apply_with_dropout_in_training_without_key_raises():
     cfg = _cfg(dropout=0.1)
     with pytest.raises(ValueError, match="expected a PRNG key for dropout"):
-        model.apply(model.init(jax.random.key(0), cfg), _x(cfg), cfg=cfg, train=True)
+        model.apply(model.init(jax.random.key(0), cfg), _x(cfg), cfg=cfg, train=True)[0]
 
 
 def _apply_case():
     cfg = model.Config(input_shape=(6,), num_classes=3, cell="lstm", hidden=2, chunk=2)
     params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(0), cfg))
     x = jax.random.normal(jax.random.key(1), (2, 6), jnp.float64)  # (B, L)
-    return lambda p, x: model.apply(p, x, cfg=cfg), (params, x)
+    return lambda p, x: model.apply(p, x, cfg=cfg)[0], (params, x)
 
 
 GRAD_CASES = {"jaxnn.models.rnn.apply": _apply_case}

@@ -28,14 +28,14 @@ def _setup(**kw):
 @pytest.mark.parametrize("positional", ["sinusoidal", "learned", "none"])
 def test_language_model_gives_next_token_logits_per_position(transform, positional):
     cfg, params = _setup(positional=positional)
-    logits = transform(lambda p, x: model.apply(p, x, cfg=cfg))(params, _ids())
+    logits = transform(lambda p, x: model.apply(p, x, cfg=cfg)[0])(params, _ids())
     assert logits.shape == (B, T, V)
     assert np.isfinite(np.asarray(logits)).all()
 
 
 def test_classifier_gives_one_row_of_class_logits(transform):
-    cfg, params = _setup(task="classify", num_classes=3)
-    logits = transform(lambda p, x: model.apply(p, x, cfg=cfg))(params, _ids())
+    cfg, params = _setup(task="classification", num_classes=3)
+    logits = transform(lambda p, x: model.apply(p, x, cfg=cfg)[0])(params, _ids())
     assert logits.shape == (B, 3)
 
 
@@ -43,26 +43,26 @@ def test_language_model_output_at_t_ignores_later_tokens(transform):
     cfg, params = _setup()
     x = _ids()
     x_changed = x.at[:, 3:].set((x[:, 3:] + 1) % V)
-    f = transform(lambda p, x: model.apply(p, x, cfg=cfg))
+    f = transform(lambda p, x: model.apply(p, x, cfg=cfg)[0])
     out, out_changed = f(params, x), f(params, x_changed)
     np.testing.assert_allclose(out[:, :3], out_changed[:, :3], rtol=1e-5, atol=1e-6)
     assert float(jnp.max(jnp.abs(out[:, 3:] - out_changed[:, 3:]))) > 1e-3
 
 
 def test_classifier_without_positions_ignores_token_order(transform):
-    cfg, params = _setup(task="classify", num_classes=3, positional="none")
+    cfg, params = _setup(task="classification", num_classes=3, positional="none")
     x = _ids()
-    f = transform(lambda p, x: model.apply(p, x, cfg=cfg))
+    f = transform(lambda p, x: model.apply(p, x, cfg=cfg)[0])
     perm = jnp.array([4, 2, 0, 5, 1, 3])
     np.testing.assert_allclose(f(params, x[:, perm]), f(params, x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
 def test_classifier_with_positions_sees_token_order(positional):
-    cfg, params = _setup(task="classify", num_classes=3, positional=positional)
+    cfg, params = _setup(task="classification", num_classes=3, positional=positional)
     x = jnp.array([[1, 2, 3, 4, 5, 6]])
     perm = jnp.array([4, 2, 0, 5, 1, 3])
-    diff = model.apply(params, x[:, perm], cfg=cfg) - model.apply(params, x, cfg=cfg)
+    diff = model.apply(params, x[:, perm], cfg=cfg)[0] - model.apply(params, x, cfg=cfg)[0]
     assert float(jnp.max(jnp.abs(diff))) > 1e-3
 
 
@@ -74,9 +74,9 @@ def test_learned_positions_exist_only_when_asked_for():
 def test_vmap_of_single_sequence_calls_equals_batched_call():
     cfg, params = _setup()
     x = _ids()
-    one = lambda s: model.apply(params, s[None], cfg=cfg)[0]
+    one = lambda s: model.apply(params, s[None], cfg=cfg)[0][0]
     np.testing.assert_allclose(
-        jax.vmap(one)(x), model.apply(params, x, cfg=cfg), rtol=1e-5, atol=1e-5
+        jax.vmap(one)(x), model.apply(params, x, cfg=cfg)[0], rtol=1e-5, atol=1e-5
     )
 
 
@@ -91,35 +91,36 @@ def test_param_count_matches_the_block_formula():
 def test_dropout_changes_logits_in_training_only(transform):
     cfg, params = _setup(dropout=0.3)
     x = _ids()
-    f = transform(lambda key: model.apply(params, x, cfg=cfg, train=True, key=key))
+    f = transform(lambda key: model.apply(params, x, cfg=cfg, train=True, key=key)[0])
     assert float(jnp.max(jnp.abs(f(jax.random.key(1)) - f(jax.random.key(2))))) > 1e-3
     np.testing.assert_array_equal(
-        model.apply(params, x, cfg=cfg, key=jax.random.key(1)), model.apply(params, x, cfg=cfg)
+        model.apply(params, x, cfg=cfg, key=jax.random.key(1))[0],
+        model.apply(params, x, cfg=cfg)[0],
     )
 
 
 def test_sequence_longer_than_max_len_raises():
     cfg, params = _setup(max_len=4)
     with pytest.raises(ValueError, match="at most max_len=4 tokens, got length 6"):
-        model.apply(params, _ids(), cfg=cfg)
+        model.apply(params, _ids(), cfg=cfg)[0]
 
 
 def test_float_token_ids_raise():
     cfg, params = _setup()
     with pytest.raises(ValueError, match="expected integer token ids, got dtype float32"):
-        model.apply(params, jnp.zeros((B, T)), cfg=cfg)
+        model.apply(params, jnp.zeros((B, T)), cfg=cfg)[0]
 
 
 def test_token_ids_of_rank_1_raise():
     cfg, params = _setup()
     with pytest.raises(ValueError, match=r"rank 2 \(B, T\), got rank 1"):
-        model.apply(params, jnp.zeros((T,), jnp.int32), cfg=cfg)
+        model.apply(params, jnp.zeros((T,), jnp.int32), cfg=cfg)[0]
 
 
 def test_token_ids_outside_vocabulary_raise():
     cfg, params = _setup()
     with pytest.raises(ValueError, match=r"token ids in \[0, 11\)"):
-        model.apply(params, jnp.full((B, T), V), cfg=cfg)
+        model.apply(params, jnp.full((B, T), V), cfg=cfg)[0]
 
 
 def test_config_rejects_heads_not_dividing_width():
@@ -130,13 +131,13 @@ def test_config_rejects_heads_not_dividing_width():
 def test_params_of_another_config_raise():
     _, params = _setup(positional="learned")
     with pytest.raises(ValueError, match="expected param keys"):
-        model.apply(params, _ids(), cfg=_cfg())
+        model.apply(params, _ids(), cfg=_cfg())[0]
 
 
 def test_dropout_in_training_without_key_raises():
     cfg, params = _setup(dropout=0.1)
     with pytest.raises(ValueError, match="expected a PRNG key for dropout"):
-        model.apply(params, _ids(), cfg=cfg, train=True)
+        model.apply(params, _ids(), cfg=cfg, train=True)[0]
 
 
 @dataclasses.dataclass
@@ -149,13 +150,13 @@ class _Info:
 
 def test_config_for_language_model_uses_vocabulary_and_sequence_length():
     cfg = model.config_for(_Info("language_model", (32,), 97), dim=16)
-    assert (cfg.task, cfg.vocab_size, cfg.max_len, cfg.dim) == ("lm", 97, 32, 16)
+    assert (cfg.task, cfg.vocab_size, cfg.max_len, cfg.dim) == ("language_model", 97, 32, 16)
 
 
 def test_config_for_token_classification_reads_the_tokenizer_vocabulary():
     tokenizer = type("Tok", (), {"vocab_size": 50})()
     cfg = model.config_for(_Info("classification", (20,), 4, tokenizer))
-    assert (cfg.task, cfg.vocab_size, cfg.num_classes, cfg.max_len) == ("classify", 50, 4, 20)
+    assert (cfg.task, cfg.vocab_size, cfg.num_classes, cfg.max_len) == ("classification", 50, 4, 20)
 
 
 def test_config_for_classification_without_vocabulary_raises():
@@ -170,7 +171,7 @@ def _greedy_reference(params, cfg, prompt, length):
     seq = np.asarray(prompt)
     for _ in range(length):
         context = jnp.asarray(seq[:, -cfg.max_len :])  # crop to the last max_len tokens
-        nxt = np.asarray(jnp.argmax(model.apply(params, context, cfg=cfg)[:, -1], axis=-1))
+        nxt = np.asarray(jnp.argmax(model.apply(params, context, cfg=cfg)[0][:, -1], axis=-1))
         seq = np.concatenate([seq, nxt[:, None]], axis=1)
     return seq
 
@@ -179,7 +180,7 @@ def _greedy_reference(params, cfg, prompt, length):
 def test_greedy_generation_equals_a_loop_of_argmax_over_the_cropped_context(prompt_len):
     cfg, params = _setup()
     prompt = _ids(3, (B, prompt_len))
-    got = model.generate(params, cfg, prompt, key=jax.random.key(0), length=6, temperature=0.0)
+    got = model.generate(params, prompt, cfg=cfg, key=jax.random.key(0), length=6, temperature=0.0)
     np.testing.assert_array_equal(got, _greedy_reference(params, cfg, prompt, 6))
 
 
@@ -187,9 +188,9 @@ def test_generate_under_jit_equals_eager_and_keeps_the_prompt():
     cfg, params = _setup()
     prompt = _ids(3, (B, 3))
     gen = jax.jit(model.generate, static_argnames=("cfg", "length", "temperature"))
-    got = gen(params, cfg, prompt, key=jax.random.key(5), length=7)
+    got = gen(params, prompt, cfg=cfg, key=jax.random.key(5), length=7)
     np.testing.assert_array_equal(
-        got, model.generate(params, cfg, prompt, key=jax.random.key(5), length=7)
+        got, model.generate(params, prompt, cfg=cfg, key=jax.random.key(5), length=7)
     )
     np.testing.assert_array_equal(got[:, :3], prompt)
     assert got.shape == (B, 10) and int(got.min()) >= 0 and int(got.max()) < V
@@ -198,27 +199,27 @@ def test_generate_under_jit_equals_eager_and_keeps_the_prompt():
 def test_sampling_depends_on_the_key():
     cfg, params = _setup()
     prompt = _ids(3, (B, 3))
-    a = model.generate(params, cfg, prompt, key=jax.random.key(1), length=12, temperature=2.0)
-    b = model.generate(params, cfg, prompt, key=jax.random.key(2), length=12, temperature=2.0)
+    a = model.generate(params, prompt, cfg=cfg, key=jax.random.key(1), length=12, temperature=2.0)
+    b = model.generate(params, prompt, cfg=cfg, key=jax.random.key(2), length=12, temperature=2.0)
     assert not np.array_equal(a, b)
 
 
 def test_generate_from_one_unbatched_prompt_returns_one_sequence():
     cfg, params = _setup()
-    out = model.generate(params, cfg, jnp.array([1, 2]), key=jax.random.key(0), length=3)
+    out = model.generate(params, jnp.array([1, 2]), cfg=cfg, key=jax.random.key(0), length=3)
     assert out.shape == (5,)
 
 
 def test_generate_rejects_a_classifier():
-    cfg, params = _setup(task="classify", num_classes=3)
+    cfg, params = _setup(task="classification", num_classes=3)
     with pytest.raises(ValueError, match="expected a language model"):
-        model.generate(params, cfg, _ids(), key=jax.random.key(0), length=2)
+        model.generate(params, _ids(), cfg=cfg, key=jax.random.key(0), length=2)
 
 
 def test_generate_rejects_float_prompt():
     cfg, params = _setup()
     with pytest.raises(ValueError, match="expected integer prompt ids"):
-        model.generate(params, cfg, jnp.zeros((1, 2)), key=jax.random.key(0), length=2)
+        model.generate(params, jnp.zeros((1, 2)), cfg=cfg, key=jax.random.key(0), length=2)
 
 
 def test_language_model_learns_to_continue_a_cycle():
@@ -234,7 +235,7 @@ def test_language_model_learns_to_continue_a_cycle():
     @jax.jit
     def step(params, state):
         loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
-            model.apply(p, x, cfg=cfg), y
+            model.apply(p, x, cfg=cfg)[0], y
         ).mean()
         updates, state = opt.update(jax.grad(loss)(params), state)
         return optax.apply_updates(params, updates), state
@@ -242,7 +243,7 @@ def test_language_model_learns_to_continue_a_cycle():
     for _ in range(60):
         params, state = step(params, state)
     out = model.generate(
-        params, cfg, jnp.array([2, 3]), key=jax.random.key(0), length=10, temperature=0.0
+        params, jnp.array([2, 3]), cfg=cfg, key=jax.random.key(0), length=10, temperature=0.0
     )
     np.testing.assert_array_equal(out, (jnp.arange(12) + 2) % 5)
 
@@ -253,7 +254,7 @@ def _apply_case():
     )
     params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(0), cfg))
     x = jnp.array([[1, 4, 0]])  # (B, T)
-    return lambda p: model.apply(p, x, cfg=cfg), (params,)
+    return lambda p: model.apply(p, x, cfg=cfg)[0], (params,)
 
 
 GRAD_CASES = {"jaxnn.models.transformer.apply": _apply_case}
