@@ -271,8 +271,8 @@ def test_a_non_finite_gradient_stops_the_run_naming_the_step_and_leaf(digits):
 
     base = _mlp(digits)
 
-    def poisoned(params, state, x, *, train=False, key=None):
-        logits, state = base.apply(params, state, x, train=train, key=key)
+    def poisoned(params, x, *, state=None, train=False, key=None):
+        logits, state = base.apply(params, x, state=state, train=train, key=key)
         return logits + jnp.log(params["dense_0"]["b"][0] - 1.0), state  # log of a negative: NaN
 
     model = dataclasses.replace(base, apply=poisoned)
