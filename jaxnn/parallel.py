@@ -69,13 +69,18 @@ def process_slice(global_batch_size: int) -> slice:
     return slice(jax.process_index() * per, (jax.process_index() + 1) * per)
 
 
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """The sharding of a batch: axis 0 split over the mesh's ``"data"`` axis."""
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
 def shard_batch(batch, mesh: Mesh):
     """Split this process's rows of a batch along axis 0 over the mesh's ``"data"`` axis.
 
     ``batch`` is a pytree of host arrays holding this process's rows (the whole batch when there is
     one process); the result is a pytree of global ``jax.Array``s.
     """
-    sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+    sharding = batch_sharding(mesh)
     size = mesh.shape[DATA_AXIS]
 
     def put(x):

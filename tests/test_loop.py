@@ -236,7 +236,7 @@ def test_resume_with_no_checkpoint_yet_starts_from_step_0(digits, tmp_path):
 
 
 def test_resume_without_checkpoints_enabled_is_refused(digits, tmp_path):
-    with pytest.raises(ValueError, match="resume=True needs checkpoints"):
+    with pytest.raises(ValueError, match=r"resume=True needs out_dir and checkpoints \(checkpoint=True\)"):
         fit(
             _mlp(digits),
             digits,

@@ -314,7 +314,9 @@ def generate(
     name = "transformer.generate"
     check_cfg(name, cfg, Config)
     if cfg.task != "language_model":
-        raise ValueError(f"{name}: expected a language model (task='language_model'), got task={cfg.task!r}")
+        raise ValueError(
+            f"{name}: expected a language model (task='language_model'), got task={cfg.task!r}"
+        )
     if np.ndim(prompt_ids) not in (1, 2) or np.shape(prompt_ids)[-1] == 0:
         raise ValueError(
             f"{name}: expected a non-empty prompt (B, T0) or (T0,), got shape "

@@ -1,6 +1,6 @@
 """Training: state, jitted steps, the fit loop, checkpoints and logs (Chapters 6, 8, 13-15)."""
 
-from jaxnn.train.loop import DivergenceError, FitConfig, FitResult, evaluate, fit
+from jaxnn.train.loop import FitConfig, FitResult, LoopState, evaluate, fit, train_epoch
 from jaxnn.train.state import TrainState, create_train_state, params_sha256
 from jaxnn.train.step import make_eval_step, make_train_step
 
@@ -14,5 +14,6 @@ __all__ = [
     "fit",
     "FitConfig",
     "FitResult",
-    "DivergenceError",
+    "LoopState",
+    "train_epoch",
 ]

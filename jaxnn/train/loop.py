@@ -7,17 +7,24 @@ stops improving. The test split is opened once, at the very end, and scored with
 parameters.
 
 Exact resume: a checkpoint holds the whole train state (step, params, optimizer state, RNG), the
-best-validation parameters, and the loop's own position (next epoch, early-stopping counters). The
-data order is a function of (seed, epoch) and the step key of (seed, step), so a resumed run
-performs bit-identical updates to an uninterrupted one.
+best-validation parameters, and the loop's own position (:class:`LoopState`). The data order is a
+function of (seed, epoch) and the step key of (seed, step), so a resumed run performs bit-identical
+updates to an uninterrupted one.
+
+Divergence (Chapter 14): the step never applies a non-finite update. The per-step metrics of an
+epoch come back to the host once, at its end (no step waits for the host), and the guard then names
+the first step whose loss or gradient was non-finite, or whose loss exceeded
+``divergence_factor`` times the first step's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
+import typing
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,6 +36,7 @@ from tqdm.auto import tqdm
 from jaxnn import optim, parallel
 from jaxnn.data import augment as augment_lib
 from jaxnn.data import pipeline
+from jaxnn.errors import UserError
 from jaxnn.train.logger import MetricsLogger
 from jaxnn.train.state import TrainState, create_train_state, params_sha256
 from jaxnn.train.step import (
@@ -39,9 +47,10 @@ from jaxnn.train.step import (
     make_train_step,
 )
 
-__all__ = ["FitConfig", "FitResult", "DivergenceError", "fit", "evaluate"]
+__all__ = ["FitConfig", "FitResult", "LoopState", "fit", "evaluate", "train_epoch"]
 
-_MONITORS = ("val_accuracy", "val_loss")
+MONITORS = ("val_accuracy", "val_loss")
+_MAX_SEED = 2**32 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +64,9 @@ class FitConfig:
       optimizer: sgd, momentum, nesterov, adam or adamw.
       schedule: constant, cosine or warmup_cosine.
       warmup_steps: linear warm-up steps for warmup_cosine.
-      weight_decay: decoupled weight decay (Chapter 13).
+      weight_decay: decoupled weight decay (Chapter 13); needs adamw, sgd, momentum or nesterov.
       clip_norm: clip gradients to this global norm (Chapter 14); 0 disables.
-      seed: seeds initialisation, data order, dropout and augmentation.
+      seed: seeds initialisation, data order, dropout and augmentation (0 to 2**32 - 1).
       patience: early stopping after this many epochs without improvement; 0 disables.
       min_delta: smallest change of the monitored metric that counts as improvement.
       monitor: val_accuracy (higher is better) or val_loss (lower is better).
@@ -98,16 +107,81 @@ class FitConfig:
     checkpoint: bool = True
 
     def __post_init__(self):
+        _check_field_types(self)
         for name in ("epochs", "batch_size", "eval_batch_size", "keep_last"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"FitConfig: expected {name} > 0, got {getattr(self, name)}")
-        for name in ("patience", "devices", "warmup_steps", "keep_best"):
+                raise UserError(f"FitConfig: expected {name} > 0, got {getattr(self, name)}")
+        for name in ("patience", "devices", "warmup_steps", "keep_best", "weight_decay"):
             if getattr(self, name) < 0:
-                raise ValueError(f"FitConfig: expected {name} >= 0, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"FitConfig: expected lr > 0, got {self.lr}")
-        if self.monitor not in _MONITORS:
-            raise ValueError(f"FitConfig: expected monitor in {_MONITORS}, got {self.monitor!r}")
+                raise UserError(f"FitConfig: expected {name} >= 0, got {getattr(self, name)}")
+        for name in ("lr", "divergence_factor"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise UserError(f"FitConfig: expected {name} > 0, got {getattr(self, name)}")
+        if not 0 <= self.seed <= _MAX_SEED:
+            raise UserError(f"FitConfig: expected seed in [0, 2**32 - 1], got {self.seed}")
+        if self.monitor not in MONITORS:
+            raise UserError(f"FitConfig: expected monitor in {MONITORS}, got {self.monitor!r}")
+
+
+def _check_field_types(cfg) -> None:
+    """Raise a :class:`UserError` naming the first field whose value has the wrong type."""
+    for field, kind in typing.get_type_hints(type(cfg)).items():
+        value = getattr(cfg, field)
+        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value) if field != "clip_norm" else ok
+        if not ok:
+            raise UserError(
+                f"{type(cfg).__name__}: expected {field} to be {kind.__name__}, got {value!r}"
+            )
+
+
+@dataclasses.dataclass
+class LoopState:
+    """Where the loop stands; its ``asdict`` is saved with every checkpoint and restored on resume.
+
+    Attributes:
+      epoch: epochs completed.
+      best_value: best value of the monitored metric so far (None before the first epoch).
+      best_epoch: the epoch (1-based) that reached it.
+      bad_epochs: epochs since the last improvement (early stopping counts these).
+      initial_loss: the first step's loss, the divergence guard's reference.
+      history: one record per completed epoch.
+    """
+
+    epoch: int = 0
+    best_value: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    initial_loss: float | None = None
+    history: list = dataclasses.field(default_factory=list)
+
+    def add(self, record: dict, cfg: FitConfig) -> bool:
+        """Append epoch ``record`` and count it for early stopping; True when it is the new best."""
+        self.epoch = record["epoch"]
+        self.history.append(record)
+        value = record[cfg.monitor]
+        sign = -1.0 if cfg.monitor == "val_loss" else 1.0
+        better = self.best_value is None or sign * (value - self.best_value) > cfg.min_delta
+        if better:
+            self.best_value, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
+        else:
+            self.bad_epochs += 1
+        return better
+
+    def early_stop_message(self, cfg: FitConfig) -> str:
+        """Why to stop early (Chapter 13), or ``""`` to go on."""
+        if not cfg.patience or self.bad_epochs < cfg.patience:
+            return ""
+        return (
+            f"early stopping: {cfg.monitor} did not improve for {cfg.patience} epochs; "
+            f"best epoch {self.best_epoch}"
+        )
+
+    def best_record(self) -> dict:
+        """The history record of the best epoch (empty before the first epoch)."""
+        return next((r for r in self.history if r["epoch"] == self.best_epoch), {})
 
 
 class FitResult(NamedTuple):
@@ -120,14 +194,38 @@ class FitResult(NamedTuple):
     summary: dict
 
 
-class DivergenceError(RuntimeError):
-    """Raised inside the loop when the divergence guard fires (caught by ``fit``).
+# ---------------------------------------------------------------------------------------------
+# Plain functions: one epoch of training, scoring a split, the divergence guard.
 
-    ``state`` holds the train state at the moment the guard fired (non-finite updates are never
-    applied, so its parameters are finite).
+
+def train_epoch(step_fn, state: TrainState, inputs, *, scan: bool, bar=None):
+    """Run one epoch: ``step_fn(state, *batch)`` for each batch of ``inputs``.
+
+    With ``scan`` the epoch is one call of a scanned step (``inputs`` yields one item) whose
+    metrics come back stacked. The metrics stay on the device until the epoch ends, then come to
+    the host in one transfer.
+
+    Returns:
+      ``(state, rows)``: the new state and one host dict of metrics per step.
     """
+    rows = []
+    for batch in inputs:
+        state, metrics = step_fn(state, *batch)
+        rows.append(metrics)
+        if bar is not None and not scan:
+            bar.update(1)
+    rows = parallel.to_host(rows)
+    if scan:
+        (stacked,) = rows
+        rows = [{k: v[i] for k, v in stacked.items()} for i in range(len(stacked["loss"]))]
+        if bar is not None:
+            bar.update(len(rows))
+    return state, rows
 
-    state: TrainState | None = None
+
+@functools.lru_cache(maxsize=16)
+def _eval_step(model, task: str):
+    return jit(make_eval_step(model, task=task), cpu_library_fusion=model.cpu_library_fusion)
 
 
 def evaluate(
@@ -139,21 +237,7 @@ def evaluate(
     counted exactly once: the last batch is padded to a fixed shape with weight 0, so the eval step
     compiles once. Accuracy is NaN for regression.
     """
-    return _score(
-        jit(
-            make_eval_step(model, task=task),
-            cpu_library_fusion=getattr(model, "cpu_library_fusion", True),
-        ),
-        params,
-        model_state,
-        dataset,
-        task=task,
-        batch_size=batch_size,
-        mesh=mesh,
-    )
-
-
-def _score(eval_step, params, model_state, dataset, *, task, batch_size, mesh):
+    eval_step = _eval_step(model, task)
     sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
     devices = mesh.size if mesh is not None else 1
     batch_size = min(_round_up(batch_size, devices), _round_up(len(dataset), devices))
@@ -162,8 +246,7 @@ def _score(eval_step, params, model_state, dataset, *, task, batch_size, mesh):
         if mesh is not None:
             rows = parallel.process_slice(len(x))
             batch = parallel.shard_batch(tuple(b[rows] for b in batch), mesh)
-        out = eval_step(params, model_state, *batch)
-        for k, v in parallel.to_host(out).items():
+        for k, v in parallel.to_host(eval_step(params, model_state, *batch)).items():
             sums[k] += float(v)
     count = max(sums["count"], 1.0)
     accuracy = sums["correct"] / count if task != "regression" else float("nan")
@@ -174,175 +257,197 @@ def _round_up(n: int, k: int) -> int:
     return -(-n // k) * k
 
 
-def _better(value, best, monitor, min_delta) -> bool:
-    if best is None:
-        return True
-    if monitor == "val_loss":
-        return value < best - min_delta
-    return value > best + min_delta
+def check_divergence(rows, first_step: int, loop: LoopState, cfg: FitConfig, params) -> str:
+    """The divergence guard (Chapter 14) over one epoch's step metrics: ``""`` or the reason.
 
-
-class _Guard:
-    """Divergence guard (Chapter 14): non-finite loss/gradient, or loss far above its start."""
-
-    def __init__(self, factor, leaf_names, initial_loss=None):
-        self.factor, self.leaf_names, self.initial_loss = factor, leaf_names, initial_loss
-
-    def check(self, step: int, m: dict) -> None:
-        loss = float(m["loss"])
+    Sets ``loop.initial_loss`` from the run's first step; ``params`` names the leaves.
+    """
+    for i, m in enumerate(rows):
+        loss, step = float(m["loss"]), first_step + i
         if not bool(m["finite"]):
             leaf = int(m["bad_leaf"])
-            where = (
-                f"; first non-finite parameter leaf: {self.leaf_names[leaf]}" if leaf >= 0 else ""
-            )
-            raise DivergenceError(
+            names = [
+                jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)
+            ]
+            where = f"; first non-finite parameter leaf: {names[leaf]}" if leaf >= 0 else ""
+            return (
                 f"training diverged at step {step}: non-finite loss or gradient "
                 f"(loss={loss}){where}; the update was not applied"
             )
-        if self.initial_loss is None:
-            self.initial_loss = max(loss, 1e-3)
-        elif loss > self.factor * self.initial_loss:
-            raise DivergenceError(
+        if loop.initial_loss is None:
+            loop.initial_loss = max(loss, 1e-3)
+        elif loss > cfg.divergence_factor * loop.initial_loss:
+            return (
                 f"training diverged at step {step}: loss {loss:.4g} is more than "
-                f"{self.factor:g}x the first step's loss {self.initial_loss:.4g}"
+                f"{cfg.divergence_factor:g}x the first step's loss {loop.initial_loss:.4g}"
             )
+    return ""
 
 
-def _leaf_names(params) -> list[str]:
-    return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+# ---------------------------------------------------------------------------------------------
+# Setting up: checks, the compiled step and its inputs, checkpoints.
 
 
-def _mean_metrics(rows: list[dict]) -> dict:
-    keys = ("loss", "accuracy", "grad_norm", "update_norm", "lr")
-    return {k: float(np.mean([float(r[k]) for r in rows])) for k in keys}
-
-
-class _Runner:
-    """Runs training epochs: step by step from Python, or as one ``lax.scan`` per epoch.
-
-    With ``device_data`` (and one process) the training split is placed on the device(s) once and
-    each step gathers its batch there from B indices; otherwise host batches are streamed, each
-    process feeding its own rows of every global batch.
-    """
-
-    def __init__(self, model, tx, schedule, splits, cfg, task, mesh, steps_per_epoch):
-        self.cfg, self.mesh, self.splits, self.task = cfg, mesh, splits, task
-        self.steps_per_epoch = steps_per_epoch
-        augment = augment_lib.get(cfg.augment, splits.info)
-        augment = None if cfg.augment == "none" else augment
-        step_fn = make_train_step(
-            model, tx, task=task, schedule=schedule, augment=augment, jitted=False
+def _check_fit_args(model, splits, cfg: FitConfig, out_dir, resume) -> FitConfig:
+    if len(splits.train) < cfg.batch_size:
+        raise UserError(
+            f"fit: expected batch_size <= {len(splits.train)} (the training examples), "
+            f"got {cfg.batch_size}"
         )
-        self.eval_step = jit(
-            make_eval_step(model, task=task), cpu_library_fusion=model.cpu_library_fusion
+    if resume and (out_dir is None or not cfg.checkpoint):
+        raise UserError("fit: resume=True needs out_dir and checkpoints (checkpoint=True)")
+    _check_model_fits_data(model, splits)
+    if cfg.monitor == "val_accuracy" and splits.info.task == "regression":
+        cfg = dataclasses.replace(cfg, monitor="val_loss")
+    return cfg
+
+
+def _check_model_fits_data(model, splits) -> None:
+    """The model's output width must equal the classes (or vocabulary) of the data."""
+    info = splits.info
+    params, state = jax.eval_shape(model.init, jax.random.key(0))
+    x = jax.ShapeDtypeStruct((1, *info.input_shape), splits.train.x.dtype)
+    out, _ = jax.eval_shape(functools.partial(model.apply, state=state), params, x)
+    if info.task != "regression" and out.shape[-1] != info.num_classes:
+        raise UserError(
+            f"fit: expected a model with {info.num_classes} outputs for {info.name} "
+            f"({info.num_classes} classes), got {out.shape[-1]}; set num_classes="
+            f"{info.num_classes} in the model config"
         )
-        self.on_device = cfg.scan or (cfg.device_data and jax.process_count() == 1)
-        if cfg.scan and jax.process_count() > 1:
-            raise ValueError("fit: scan=True runs on one process; got a multi-process run")
-        if not self.on_device:
-            self.train_step = jit(
-                step_fn, donate_argnums=0, cpu_library_fusion=model.cpu_library_fusion
-            )
-            return
-        sharding = None
-        if mesh is not None:
-            sharding = jax.sharding.NamedSharding(
-                mesh, jax.sharding.PartitionSpec(parallel.DATA_AXIS)
-            )
-        make = make_epoch_step if cfg.scan else make_indexed_step
-        self.train_step = jit(
-            make(step_fn, batch_sharding=sharding),
-            donate_argnums=0,
-            cpu_library_fusion=model.cpu_library_fusion,
-        )
+
+
+def _sharded(cfg: FitConfig) -> bool:
+    return bool(cfg.devices) or jax.process_count() > 1
+
+
+def _compile_step(model, tx, schedule, splits, cfg: FitConfig, mesh):
+    """The jitted step ``fit`` runs, and the training split on the device (None: host batches)."""
+    augment = None if cfg.augment == "none" else augment_lib.get(cfg.augment, splits.info)
+    step = make_train_step(
+        model, tx, task=splits.info.task, schedule=schedule, augment=augment, jitted=False
+    )
+    on_device = cfg.scan or (cfg.device_data and jax.process_count() == 1)
+    if cfg.scan and jax.process_count() > 1:
+        raise UserError("fit: scan=True runs on one process; got a multi-process run")
+    data = None
+    if on_device:
+        sharding = None if mesh is None else parallel.batch_sharding(mesh)
+        step = (make_epoch_step if cfg.scan else make_indexed_step)(step, batch_sharding=sharding)
         train = (splits.train.x, splits.train.y)
-        self.data = jax.device_put(train) if mesh is None else parallel.replicate(train, mesh)
-
-    def _batches(self, epoch):
-        """This epoch's batches as device inputs: ``(x, y)`` or ``(x_all, y_all, idx)``."""
-        if not self.on_device:
-            for x, y in pipeline.batches(
-                self.splits.train, self.cfg.batch_size, seed=self.cfg.seed, epoch=epoch
-            ):
-                if self.mesh is None:
-                    yield x, y  # jit's dispatch moves NumPy inputs faster than device_put
-                else:
-                    rows = parallel.process_slice(len(x))
-                    yield parallel.shard_batch((x[rows], y[rows]), self.mesh)
-            return
-        n, b = len(self.splits.train), self.cfg.batch_size
-        perm = pipeline.epoch_permutation(n, seed=self.cfg.seed, epoch=epoch)
-        idx = perm[: self.steps_per_epoch * b].reshape(self.steps_per_epoch, b)
-        if self.cfg.scan:
-            yield (*self.data, idx)
-        else:
-            for row in idx:  # B int32 per step: jit's dispatch moves them with the call
-                yield (*self.data, row)
-
-    def run_epoch(self, state, epoch, guard, bar):
-        """Train one epoch; returns ``(state, per-step metrics)``."""
-        if self.cfg.scan:
-            return self._scan_epoch(state, epoch, guard, bar)
-        rows = []
-        try:
-            state = self._loop_epoch(state, epoch, guard, bar, rows)
-        except DivergenceError as err:
-            err.state = self._last_state
-            raise
-        return state, rows
-
-    def _loop_epoch(self, state, epoch, guard, bar, rows):
-        pending = None
-        for inputs in self._batches(epoch):
-            step = int(state.step) if pending is None else pending[0] + 1
-            state, metrics = self.train_step(state, *inputs)
-            self._last_state = state
-            if pending is not None:  # read the previous step's metrics while this one runs
-                self._record(pending, rows, guard, bar)
-            pending = (step, metrics)
-        if pending is not None:
-            self._record(pending, rows, guard, bar)
-        return state
-
-    def _record(self, pending, rows, guard, bar):
-        step, metrics = pending
-        m = parallel.to_host(metrics)
-        guard.check(step, m)
-        rows.append(m)
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(m['loss']):.4f}", refresh=False)
-
-    def _scan_epoch(self, state, epoch, guard, bar):
-        first = int(state.step)
-        (inputs,) = self._batches(epoch)
-        state, stacked = self.train_step(state, *inputs)
-        stacked = parallel.to_host(stacked)
-        rows = [{k: v[i] for k, v in stacked.items()} for i in range(self.steps_per_epoch)]
-        try:
-            for i, m in enumerate(rows):
-                guard.check(first + i, m)
-        except DivergenceError as err:
-            err.state = state
-            raise
-        bar.update(self.steps_per_epoch)
-        return state, rows
-
-    def evaluate(self, params, model_state, dataset):
-        return _score(
-            self.eval_step,
-            params,
-            model_state,
-            dataset,
-            task=self.task,
-            batch_size=self.cfg.eval_batch_size,
-            mesh=self.mesh,
-        )
+        data = jax.device_put(train) if mesh is None else parallel.replicate(train, mesh)
+    fusion = model.cpu_library_fusion
+    return jit(step, donate_argnums=0, cpu_library_fusion=fusion), data
 
 
-def _write_json(path: Path, obj) -> None:
+def _epoch_inputs(splits, cfg: FitConfig, epoch: int, mesh, data, steps: int):
+    """This epoch's step inputs: ``(x, y)`` host batches, or ``(x_all, y_all, idx)`` on device."""
+    if data is None:
+        for x, y in pipeline.batches(splits.train, cfg.batch_size, seed=cfg.seed, epoch=epoch):
+            if mesh is None:
+                yield x, y  # jit's dispatch moves NumPy inputs faster than device_put
+            else:
+                rows = parallel.process_slice(len(x))
+                yield parallel.shard_batch((x[rows], y[rows]), mesh)
+        return
+    perm = pipeline.epoch_permutation(len(splits.train), seed=cfg.seed, epoch=epoch)
+    idx = perm[: steps * cfg.batch_size].reshape(steps, cfg.batch_size)
+    if cfg.scan:
+        yield (*data, idx)
+    else:
+        yield from ((*data, row) for row in idx)  # B int32 per step, moved with the call
+
+
+def make_optimizer(cfg: FitConfig, *, total_steps: int):
+    """The optimizer and schedule that a :class:`FitConfig` asks for."""
+    return optim.make_optimizer(
+        cfg.optimizer,
+        cfg.lr,
+        schedule=cfg.schedule,
+        total_steps=total_steps,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        clip_norm=cfg.clip_norm or None,
+    )
+
+
+def _progress(steps: int, epoch: int, cfg: FitConfig, main: bool):
+    """The epoch's progress bar, shown on a terminal only (a log file gets the epoch lines)."""
+    import sys
+
+    show = cfg.progress and main and sys.stderr.isatty()
+    return tqdm(
+        total=steps,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        leave=False,
+        disable=not show,
+        dynamic_ncols=True,
+    )
+
+
+def _checkpoints(out: Path | None, cfg: FitConfig):
+    if out is None or not cfg.checkpoint:
+        return None
+    from jaxnn.train.checkpoint import CheckpointManager
+
+    mode = "min" if cfg.monitor == "val_loss" else "max"
+    return CheckpointManager(
+        out / "checkpoints",
+        keep_last=cfg.keep_last,
+        keep_best=cfg.keep_best,
+        best_metric=cfg.monitor,
+        best_mode=mode,
+    )
+
+
+def _resume(ckpt, state, best, say):
+    if ckpt.latest_step() is None:  # killed before its first checkpoint
+        say(f"no checkpoint in {ckpt.directory} yet: starting from step 0")
+        return state, best, LoopState()
+    (state, best), extra = ckpt.restore(target=(state, best))
+    loop = LoopState(**extra)
+    say(f"resumed from step {int(state.step)} (epoch {loop.epoch})")
+    return state, best, loop
+
+
+def _write_json(out: Path | None, name: str, obj, main: bool) -> None:
+    """Write ``out/name`` atomically, as strict JSON (no NaN or Infinity); process 0 only."""
+    if out is None or not main:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
     tmp.replace(path)
+
+
+def _epoch_record(epoch, state, rows, val, seconds) -> dict:
+    mean = {k: float(np.mean([float(r[k]) for r in rows])) for k in rows[0] if k != "bad_leaf"}
+    return {
+        "epoch": epoch + 1,
+        "step": int(state.step),
+        "train_loss": mean["loss"],
+        "train_accuracy": mean["accuracy"],
+        "val_loss": val["loss"],
+        "val_accuracy": val["accuracy"],
+        "grad_norm": mean["grad_norm"],
+        "update_norm": mean["update_norm"],
+        "lr": mean["lr"],
+        "seconds": seconds,
+    }
+
+
+def _finite_or_none(summary: dict) -> dict:
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()
+    }
+
+
+def _copy(tree):
+    return jax.tree.map(jnp.copy, tree)  # the train state is donated to the step
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
 
 
 def fit(
@@ -374,184 +479,96 @@ def fit(
     Returns:
       A :class:`FitResult`; ``summary`` is also written to ``OUT/summary.json``.
     """
-    task = splits.info.task
-    if len(splits.train) < cfg.batch_size:
-        raise ValueError(
-            f"fit: expected batch_size <= {len(splits.train)} (the training examples), "
-            f"got {cfg.batch_size}"
-        )
-    if resume and out_dir is None:
-        raise ValueError("fit: resume=True needs out_dir, got None")
-    if cfg.monitor == "val_accuracy" and task == "regression":
-        cfg = dataclasses.replace(cfg, monitor="val_loss")
+    cfg = _check_fit_args(model, splits, cfg, out_dir, resume)
     main = jax.process_index() == 0
+    say = (lambda msg: print(msg, flush=True)) if verbose and main else (lambda msg: None)
     out = Path(out_dir) if out_dir is not None else None
-    mesh = (
-        parallel.make_mesh(cfg.devices or None)
-        if (cfg.devices or jax.process_count() > 1)
-        else None
-    )
-    steps_per_epoch = pipeline.num_batches(len(splits.train), cfg.batch_size, drop_remainder=True)
-    tx, schedule = optim.make_optimizer(
-        cfg.optimizer,
-        cfg.lr,
-        schedule=cfg.schedule,
-        total_steps=cfg.epochs * steps_per_epoch,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        clip_norm=cfg.clip_norm or None,
-    )
+    mesh = parallel.make_mesh(cfg.devices or None) if _sharded(cfg) else None
+    steps = pipeline.num_batches(len(splits.train), cfg.batch_size, drop_remainder=True)
+    tx, schedule = make_optimizer(cfg, total_steps=cfg.epochs * steps)
     state = create_train_state(model, tx, cfg.seed)
-    loop = {
-        "epoch": 0,
-        "best_value": None,
-        "best_epoch": 0,
-        "bad_epochs": 0,
-        "initial_loss": None,
-        "history": [],
-    }
-    best = jax.tree.map(jnp.copy, (state.params, state.model_state))  # state is donated
-    ckpt = None
-    if out is not None and cfg.checkpoint:
-        from jaxnn.train.checkpoint import CheckpointManager
-
-        ckpt = CheckpointManager(
-            out / "checkpoints",
-            keep_last=cfg.keep_last,
-            keep_best=cfg.keep_best,
-            best_metric=cfg.monitor,
-            best_mode="min" if cfg.monitor == "val_loss" else "max",
-        )
-    if resume and ckpt is None:
-        raise ValueError("fit: resume=True needs checkpoints, got cfg.checkpoint=False")
-    if resume and ckpt.latest_step() is None:  # killed before its first checkpoint
-        if verbose and main:
-            print(f"no checkpoint in {out / 'checkpoints'} yet: starting from step 0", flush=True)
-    elif resume:
-        (state, best), loop = ckpt.restore(target=(state, best))
-        if verbose and main:
-            print(f"resumed from step {int(state.step)} (epoch {loop['epoch']})", flush=True)
+    best, loop, ckpt = _copy((state.params, state.model_state)), LoopState(), _checkpoints(out, cfg)
+    if resume:
+        state, best, loop = _resume(ckpt, state, best, say)
     if mesh is not None:
         state, best = parallel.replicate((state, best), mesh)
-    if out is not None and main:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_json(
-            out / "config.json",
-            {
-                "model": model.name,
-                "model_config": dataclasses.asdict(model.cfg),
-                "dataset": splits.info.name,
-                "fit": dataclasses.asdict(cfg),
-                **(run_info or {}),
-            },
-        )
+    _write_json(out, "config.json", _config_record(model, splits, cfg, run_info), main)
     logger = MetricsLogger(
-        out if main else None,
-        epochs=cfg.epochs,
-        keep_epochs=loop["epoch"],
-        verbose=verbose and main,
+        out if main else None, epochs=cfg.epochs, keep_epochs=loop.epoch, verbose=verbose and main
     )
-    runner = _Runner(model, tx, schedule, splits, cfg, task, mesh, steps_per_epoch)
-    guard = _Guard(cfg.divergence_factor, _leaf_names(state.params), loop["initial_loss"])
-    stopped_reason, message = "completed", ""
+    step_fn, data = _compile_step(model, tx, schedule, splits, cfg, mesh)
+    score = functools.partial(
+        evaluate, model, task=splits.info.task, batch_size=cfg.eval_batch_size, mesh=mesh
+    )
+    stopped, message = "completed", ""
     try:
-        for epoch in range(loop["epoch"], cfg.epochs):
-            t0 = time.perf_counter()
-            with tqdm(
-                total=steps_per_epoch,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                leave=False,
-                disable=not (cfg.progress and main),
-                dynamic_ncols=True,
-            ) as bar:
-                state, rows = runner.run_epoch(state, epoch, guard, bar)
-            seconds = time.perf_counter() - t0
-            train = _mean_metrics(rows)
-            val = runner.evaluate(state.params, state.model_state, splits.val)
-            record = {
-                "epoch": epoch + 1,
-                "step": int(state.step),
-                "train_loss": train["loss"],
-                "train_accuracy": train["accuracy"],
-                "val_loss": val["loss"],
-                "val_accuracy": val["accuracy"],
-                "grad_norm": train["grad_norm"],
-                "update_norm": train["update_norm"],
-                "lr": train["lr"],
-                "seconds": seconds,
-            }
-            logger.log_epoch(record)
-            loop["history"].append(record)
-            loop["epoch"], loop["initial_loss"] = epoch + 1, guard.initial_loss
-            value = record[cfg.monitor]
-            if _better(value, loop["best_value"], cfg.monitor, cfg.min_delta):
-                loop.update(best_value=value, best_epoch=epoch + 1, bad_epochs=0)
-                best = jax.tree.map(jnp.copy, (state.params, state.model_state))
-            else:
-                loop["bad_epochs"] += 1
-            if ckpt is not None:
-                ckpt.save(
-                    int(state.step),
-                    (state, best),
-                    extra=loop,
-                    metrics={"val_accuracy": val["accuracy"], "val_loss": val["loss"]},
-                )
-            if cfg.patience and loop["bad_epochs"] >= cfg.patience:
-                stopped_reason = "early_stopping"
-                message = (
-                    f"early stopping: {cfg.monitor} did not improve for {cfg.patience} "
-                    f"epochs; best epoch {loop['best_epoch']}"
-                )
+        for epoch in range(loop.epoch, cfg.epochs):
+            t0, first_step = time.perf_counter(), int(state.step)
+            inputs = _epoch_inputs(splits, cfg, epoch, mesh, data, steps)
+            with _progress(steps, epoch, cfg, main) as bar:
+                state, rows = train_epoch(step_fn, state, inputs, scan=cfg.scan, bar=bar)
+            message = check_divergence(rows, first_step, loop, cfg, best[0])
+            if message:
+                stopped = "diverged"
                 break
-    except DivergenceError as err:
-        state, stopped_reason, message = err.state, "diverged", str(err)
+            val = score(state.params, state.model_state, splits.val)
+            record = _epoch_record(epoch, state, rows, val, time.perf_counter() - t0)
+            logger.log_epoch(record)
+            if loop.add(record, cfg):
+                best = _copy((state.params, state.model_state))
+            if ckpt is not None:
+                metrics = {"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
+                ckpt.save(
+                    int(state.step), (state, best), extra=dataclasses.asdict(loop), metrics=metrics
+                )
+            message = loop.early_stop_message(cfg)
+            if message:
+                stopped = "early_stopping"
+                break
     finally:
         logger.close()
         if ckpt is not None:
             ckpt.close()
-    if message and verbose and main:
-        print(message, flush=True)
-    best_params, best_model_state = best
+    if message:
+        say(message)
+    summary = _summary(model, splits, cfg, loop, state, best, stopped, message, score, say)
+    _write_json(out, "summary.json", summary, main)
+    return FitResult(state, best[0], best[1], loop.history, summary)
+
+
+def _config_record(model, splits, cfg: FitConfig, run_info) -> dict:
+    return {
+        "model": model.name,
+        "model_config": dataclasses.asdict(model.cfg),
+        "dataset": splits.info.name,
+        "fit": dataclasses.asdict(cfg),
+        **(run_info or {}),
+    }
+
+
+def _summary(model, splits, cfg, loop: LoopState, state, best, stopped, message, score, say):
+    """The run's summary; the test split is opened here, once, with the best-validation params."""
     summary = {
         "model": model.name,
         "dataset": splits.info.name,
-        "best_epoch": loop["best_epoch"],
-        f"best_{cfg.monitor}": loop["best_value"],
-        "best_val_accuracy": _best_of(loop, "val_accuracy"),
-        "best_val_loss": _best_of(loop, "val_loss"),
-        "epochs_run": loop["epoch"],
+        "best_epoch": loop.best_epoch,
+        f"best_{cfg.monitor}": loop.best_value,
+        "best_val_accuracy": loop.best_record().get("val_accuracy"),
+        "best_val_loss": loop.best_record().get("val_loss"),
+        "epochs_run": loop.epoch,
         "steps": int(state.step),
-        "stopped_reason": stopped_reason,
+        "stopped_reason": stopped,
         "message": message,
         "params_sha256": params_sha256(state.params),
-        "best_params_sha256": params_sha256(best_params),
+        "best_params_sha256": params_sha256(best[0]),
         "test_accuracy": None,
         "test_loss": None,
     }
-    if loop["best_epoch"] > 0:  # the test split is opened once, here, with the best params
-        test = runner.evaluate(
-            best_params,
-            best_model_state,
-            splits.test.unseal("fit: final score of the best-validation params"),
-        )
+    if loop.best_epoch > 0:
+        test = score(*best, splits.test.unseal("fit: final score of the best-validation params"))
         summary.update(test_accuracy=test["accuracy"], test_loss=test["loss"])
-        if verbose and main:
-            print(
-                f"test (best epoch {loop['best_epoch']}): loss {test['loss']:.4f}  "
-                f"accuracy {test['accuracy']:.4f}",
-                flush=True,
-            )
-    summary = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-        for k, v in summary.items()
-    }
-    if out is not None and main:
-        _write_json(out / "summary.json", summary)
-    return FitResult(state, best_params, best_model_state, loop["history"], summary)
-
-
-def _best_of(loop, key):
-    for record in loop["history"]:
-        if record["epoch"] == loop["best_epoch"]:
-            return record[key]
-    return None
+        say(
+            f"test (best epoch {loop.best_epoch}): loss {test['loss']:.4f}  "
+            f"accuracy {test['accuracy']:.4f}"
+        )
+    return _finite_or_none(summary)
