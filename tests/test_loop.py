@@ -236,7 +236,9 @@ def test_resume_with_no_checkpoint_yet_starts_from_step_0(digits, tmp_path):
 
 
 def test_resume_without_checkpoints_enabled_is_refused(digits, tmp_path):
-    with pytest.raises(ValueError, match=r"resume=True needs out_dir and checkpoints \(checkpoint=True\)"):
+    with pytest.raises(
+        ValueError, match=r"resume=True needs out_dir and checkpoints \(checkpoint=True\)"
+    ):
         fit(
             _mlp(digits),
             digits,
