@@ -323,11 +323,19 @@ def test_text_that_is_not_utf8_is_refused_with_its_line(tmp_path):
         load_source(f"text:{path}")
 
 
-def test_bad_text_tokenizer_option_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"tokenizer": "word"}, r"expected tokenizer one of \['char', 'bpe'\]"),
+        ({"seq_len": 0}, "seq_len to be a positive integer, got 0"),
+        ({"tokenizer": "bpe", "vocab_size": 100}, "vocab_size >= 256"),
+    ],
+)
+def test_bad_text_option_values_are_refused(tmp_path, options, match):
     path = tmp_path / "book.txt"
     path.write_text(TEXT, encoding="utf-8")
-    with pytest.raises(UserError, match=r"expected tokenizer one of \['char', 'bpe'\]"):
-        load_source(f"text:{path}", tokenizer="word")
+    with pytest.raises(UserError, match=match):
+        load_source(f"text:{path}", **options)
 
 
 # ---- images ---------------------------------------------------------------------------------

@@ -676,13 +676,8 @@ def text_splits(
     from jaxnn.data.text import BPETokenizer, CharTokenizer, lm_windows
 
     where = where or name
+    _check_text_options(where, seq_len, stride, tokenizer, vocab_size)
     _check_fractions(where, val_fraction, test_fraction)
-    _check_choice(where, "tokenizer", tokenizer, ("char", "bpe"))
-    for key, v in (("seq_len", seq_len), ("stride", stride), ("vocab_size", vocab_size)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise UserError(f"{where}: expected {key} to be a positive integer, got {v!r}")
-    if tokenizer == "bpe" and vocab_size < 256:
-        raise UserError(f"{where}: expected vocab_size >= 256 for bpe tokens, got {vocab_size}")
     a = int(len(text) * (1.0 - val_fraction - test_fraction))
     b = int(len(text) * (1.0 - test_fraction))
     parts = {"train": text[:a], "val": text[a:b], "test": text[b:]}
@@ -712,6 +707,15 @@ def text_splits(
         description=description,
     )
     return Splits(sets["train"], sets["val"], sets["test"], info)
+
+
+def _check_text_options(where, seq_len, stride, tokenizer, vocab_size) -> None:
+    _check_choice(where, "tokenizer", tokenizer, ("char", "bpe"))
+    for key, v in (("seq_len", seq_len), ("stride", stride), ("vocab_size", vocab_size)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise UserError(f"{where}: expected {key} to be a positive integer, got {v!r}")
+    if tokenizer == "bpe" and vocab_size < 256:
+        raise UserError(f"{where}: expected vocab_size >= 256 for bpe tokens, got {vocab_size}")
 
 
 def _read_text(path: Path) -> str:

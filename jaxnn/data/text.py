@@ -142,6 +142,19 @@ def _merge(word: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
+def _count_pairs(pair_count: dict, where: dict | None, word: list[int], wi: int, count: int):
+    """Add ``count`` (negative to remove) for each adjacent pair of ``word``; index it in ``where``.
+
+    Pairs whose count drops to zero are deleted, so ``pair_count`` holds only live pairs.
+    """
+    for p in zip(word, word[1:], strict=False):
+        pair_count[p] += count
+        if pair_count[p] <= 0:
+            del pair_count[p]
+        elif where is not None:
+            where[p].add(wi)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class BPETokenizer:
     """Byte-level byte-pair-encoding tokenizer.
@@ -190,9 +203,7 @@ class BPETokenizer:
         pair_count: dict[tuple[int, int], int] = defaultdict(int)
         where: dict[tuple[int, int], set[int]] = defaultdict(set)
         for wi, w in enumerate(words):
-            for p in zip(w, w[1:], strict=False):
-                pair_count[p] += counts[wi]
-                where[p].add(wi)
+            _count_pairs(pair_count, where, w, wi, counts[wi])
         merges = []
         while 256 + len(merges) < vocab_size and pair_count:
             best = max(pair_count, key=lambda p: (pair_count[p], -p[0], -p[1]))
@@ -201,17 +212,11 @@ class BPETokenizer:
             new_id = 256 + len(merges)
             merges.append(best)
             for wi in sorted(where.pop(best)):
-                old = words[wi]
-                new = _merge(old, best, new_id)
-                if len(new) == len(old):
+                new = _merge(words[wi], best, new_id)
+                if len(new) == len(words[wi]):
                     continue  # a stale index: the pair left this word in an earlier merge
-                for p in zip(old, old[1:], strict=False):
-                    pair_count[p] -= counts[wi]
-                    if pair_count[p] <= 0:
-                        del pair_count[p]
-                for p in zip(new, new[1:], strict=False):
-                    pair_count[p] += counts[wi]
-                    where[p].add(wi)
+                _count_pairs(pair_count, None, words[wi], wi, -counts[wi])
+                _count_pairs(pair_count, where, new, wi, counts[wi])
                 words[wi] = new
         return cls(tuple(merges))
 
