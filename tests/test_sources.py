@@ -117,6 +117,22 @@ def test_csv_fractional_targets_mean_regression_without_a_task(tmp_path):
     assert load_source(f"csv:{path}").info.task == "regression"
 
 
+def test_tab_separated_file_reads_with_delimiter_tab(tmp_path):
+    path = tmp_path / "d.tsv"
+    path.write_text("a\tb\tlabel\n" + "".join(f"{i}\t{i + 1}\tk{i % 2}\n" for i in range(20)))
+    splits = load_source(f"csv:{path}", delimiter="tab")
+    assert splits.info.class_names == ("k0", "k1")
+    assert np.array_equal(splits.train.x[:, 1], splits.train.x[:, 0] + 1)
+
+
+def test_integer_targets_with_too_many_values_ask_for_a_task(tmp_path):
+    path = tmp_path / "prices.csv"
+    path.write_text("rooms,price\n" + "".join(f"{i % 7},{1000 + i}\n" for i in range(1200)))
+    with pytest.raises(UserError, match="1200 distinct values; pass task=regression"):
+        load_source(f"csv:{path}")
+    assert load_source(f"csv:{path}", task="regression").info.task == "regression"
+
+
 def test_csv_integer_target_by_position(tmp_path):
     path = _write_csv(tmp_path / "d.csv")
     splits = load_source(f"csv:{path}", target=0)
@@ -165,9 +181,12 @@ def test_non_numeric_feature_column_is_named_with_its_line(tmp_path):
     assert "line 7, column 'b': expected a number, got 'five'" in msg
 
 
-def test_csv_nan_feature_is_refused(tmp_path):
-    text = "a,label\n1,0\nnan,1\n2,0\n"
-    assert "NaN or infinity" in _csv_error(tmp_path, text)
+@pytest.mark.parametrize("text", ["a,label\n1,0\nnan,1\n2,0\n", "a,label\n1,0\n3,1\n2,inf\n"])
+def test_csv_nan_or_infinite_values_are_refused_with_their_row(tmp_path, text):
+    row = 2 if "nan" in text else 3
+    assert f"NaN or infinity in 1 example(s), the first at data row {row}" in _csv_error(
+        tmp_path, text
+    )
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,11 @@
 datasets give, so every model and the training loop take it unchanged:
 
 - ``csv:PATH``: a table with a header row. The target is ``target=NAME`` (the last column by
-  default); integer or string labels mean classification (string labels become ids in sorted
-  order, the names kept in ``info.class_names``), fractional numbers or ``task=regression`` mean
-  regression. Every other column is a numeric feature. Parsed by ``numpy.loadtxt`` (its C parser),
-  so a million rows take seconds and no extra package is needed.
+  default); integer or string labels mean classification (labels become ids in sorted order, the
+  names kept in ``info.class_names``), fractional numbers or ``task=regression`` mean
+  regression. Every other column is a numeric feature; fields are split at ``delimiter`` (``,``;
+  ``tab`` for TSV) with no quoting. Parsed by ``numpy.loadtxt`` (its C parser), so a million rows
+  take seconds and no extra package is needed.
 - ``npz:PATH``: arrays ``x``, ``y``, or ``x_train``, ``y_train`` with optional ``x_val``, ``y_val``,
   ``x_test``, ``y_test``.
 - ``npy:DIR``: the same array names as ``DIR/<name>.npy`` files, memory-mapped while read.
@@ -60,6 +61,8 @@ _ALIASES = {"folder": "images"}
 _SUFFIX_KINDS = {".csv": "csv", ".npz": "npz", ".txt": "text"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _SPLIT_NAMES = ("train", "val", "test")
+_MAX_INFERRED_CLASSES = 1000  # more distinct integer targets than this need an explicit task=
+_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,7 +242,16 @@ def _pick_task(where: str, y: np.ndarray, task) -> str:
         )
     if task is not None:
         return task
-    return "classification" if not numeric or _is_integral(y) else "regression"
+    if numeric and not _is_integral(y):
+        return "regression"
+    distinct = len(np.unique(y))
+    if numeric and distinct > _MAX_INFERRED_CLASSES:
+        raise UserError(
+            f"{where}: the integer targets take {distinct} distinct values; pass "
+            f"task=regression, or task=classification if they really are "
+            f"{distinct} classes"
+        )
+    return "classification"
 
 
 def _regression_targets(y: np.ndarray) -> np.ndarray:
@@ -309,20 +321,23 @@ def _load_csv(
 ) -> Splits:
     where = f"csv:{path}"
     _check_fractions(where, val_fraction, test_fraction)
+    if isinstance(delimiter, str):
+        delimiter = _DELIMITER_NAMES.get(delimiter, delimiter)
     if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
         raise UserError(f"{where}: expected delimiter to be one character, got {delimiter!r}")
     header = _csv_header(_existing_file(path, "csv"), delimiter)
     t = _target_column(where, header, target)
     features = [i for i in range(len(header)) if i != t]
     x, raw_y = _csv_columns(path, header, t, features, delimiter)
+    _check_finite(where, x, "data row", base=1)
+    if np.issubdtype(raw_y.dtype, np.floating):
+        _check_finite(where, raw_y, "data row", base=1)
     task = _pick_task(where, raw_y, task)
     classify = task == "classification"
     if classify:
         y, class_names = _label_ids(raw_y)
     else:
         y, class_names = _regression_targets(raw_y), None
-    _check_finite(where, x, "data row", base=1)
-    _check_finite(where, y, "data row", base=1)
     train, val, test = _split(
         where,
         x,
