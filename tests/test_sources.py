@@ -263,6 +263,20 @@ def test_npz_without_the_expected_arrays_names_the_file_and_what_it_holds(tmp_pa
         load_source(f"npz:{path}")
 
 
+def test_npz_with_half_a_split_names_the_missing_array(tmp_path):
+    (xt, yt), (xv, _) = _arrays(40, 0), _arrays(6, 1)
+    np.savez(tmp_path / "d.npz", x_train=xt, y_train=yt, x_val=xv)
+    with pytest.raises(UserError, match=r"d\.npz: expected both x_val and y_val, got only x_val"):
+        load_source(f"npz:{tmp_path / 'd.npz'}")
+
+
+def test_npz_column_labels_of_shape_n_by_1_classify(tmp_path):
+    x, y = _arrays()
+    np.savez(tmp_path / "d.npz", x=x, y=y[:, None])
+    splits = load_source(f"npz:{tmp_path / 'd.npz'}")
+    assert splits.info.num_classes == 2 and splits.train.y.ndim == 1
+
+
 def test_npz_with_mismatched_lengths_is_refused(tmp_path):
     x, y = _arrays()
     np.savez(tmp_path / "d.npz", x=x, y=y[:-1])

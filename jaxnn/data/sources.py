@@ -153,7 +153,8 @@ def source_files(spec: str) -> list[Path]:
         raise UserError(f"source_files: expected a file source such as csv:PATH, got {spec!r}")
     kind, path = parsed
     if kind == "npy":
-        return [_npy_dir(path) / f"{n}.npy" for n in _array_names(_npy_available(path), path)]
+        names = _array_names(_npy_available(path), f"npy:{path}")
+        return [path / f"{n}.npy" for n in names]
     if kind == "images":
         return [p for _, files in _class_folders(path) for p in files]
     return [_existing_file(path, kind)]
@@ -601,6 +602,7 @@ def _arrays_splits(where, arrays, *, seed, task, modality, val_fraction, test_fr
     _check_choice(where, "modality", modality, (None, "tabular", "signal", "image", "text"))
     splits = _check_pairs(where, arrays)
     ys = [np.asarray(arrays[f"y_{s}" if s else "y"]) for s in splits]
+    ys = [y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y for y in ys]  # (N, 1) -> (N,)
     task = _pick_task(where, np.concatenate([y.reshape(len(y), -1) for y in ys]), task)
     classify = task == "classification"
     class_names = None
