@@ -10,7 +10,10 @@ from PIL import Image
 from jaxnn.data import SealedDataset, load
 from jaxnn.data.datasets import pydoc_corpus
 from jaxnn.data.sources import (
+    csv_columns,
     load_source,
+    read_csv_features,
+    read_images,
     resolve_spec,
     source_files,
     source_sha256,
@@ -472,3 +475,49 @@ def test_source_sha256_of_an_image_folder_changes_with_one_image(tmp_path):
 def test_source_sha256_of_a_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="file not found"):
         source_sha256(f"text:{tmp_path / 'gone.txt'}")
+
+
+# ---- inputs for prediction ------------------------------------------------------------------
+
+
+def test_csv_columns_name_the_features_in_file_order_and_the_target(tmp_path):
+    path = _write_csv(tmp_path / "d.csv")
+    assert csv_columns(path) == (("species", "a"), "b")
+    assert csv_columns(path, target="species") == (("a", "b"), "species")
+
+
+def test_read_csv_features_picks_named_columns_in_training_order(tmp_path):
+    train = _write_csv(tmp_path / "train.csv")
+    features, _ = csv_columns(train, target="species")
+    new = tmp_path / "new.csv"
+    new.write_text("id,b,a\n7,10,5\n8,4,2\n")  # reordered, no target, an extra column
+    x = read_csv_features(new, features)
+    assert x.dtype == np.float32 and x.tolist() == [[5.0, 10.0], [2.0, 4.0]]
+
+
+def test_read_csv_features_names_missing_columns_and_bad_cells(tmp_path):
+    new = tmp_path / "new.csv"
+    new.write_text("a,c\n1,2\n")
+    with pytest.raises(UserError, match=r"new\.csv: expected the feature columns.*missing \['b'\]"):
+        read_csv_features(new, ["a", "b"])
+    new.write_text("a,b\n1,2\n3,x\n")
+    with pytest.raises(UserError, match=r"new\.csv: line 3, column 'b': expected a number"):
+        read_csv_features(new, ["a", "b"])
+
+
+def test_read_images_reads_a_flat_folder_in_name_order_as_training_did(tmp_path):
+    root = _image_folder(tmp_path / "shapes")
+    trained = load_source(f"images:{root}", size="4x4", mode="rgb")
+    x, files = read_images(root / "line", size=(4, 4), mode="rgb")
+    assert [f.name for f in files] == [f"{i}.png" for i in range(5)]
+    assert x.shape == (5, *trained.info.input_shape) and x.dtype == np.float32
+    level = np.rint(x[:, 0, 0, 0] * 255).astype(int)
+    assert level.tolist() == [80 + i for i in range(5)]
+    one, _ = read_images(files[2], size="4x4", mode="gray")
+    assert one.shape == (1, 4, 4, 1)
+
+
+def test_read_images_names_an_unreadable_file(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(UserError, match=r"cannot read image .*bad\.jpg"):
+        read_images(tmp_path, size=(4, 4), mode="gray")

@@ -17,6 +17,10 @@ datasets give, so every model and the training loop take it unchanged:
 - ``images:DIR`` (alias ``folder:DIR``): one subfolder per class (sorted folder names are the class
   names), PNG or JPEG read with Pillow, as NHWC float32 in [0, 1].
 
+For prediction (Chapter 5: inputs only, transformed as in training), :func:`csv_columns` names the
+feature columns a run should record, :func:`read_csv_features` reads those columns from a new
+file, and :func:`read_images` reads image files as ``images:`` did.
+
 Integer ``y`` means classification and floating ``y`` regression unless ``task=`` says otherwise.
 Data that carries no split is split as the built-ins are: seeded and stratified, the test set held
 out with a fixed seed and sealed. :func:`source_sha256` fingerprints the file(s) a spec reads, so
@@ -48,8 +52,11 @@ from jaxnn.errors import UserError
 __all__ = [
     "KINDS",
     "IMAGE_SUFFIXES",
+    "csv_columns",
     "load_source",
     "parse_spec",
+    "read_csv_features",
+    "read_images",
     "resolve_spec",
     "source_files",
     "source_sha256",
@@ -322,10 +329,7 @@ def _load_csv(
 ) -> Splits:
     where = f"csv:{path}"
     _check_fractions(where, val_fraction, test_fraction)
-    if isinstance(delimiter, str):
-        delimiter = _DELIMITER_NAMES.get(delimiter, delimiter)
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
-        raise UserError(f"{where}: expected delimiter to be one character, got {delimiter!r}")
+    delimiter = _csv_delimiter(where, delimiter)
     header = _csv_header(_existing_file(path, "csv"), delimiter)
     t = _target_column(where, header, target)
     features = [i for i in range(len(header)) if i != t]
@@ -487,6 +491,62 @@ def _check_numeric(path: Path, header: list[str], features: list[int], delimiter
                     f"{cells[j].strip()[:40]!r}; feature columns must be numeric (pick the "
                     f"label column with target=NAME)"
                 )
+
+
+def _csv_delimiter(where: str, delimiter) -> str:
+    if isinstance(delimiter, str):
+        delimiter = _DELIMITER_NAMES.get(delimiter, delimiter)
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+        raise UserError(f"{where}: expected delimiter to be one character, got {delimiter!r}")
+    return delimiter
+
+
+def csv_columns(path, *, target=None, delimiter: str = ",") -> tuple[tuple[str, ...], str]:
+    """``(feature column names, target column name)`` as ``csv:PATH`` reads them, in file order.
+
+    A run records the feature names, so that :func:`read_csv_features` can pick the same
+    columns, in the same order, from a new file at prediction time.
+
+    Raises:
+      UserError: for a missing or empty file, no header row, or an unknown ``target``.
+    """
+    path = Path(path).expanduser()
+    delimiter = _csv_delimiter(f"csv:{path}", delimiter)
+    header = _csv_header(_existing_file(path, "csv"), delimiter)
+    t = _target_column(f"csv:{path}", header, target)
+    return tuple(n for i, n in enumerate(header) if i != t), header[t]
+
+
+def read_csv_features(path, features, *, delimiter: str = ",") -> np.ndarray:
+    """The columns named ``features`` of a CSV file with a header, as float32 (N, F).
+
+    Chapter 5: inference needs the inputs only. Columns are taken by name and in the order of
+    ``features`` (the training file's :func:`csv_columns`); other columns, such as the target or
+    an id, are ignored.
+
+    Raises:
+      UserError: naming the file for a missing feature column (with the columns present), a
+        ragged row or a non-numeric cell (with its line), or a NaN or infinite value.
+    """
+    path = Path(path).expanduser()
+    where = f"csv:{path}"
+    delimiter = _csv_delimiter(where, delimiter)
+    header = _csv_header(_existing_file(path, "csv"), delimiter)
+    missing = [f for f in features if f not in header]
+    if missing or not features:
+        raise UserError(
+            f"{where}: expected the feature columns {list(features)}, missing {missing}; the "
+            f"file has columns {header}"
+        )
+    cols = [header.index(f) for f in features]
+    _check_field_counts(path, header, delimiter)
+    try:
+        x = _loadtxt(path, delimiter, cols, np.float32).reshape(-1, len(cols))  # (N, F)
+    except ValueError as e:
+        _check_numeric(path, header, cols, delimiter)
+        raise UserError(f"{where}: cannot parse the feature columns: {e}") from None
+    _check_finite(where, x, "data row", base=1)
+    return x
 
 
 # --------------------------------------------------------------------------------------------
@@ -782,6 +842,10 @@ def _load_text(
 # --------------------------------------------------------------------------------------------
 
 
+def _is_image_file(p: Path) -> bool:
+    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+
+
 def _class_folders(path: Path) -> list[tuple[str, list[Path]]]:
     """``(class name, sorted image files)`` per subfolder, in sorted folder order."""
     where = f"images:{path}"
@@ -793,11 +857,7 @@ def _class_folders(path: Path) -> list[tuple[str, list[Path]]]:
         raise UserError(f"{where}: no class subfolders; expected one subfolder of images per class")
     out = []
     for folder in folders:
-        files = sorted(
-            p
-            for p in folder.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-        )
+        files = sorted(p for p in folder.iterdir() if _is_image_file(p))
         if not files:
             raise UserError(
                 f"{where}: class folder {folder} holds no images; expected PNG or JPEG files "
@@ -917,6 +977,37 @@ def _load_images(
         ),
     )
     return Splits(train, val, test, info)
+
+
+def read_images(path, *, size, mode: str) -> tuple[np.ndarray, list[Path]]:
+    """Images for prediction: one file, or every PNG/JPEG directly in a folder (sorted by name).
+
+    Each is converted and resized as ``images:DIR`` training data was (``mode`` ``"gray"`` or
+    ``"rgb"``, ``size`` ``(H, W)``: a run's ``input_shape`` gives both).
+
+    Returns:
+      ``(x, files)``: NHWC float32 in [0, 1] (N, H, W, C), and the file of each row.
+
+    Raises:
+      UserError: for a missing path, a folder without images, or an unreadable image (its path).
+    """
+    path = Path(path).expanduser()
+    where = f"images:{path}"
+    _check_choice(where, "mode", mode, ("gray", "rgb"))
+    size = _parse_size(where, size)
+    if size is None:
+        raise UserError(f"{where}: expected size=HxW, got None")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if _is_image_file(p))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise UserError(f"{where}: not found; expected an image file or a folder of images")
+    if not files:
+        raise UserError(f"{where}: holds no images; expected {', '.join(IMAGE_SUFFIXES)} files")
+    image_mod = _pillow()
+    x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C)
+    return x.astype(np.float32) / 255.0, files
 
 
 _LOADERS: dict[str, Callable[..., Splits]] = {
