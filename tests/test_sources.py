@@ -154,13 +154,23 @@ def _csv_error(tmp_path, text, **options):
     return str(e.value)
 
 
-def test_missing_csv_is_named_in_the_error(tmp_path):
-    with pytest.raises(UserError, match=r"nowhere\.csv: file not found"):
-        load_source(f"csv:{tmp_path / 'nowhere.csv'}")
+@pytest.mark.parametrize("kind", ["csv", "npz", "text"])
+def test_missing_or_empty_file_is_named_in_the_error(tmp_path, kind):
+    path = tmp_path / f"data.{kind}"
+    with pytest.raises(UserError, match=rf"{kind}:.*data\.{kind}: file not found"):
+        load_source(f"{kind}:{path}")
+    path.write_bytes(b"")
+    with pytest.raises(UserError, match=rf"{kind}:.*data\.{kind}: the file is empty"):
+        load_source(f"{kind}:{path}")
 
 
-def test_empty_csv_is_refused(tmp_path):
-    assert "file is empty" in _csv_error(tmp_path, "")
+def test_csv_with_windows_line_endings_and_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "win.csv"
+    rows = "".join(f"{i},{i % 2 and 'yes' or 'no'}\r\n" for i in range(20))
+    path.write_bytes(("\ufeffa,answer\r\n" + rows).encode("utf-8"))
+    splits = load_source(f"csv:{path}")
+    assert splits.info.class_names == ("no", "yes")
+    assert csv_columns(path) == (("a",), "answer")
 
 
 def test_csv_with_header_only_is_refused(tmp_path):

@@ -419,7 +419,7 @@ def _target_column(where: str, header: list[str], target) -> int:
     raise UserError(f"{where}: target column {target!r} not found; expected one of {header}")
 
 
-def _loadtxt(path: Path, delimiter: str, usecols, dtype) -> np.ndarray:
+def _loadtxt(path: Path, delimiter: str, usecols, dtype, ndmin: int = 2) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no data": reported as a UserError
         return np.loadtxt(
@@ -430,7 +430,7 @@ def _loadtxt(path: Path, delimiter: str, usecols, dtype) -> np.ndarray:
             dtype=dtype,
             comments=None,
             encoding="utf-8",
-            ndmin=2 if usecols is None or len(usecols) > 1 else 1,
+            ndmin=ndmin,
         )
 
 
@@ -449,7 +449,7 @@ def _csv_columns(path, header, t, features, delimiter) -> tuple[np.ndarray, np.n
     except ValueError as e:
         _check_numeric(path, header, features, delimiter)
         raise UserError(f"csv:{path}: cannot parse the feature columns: {e}") from None
-    labels = np.char.strip(_loadtxt(path, delimiter, [t], str), '" ')  # (N,)
+    labels = np.char.strip(_loadtxt(path, delimiter, [t], str, ndmin=1), '" ')  # (N,)
     return x, labels
 
 
@@ -541,7 +541,7 @@ def read_csv_features(path, features, *, delimiter: str = ",") -> np.ndarray:
     cols = [header.index(f) for f in features]
     _check_field_counts(path, header, delimiter)
     try:
-        x = _loadtxt(path, delimiter, cols, np.float32).reshape(-1, len(cols))  # (N, F)
+        x = _loadtxt(path, delimiter, cols, np.float32)  # (N, F)
     except ValueError as e:
         _check_numeric(path, header, cols, delimiter)
         raise UserError(f"{where}: cannot parse the feature columns: {e}") from None
