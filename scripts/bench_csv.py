@@ -1,8 +1,10 @@
 """How fast does ``csv:PATH`` load? ``load_source`` on a large numeric CSV, and other parsers.
 
 Writes a ``--rows`` x ``--cols`` CSV of random float32 features (``%.6g``) plus an integer label
-column into a temporary directory, then times ``jaxnn.data.sources.load_source("csv:...")`` end to
-end (parse, label ids, seeded stratified split), the median of ``--repeats`` runs.
+column (string labels with ``--string-labels``) into a temporary directory, then times
+``jaxnn.data.sources.load_source("csv:...")`` end to end (parse, label ids, seeded stratified
+split): the median wall-clock and process CPU seconds of ``--repeats`` runs. On a shared machine
+the CPU figure is the one that does not depend on the other processes.
 
 The parser jaxnn uses is ``numpy.loadtxt`` with a fixed delimiter and ``comments=None``: since
 NumPy 1.23 it is a C tokenizer, so ``csv:`` needs nothing beyond NumPy. With ``--compare`` the
@@ -30,17 +32,23 @@ from jaxnn.data.sources import load_source
 PARSER = "numpy.loadtxt (C tokenizer, NumPy >= 1.23)"
 
 
-def write_csv(path: Path, rows: int, cols: int, *, seed: int = 0, chunk: int = 100_000) -> None:
-    """Random features ``%.6g`` and a label in 0..9, written in chunks to bound memory."""
+def write_csv(
+    path: Path, rows: int, cols: int, *, strings: bool = False, seed: int = 0, chunk: int = 100_000
+) -> None:
+    """Random features ``%.6g`` and a label in 0..9 (``c0``..``c9`` with ``strings``)."""
     rng = np.random.default_rng(seed)
     with open(path, "w") as f:
         f.write(",".join(f"x{i}" for i in range(cols)) + ",label\n")
-        for lo in range(0, rows, chunk):
+        for lo in range(0, rows, chunk):  # in chunks, to bound memory
             n = min(chunk, rows - lo)
             x = rng.standard_normal((n, cols)).astype(np.float32)  # (n, cols)
             labels = rng.integers(0, 10, n)  # (n,)
-            table = np.column_stack([x, labels])
-            np.savetxt(f, table, fmt=["%.6g"] * cols + ["%d"], delimiter=",")
+            if strings:
+                table = np.column_stack([x.astype(str), np.char.add("c", labels.astype(str))])
+                np.savetxt(f, table, fmt="%s", delimiter=",")
+            else:
+                table = np.column_stack([x, labels])
+                np.savetxt(f, table, fmt=["%.6g"] * cols + ["%d"], delimiter=",")
 
 
 def median_seconds(fn, repeats: int) -> tuple[float, float]:
@@ -93,11 +101,14 @@ def main(argv=None) -> int:
     parser.add_argument("--cols", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compare", action="store_true", help="also time other parsers")
+    parser.add_argument(
+        "--string-labels", action="store_true", help="labels c0..c9 (the non-numeric path)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.csv"
         start = time.perf_counter()
-        write_csv(path, args.rows, args.cols)
+        write_csv(path, args.rows, args.cols, strings=args.string_labels)
         size_mb = path.stat().st_size / 1e6
         print(f"wrote {args.rows} x {args.cols} CSV, {size_mb:.0f} MB, in "
               f"{time.perf_counter() - start:.1f} s")  # fmt: skip
