@@ -181,6 +181,10 @@ def test_csv_without_header_row_is_refused(tmp_path):
     assert "expected a header row" in _csv_error(tmp_path, "1,2,0\n3,4,1\n")
 
 
+def test_csv_with_a_repeated_column_name_is_refused(tmp_path):
+    assert "names the column(s) ['a'] more than once" in _csv_error(tmp_path, "a,a,y\n1,2,0\n")
+
+
 def test_ragged_csv_row_is_named_by_line_number(tmp_path):
     text = "a,b,label\n1,2,0\n3,4,1\n5,6\n7,8,1\n"
     assert "line 4 has 2 fields; expected 3" in _csv_error(tmp_path, text)
@@ -503,6 +507,9 @@ def test_read_csv_features_picks_named_columns_in_training_order(tmp_path):
     new.write_text("id,b,a\n7,10,5\n8,4,2\n")  # reordered, no target, an extra column
     x = read_csv_features(new, features)
     assert x.dtype == np.float32 and x.tolist() == [[5.0, 10.0], [2.0, 4.0]]
+    only = tmp_path / "only.csv"
+    only.write_text("a\n1.5\n")
+    assert read_csv_features(only, ["a"]).tolist() == [[1.5]]
 
 
 def test_read_csv_features_names_missing_columns_and_bad_cells(tmp_path):

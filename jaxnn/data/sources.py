@@ -374,7 +374,8 @@ def _clean(cell: str) -> str:
     return cell
 
 
-def _csv_header(path: Path, delimiter: str) -> list[str]:
+def _csv_header(path: Path, delimiter: str, min_columns: int = 2) -> list[str]:
+    """The column names on line 1, checked: not numbers, distinct, at least ``min_columns``."""
     where = f"csv:{path}"
     with open(path, encoding="utf-8-sig", newline="") as f:
         try:
@@ -387,11 +388,15 @@ def _csv_header(path: Path, delimiter: str) -> list[str]:
     if not any(names):
         raise UserError(f"{where}: line 1 is empty; expected a header row of column names")
     if all(_is_number(n) for n in names):
+        example = delimiter.join(["x0", "x1", "...", "label"])
         raise UserError(
             f"{where}: line 1 holds numbers {first.strip()[:60]!r}; expected a header row of "
-            f"column names. Add one, e.g. {delimiter.join(f'x{i}' for i in range(2))}...,label"
+            f"column names. Add one, e.g. {example}"
         )
-    if len(names) < 2:
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"{where}: line 1 names the column(s) {twice} more than once")
+    if len(names) < min_columns:
         raise UserError(
             f"{where}: line 1 names {len(names)} column; expected at least one feature and a "
             f"target separated by {delimiter!r}"
@@ -531,7 +536,7 @@ def read_csv_features(path, features, *, delimiter: str = ",") -> np.ndarray:
     path = Path(path).expanduser()
     where = f"csv:{path}"
     delimiter = _csv_delimiter(where, delimiter)
-    header = _csv_header(_existing_file(path, "csv"), delimiter)
+    header = _csv_header(_existing_file(path, "csv"), delimiter, min_columns=1)
     missing = [f for f in features if f not in header]
     if missing or not features:
         raise UserError(
