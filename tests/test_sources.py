@@ -16,6 +16,7 @@ from jaxnn.data.sources import (
     read_images,
     resolve_spec,
     source_files,
+    source_record,
     source_sha256,
     text_splits,
 )
@@ -538,3 +539,16 @@ def test_read_images_names_an_unreadable_file(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(UserError, match=r"cannot read image .*bad\.jpg"):
         read_images(tmp_path, size=(4, 4), mode="gray")
+
+
+def test_source_record_keeps_what_prediction_needs_after_the_file_is_gone(tmp_path):
+    path = _write_csv(tmp_path / "d.csv")
+    record = source_record(f"csv:{path}", target="species", task="classification")
+    assert record["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert record["path"] == str(path.resolve()) and record["kind"] == "csv"
+    assert record["options"] == {"target": "species", "task": "classification"}
+    assert record["feature_columns"] == ["a", "b"] and record["target_column"] == "species"
+    path.unlink()
+    new = tmp_path / "new.csv"
+    new.write_text("b,a\n4,2\n")
+    assert read_csv_features(new, record["feature_columns"]).tolist() == [[2.0, 4.0]]

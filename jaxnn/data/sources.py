@@ -23,8 +23,8 @@ file, and :func:`read_images` reads image files as ``images:`` did.
 
 Integer ``y`` means classification and floating ``y`` regression unless ``task=`` says otherwise.
 Data that carries no split is split as the built-ins are: seeded and stratified, the test set held
-out with a fixed seed and sealed. :func:`source_sha256` fingerprints the file(s) a spec reads, so
-a run can record exactly which data it saw. A malformed file raises
+out with a fixed seed and sealed. :func:`source_sha256` fingerprints the file(s) a spec reads, and
+:func:`source_record` gathers what a run directory keeps about its data. A malformed file raises
 :class:`~jaxnn.errors.UserError` naming the file, the line or entry, and what was expected.
 """
 
@@ -59,6 +59,7 @@ __all__ = [
     "read_images",
     "resolve_spec",
     "source_files",
+    "source_record",
     "source_sha256",
     "text_splits",
 ]
@@ -182,6 +183,34 @@ def source_sha256(spec: str) -> str:
     root = parsed[1]
     lines = (f"{p.relative_to(root).as_posix()}  {_file_sha256(p)}\n" for p in files)
     return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+
+
+def source_record(spec: str, **options) -> dict:
+    """What a run directory records about its data: a JSON-able dict.
+
+    ``{"spec", "kind", "path" (absolute), "sha256", "options"}``, and for ``csv:`` the
+    ``feature_columns`` and ``target_column`` that :func:`read_csv_features` needs to read a new
+    file at prediction time, after the training file is gone.
+
+    Raises:
+      UserError: if ``spec`` is no file source or its data is missing.
+    """
+    parsed = parse_spec(spec)
+    if parsed is None:
+        raise UserError(f"source_record: expected a file source such as csv:PATH, got {spec!r}")
+    kind, path = parsed
+    record = {
+        "spec": spec,
+        "kind": kind,
+        "path": str(path.resolve()),
+        "sha256": source_sha256(spec),
+        "options": dict(options),
+    }
+    if kind == "csv":
+        keep = {k: options[k] for k in ("target", "delimiter") if k in options}
+        features, target = csv_columns(path, **keep)
+        record.update(feature_columns=list(features), target_column=target)
+    return record
 
 
 def _file_sha256(path: Path) -> str:
