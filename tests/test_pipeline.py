@@ -1,5 +1,7 @@
 """Tests for jaxnn.data.pipeline: train-only normalization, exactly-once batching, prefetching."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 from jaxnn.data import Dataset, load
 from jaxnn.data.pipeline import (
     Standardizer,
+    apply_statistics,
     batches,
     epoch_permutation,
     eval_batches,
@@ -96,6 +99,49 @@ def test_standardizer_apply_rejects_wrong_feature_shape():
     st = Standardizer.fit(_toy().x)
     with pytest.raises(ValueError, match=r"ending in shape \(3,\)"):
         st.apply(np.zeros((2, 4), np.float32))
+
+
+@pytest.mark.parametrize("per", ["feature", "channel"])
+def test_statistics_saved_as_json_rebuild_the_same_standardizer(per):
+    x = np.random.default_rng(1).standard_normal((7, 4, 3)).astype(np.float32) * 3 + 0.1
+    st = Standardizer.fit(x, per=per)
+    again = Standardizer.from_json(json.loads(json.dumps(st.to_json())))
+    assert again.per == st.per and again.mean.dtype == st.mean.dtype == np.float32
+    assert np.array_equal(again.mean, st.mean) and np.array_equal(again.std, st.std)
+    assert np.array_equal(again.apply(x), st.apply(x))
+
+
+def test_apply_statistics_transforms_new_inputs_as_the_val_split_was():
+    splits = load("synthetic:moons", seed=0)
+    out, st = standardize(splits)
+    saved = json.loads(json.dumps(st.to_json()))
+    got = apply_statistics(saved, splits.val.x.astype(np.float64))
+    assert got.dtype == np.float32
+    assert np.array_equal(got, out.val.x)
+
+
+def test_apply_statistics_passes_token_ids_through_for_identity_statistics():
+    ids = np.arange(12, dtype=np.int32).reshape(3, 4)
+    got = apply_statistics(json.loads(json.dumps(Standardizer.identity().to_json())), ids)
+    assert got.dtype == np.int32 and np.array_equal(got, ids)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"per": "pixel"}, "per in"),
+        ({"mean": [0.0, 1.0]}, "shape"),
+        ({"std": [1.0, 0.0, 1.0]}, "positive"),
+        ({"mean": ["a", 1.0, 2.0]}, "numbers"),
+    ],
+)
+def test_malformed_saved_statistics_are_rejected(change, match):
+    saved = Standardizer.fit(_toy().x).to_json()
+    with pytest.raises(ValueError, match=match):
+        Standardizer.from_json({**saved, **change})
+    missing = {k: v for k, v in saved.items() if k != "std"}
+    with pytest.raises(ValueError, match="expected a dict with per"):
+        Standardizer.from_json(missing)
 
 
 # ---- batching -------------------------------------------------------------------------------

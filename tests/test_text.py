@@ -1,9 +1,17 @@
 """Tests for jaxnn.data.text: character and byte-pair tokenizers, JSON vocabularies, LM windows."""
 
+import json
+
 import numpy as np
 import pytest
 
-from jaxnn.data.text import BPETokenizer, CharTokenizer, lm_windows, load_tokenizer
+from jaxnn.data.text import (
+    BPETokenizer,
+    CharTokenizer,
+    lm_windows,
+    load_tokenizer,
+    tokenizer_from_json,
+)
 
 GRAD_CASES = {}  # tokenizers map text to integer ids: nothing is differentiable
 
@@ -79,6 +87,39 @@ def test_vocabulary_saved_as_json_loads_to_an_identical_tokenizer(tmp_path, kind
     again = load_tokenizer(path)
     assert type(again) is type(tok) and again.vocab_size == tok.vocab_size
     assert np.array_equal(again.encode(UNICODE + TRAIN), tok.encode(UNICODE + TRAIN))
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_tokenizer_json_dict_round_trips_encode_and_decode_exactly(kind):
+    tok = (
+        CharTokenizer.fit(TRAIN + UNICODE)
+        if kind == "char"
+        else BPETokenizer.fit(TRAIN, vocab_size=280)
+    )
+    d = tok.to_json()
+    assert isinstance(d, dict) and d["type"] == kind
+    again = tokenizer_from_json(json.loads(json.dumps(d)))
+    assert type(again) is type(tok) and again.vocab_size == tok.vocab_size
+    text = UNICODE + TRAIN + "zz\x00"
+    assert np.array_equal(again.encode(text), tok.encode(text))
+    ids = np.arange(tok.vocab_size)
+    assert again.decode(ids) == tok.decode(ids)
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"type": "wordpiece"}, "'char' or 'bpe'"),
+        ({"type": "char", "chars": ["a", "b"]}, "'chars' to be a string"),
+        ({"type": "char", "chars": "ba"}, "sorted, distinct"),
+        ({"type": "bpe", "merges": [[97, 98, 99]]}, r"\[id, id\] pairs"),
+        ({"type": "bpe", "merges": [[300, 1]]}, "not yet defined"),
+        (["char"], "'char' or 'bpe'"),
+    ],
+)
+def test_tokenizer_from_json_rejects_malformed_vocabularies(bad, match):
+    with pytest.raises(ValueError, match=match):
+        tokenizer_from_json(bad)
 
 
 def test_load_tokenizer_rejects_unknown_type(tmp_path):

@@ -1,7 +1,9 @@
 """Normalization and batching — Chapter 9: the pipeline that delivers batches for training.
 
 - :class:`Standardizer` and :func:`standardize`: ``(x - mean) / std`` with statistics computed on
-  the training split only, then applied unchanged to validation and test (no leakage).
+  the training split only, then applied unchanged to validation and test (no leakage); the
+  statistics save to a JSON-able dict (:meth:`Standardizer.to_json`) and
+  :func:`apply_statistics` applies saved ones to new inputs at prediction time.
 - :func:`epoch_permutation`, :func:`num_batches`, :func:`batches`: shuffled training batches in
   which every example appears exactly once per epoch, deterministic from ``(seed, epoch)`` and
   resumable mid-epoch with ``start``.
@@ -26,6 +28,7 @@ from jaxnn.data.containers import Dataset, Splits
 __all__ = [
     "Standardizer",
     "standardize",
+    "apply_statistics",
     "epoch_permutation",
     "num_batches",
     "batches",
@@ -84,6 +87,43 @@ class Standardizer:
         """The do-nothing standardizer (used for token ids)."""
         return cls(np.zeros((), np.float32), np.ones((), np.float32), "none")
 
+    def to_json(self) -> dict:
+        """The statistics as a JSON-able dict, rebuilt exactly by :meth:`from_json`.
+
+        ``{"per": ..., "dtype": "float32", "shape": [...], "mean": [...], "std": [...]}``: the
+        arrays as nested lists of floats (a float32 value survives the float64 round trip).
+        """
+        return {
+            "per": self.per,
+            "dtype": str(np.asarray(self.mean).dtype),
+            "shape": list(np.shape(self.mean)),
+            "mean": np.asarray(self.mean).tolist(),
+            "std": np.asarray(self.std).tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Standardizer:
+        """Rebuild a :class:`Standardizer` from :meth:`to_json` output.
+
+        Raises:
+          ValueError: if a field is missing or malformed (a run directory is untrusted input).
+        """
+        where = "Standardizer.from_json"
+        if not isinstance(data, dict) or not {"per", "dtype", "shape", "mean", "std"} <= set(data):
+            raise ValueError(
+                f"{where}: expected a dict with per, dtype, shape, mean and std, got "
+                f"{sorted(data) if isinstance(data, dict) else type(data).__name__}"
+            )
+        if data["per"] not in _PER or data["dtype"] not in ("float16", "float32", "float64"):
+            raise ValueError(
+                f"{where}: expected per in {_PER} and a float dtype, got {data['per']!r}, "
+                f"{data['dtype']!r}"
+            )
+        mean, std = (_stat_array(where, data, k) for k in ("mean", "std"))
+        if not (np.all(std > 0) and np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise ValueError(f"{where}: expected finite mean and positive finite std")
+        return cls(mean, std, data["per"])
+
     def apply(self, x):
         """Return ``(x - mean) / std`` (NumPy or JAX arrays; ``x`` unchanged when ``per="none"``).
 
@@ -99,6 +139,35 @@ class Standardizer:
                 f"statistics), got shape {np.shape(x)}"
             )
         return (x - self.mean) / self.std
+
+
+def _stat_array(where: str, data: dict, key: str) -> np.ndarray:
+    try:
+        arr = np.asarray(data[key], dtype=data["dtype"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: expected {key} to be numbers, got {data[key]!r:.60}") from None
+    if list(arr.shape) != list(data["shape"]):
+        raise ValueError(
+            f"{where}: expected {key} of shape {data['shape']}, got shape {list(arr.shape)}"
+        )
+    return arr
+
+
+def apply_statistics(statistics: dict, x) -> np.ndarray:
+    """Standardize new inputs ``x`` (N, ...) with saved training statistics.
+
+    Chapter 5 and 9: at inference the model sees inputs transformed exactly as its training data
+    was, ``(x - mean) / std`` with the training split's statistics, never statistics of the new
+    data. ``statistics`` is :meth:`Standardizer.to_json` output (e.g. read back from a run
+    directory); ``x`` is cast to the statistics' dtype.
+
+    Raises:
+      ValueError: if the statistics are malformed or ``x`` does not end in their shape.
+    """
+    st = Standardizer.from_json(statistics)
+    if st.per == "none":
+        return np.asarray(x)
+    return st.apply(np.asarray(x, dtype=st.mean.dtype))
 
 
 def _default_per(splits: Splits) -> str:

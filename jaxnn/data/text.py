@@ -9,8 +9,10 @@ their vocabulary into training):
   encoding, each later id is a merge of two earlier ones learned from pair counts in the training
   text. Any string encodes (there are no unknown symbols) and decodes back exactly.
 
-Both save and load their vocabulary as JSON; decoding an id outside the vocabulary raises
-``ValueError``. :func:`lm_windows` cuts a token stream into next-token prediction pairs.
+Both describe themselves as a JSON-able dict (``to_json``), rebuilt exactly by
+:func:`tokenizer_from_json`, and save and load that as a JSON file; decoding an id outside the
+vocabulary raises ``ValueError``. :func:`lm_windows` cuts a token stream into next-token
+prediction pairs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ import numpy as np
 
 from jaxnn._checks import check_positive_int
 
-__all__ = ["UNK", "CharTokenizer", "BPETokenizer", "load_tokenizer", "lm_windows"]
+__all__ = [
+    "UNK",
+    "CharTokenizer",
+    "BPETokenizer",
+    "load_tokenizer",
+    "tokenizer_from_json",
+    "lm_windows",
+]
 
 UNK = "<unk>"
 _UNK_TEXT = "\ufffd"  # what an <unk> id decodes to: one character, so positions line up
@@ -96,23 +105,24 @@ class CharTokenizer:
         table = (_UNK_TEXT, *self.chars)
         return "".join(table[i] for i in ids)
 
-    def to_json(self) -> str:
-        """The vocabulary as a JSON string."""
-        return json.dumps({"type": "char", "chars": "".join(self.chars)}, ensure_ascii=False)
+    def to_json(self) -> dict:
+        """The vocabulary as a JSON-able dict ``{"type": "char", "chars": "..."}``."""
+        return {"type": "char", "chars": "".join(self.chars)}
 
     @classmethod
-    def from_json(cls, data: str) -> CharTokenizer:
-        """Rebuild a tokenizer from :meth:`to_json` output."""
-        obj = json.loads(data)
-        if obj.get("type") != "char":
+    def from_json(cls, data: dict | str) -> CharTokenizer:
+        """Rebuild a tokenizer from :meth:`to_json` output (the dict or its JSON text)."""
+        obj = _json_object("CharTokenizer.from_json", data, "char")
+        chars = obj.get("chars")
+        if not isinstance(chars, str):
             raise ValueError(
-                f"CharTokenizer.from_json: expected type 'char', got {obj.get('type')!r}"
+                f"CharTokenizer.from_json: expected 'chars' to be a string, got {chars!r:.60}"
             )
-        return cls(tuple(obj["chars"]))
+        return cls(tuple(chars))
 
     def save(self, path) -> None:
         """Write the vocabulary to ``path`` as UTF-8 JSON."""
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        _write_json(path, self.to_json())
 
 
 # Pre-tokenization: merges never cross these chunks (a word with its leading space, a run of
@@ -130,6 +140,19 @@ def _merge(word: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
             out.append(word[i])
             i += 1
     return out
+
+
+def _count_pairs(pair_count: dict, where: dict | None, word: list[int], wi: int, count: int):
+    """Add ``count`` (negative to remove) for each adjacent pair of ``word``; index it in ``where``.
+
+    Pairs whose count drops to zero are deleted, so ``pair_count`` holds only live pairs.
+    """
+    for p in zip(word, word[1:], strict=False):
+        pair_count[p] += count
+        if pair_count[p] <= 0:
+            del pair_count[p]
+        elif where is not None:
+            where[p].add(wi)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -180,9 +203,7 @@ class BPETokenizer:
         pair_count: dict[tuple[int, int], int] = defaultdict(int)
         where: dict[tuple[int, int], set[int]] = defaultdict(set)
         for wi, w in enumerate(words):
-            for p in zip(w, w[1:], strict=False):
-                pair_count[p] += counts[wi]
-                where[p].add(wi)
+            _count_pairs(pair_count, where, w, wi, counts[wi])
         merges = []
         while 256 + len(merges) < vocab_size and pair_count:
             best = max(pair_count, key=lambda p: (pair_count[p], -p[0], -p[1]))
@@ -191,17 +212,11 @@ class BPETokenizer:
             new_id = 256 + len(merges)
             merges.append(best)
             for wi in sorted(where.pop(best)):
-                old = words[wi]
-                new = _merge(old, best, new_id)
-                if len(new) == len(old):
+                new = _merge(words[wi], best, new_id)
+                if len(new) == len(words[wi]):
                     continue  # a stale index: the pair left this word in an earlier merge
-                for p in zip(old, old[1:], strict=False):
-                    pair_count[p] -= counts[wi]
-                    if pair_count[p] <= 0:
-                        del pair_count[p]
-                for p in zip(new, new[1:], strict=False):
-                    pair_count[p] += counts[wi]
-                    where[p].add(wi)
+                _count_pairs(pair_count, None, words[wi], wi, -counts[wi])
+                _count_pairs(pair_count, where, new, wi, counts[wi])
                 words[wi] = new
         return cls(tuple(merges))
 
@@ -241,33 +256,68 @@ class BPETokenizer:
         ids = _check_ids("BPETokenizer.decode", ids, self.vocab_size)
         return b"".join(self._pieces[i] for i in ids).decode("utf-8", errors="replace")
 
-    def to_json(self) -> str:
-        """The merges as a JSON string."""
-        return json.dumps({"type": "bpe", "merges": [list(m) for m in self.merges]})
+    def to_json(self) -> dict:
+        """The merges as a JSON-able dict ``{"type": "bpe", "merges": [[a, b], ...]}``."""
+        return {"type": "bpe", "merges": [list(m) for m in self.merges]}
 
     @classmethod
-    def from_json(cls, data: str) -> BPETokenizer:
-        """Rebuild a tokenizer from :meth:`to_json` output."""
-        obj = json.loads(data)
-        if obj.get("type") != "bpe":
+    def from_json(cls, data: dict | str) -> BPETokenizer:
+        """Rebuild a tokenizer from :meth:`to_json` output (the dict or its JSON text)."""
+        obj = _json_object("BPETokenizer.from_json", data, "bpe")
+        merges = obj.get("merges")
+        pairs = isinstance(merges, list) and all(
+            isinstance(m, list) and len(m) == 2 and all(type(i) is int for i in m) for m in merges
+        )
+        if not pairs:
             raise ValueError(
-                f"BPETokenizer.from_json: expected type 'bpe', got {obj.get('type')!r}"
+                f"BPETokenizer.from_json: expected 'merges' to be a list of [id, id] pairs, got "
+                f"{merges!r:.60}"
             )
-        return cls(tuple(tuple(m) for m in obj["merges"]))
+        return cls(tuple(tuple(m) for m in merges))
 
     def save(self, path) -> None:
         """Write the merges to ``path`` as JSON."""
-        Path(path).write_text(self.to_json(), encoding="utf-8")
+        _write_json(path, self.to_json())
+
+
+def _json_object(name: str, data, kind: str) -> dict:
+    obj = json.loads(data) if isinstance(data, str) else data
+    if not isinstance(obj, dict) or obj.get("type") != kind:
+        got = obj.get("type") if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(f"{name}: expected a dict with type {kind!r}, got {got!r}")
+    return obj
+
+
+def _write_json(path, obj: dict) -> None:
+    Path(path).write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
+
+
+_TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer}
+
+
+def tokenizer_from_json(data: dict | str) -> CharTokenizer | BPETokenizer:
+    """Rebuild a tokenizer from its ``to_json()`` dict (or that dict's JSON text).
+
+    The ``type`` field picks the class; the result encodes and decodes exactly as the tokenizer
+    that wrote it.
+
+    Raises:
+      ValueError: if ``type`` is neither ``"char"`` nor ``"bpe"`` or the vocabulary is malformed.
+    """
+    obj = json.loads(data) if isinstance(data, str) else data
+    kind = obj.get("type") if isinstance(obj, dict) else None
+    if kind not in _TOKENIZERS:
+        raise ValueError(f"tokenizer_from_json: expected type 'char' or 'bpe', got {kind!r}")
+    return _TOKENIZERS[kind].from_json(obj)
 
 
 def load_tokenizer(path) -> CharTokenizer | BPETokenizer:
     """Load a tokenizer saved with ``save``; the JSON ``type`` field picks the class."""
     data = Path(path).read_text(encoding="utf-8")
-    kind = json.loads(data).get("type")
-    classes = {"char": CharTokenizer, "bpe": BPETokenizer}
-    if kind not in classes:
-        raise ValueError(f"load_tokenizer: expected type 'char' or 'bpe' in {path}, got {kind!r}")
-    return classes[kind].from_json(data)
+    try:
+        return tokenizer_from_json(data)
+    except ValueError as e:
+        raise ValueError(f"load_tokenizer: {path}: {e}") from None
 
 
 def lm_windows(ids, seq_len: int, stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,1053 @@
+"""A user's own files as datasets — Chapter 9: data pipelines start from the data you have.
+
+:func:`load_source` turns a source spec into the same :class:`~jaxnn.data.Splits` that the built-in
+datasets give, so every model and the training loop take it unchanged:
+
+- ``csv:PATH``: a table with a header row. The target is ``target=NAME`` (the last column by
+  default); integer or string labels mean classification (labels become ids in sorted order, the
+  names kept in ``info.class_names``), fractional numbers or ``task=regression`` mean
+  regression. Every other column is a numeric feature; fields are split at ``delimiter`` (``,``;
+  ``tab`` for TSV) with no quoting. Parsed by ``numpy.loadtxt`` (its C parser), so a million rows
+  take seconds and no extra package is needed.
+- ``npz:PATH``: arrays ``x``, ``y``, or ``x_train``, ``y_train`` with optional ``x_val``, ``y_val``,
+  ``x_test``, ``y_test``.
+- ``npy:DIR``: the same array names as ``DIR/<name>.npy`` files, memory-mapped while read.
+- ``text:PATH``: UTF-8 text for a language model, char or byte-pair tokens as for ``pydoc_text``;
+  contiguous train, then validation, then test ranges.
+- ``images:DIR`` (alias ``folder:DIR``): one subfolder per class (sorted folder names are the class
+  names), PNG or JPEG read with Pillow, as NHWC float32 in [0, 1].
+
+For prediction (Chapter 5: inputs only, transformed as in training), :func:`csv_columns` names the
+feature columns a run should record, :func:`read_csv_features` reads those columns from a new
+file, and :func:`read_images` reads image files as ``images:`` did.
+
+Integer ``y`` means classification and floating ``y`` regression unless ``task=`` says otherwise.
+Data that carries no split is split as the built-ins are: seeded and stratified, the test set held
+out with a fixed seed and sealed. :func:`source_sha256` fingerprints the file(s) a spec reads, and
+:func:`source_record` gathers what a run directory keeps about its data. A malformed file raises
+:class:`~jaxnn.errors.UserError` naming the file, the line or entry, and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from jaxnn.data.datasets import (
+    _TEST_SEED,
+    Dataset,
+    DatasetInfo,
+    Splits,
+    _check_seed,
+    _three_way,
+    split_indices,
+)
+from jaxnn.errors import UserError
+
+__all__ = [
+    "KINDS",
+    "IMAGE_SUFFIXES",
+    "csv_columns",
+    "load_source",
+    "parse_spec",
+    "read_csv_features",
+    "read_images",
+    "resolve_spec",
+    "source_files",
+    "source_record",
+    "source_sha256",
+    "text_splits",
+]
+
+KINDS = ("csv", "npz", "npy", "text", "images")
+_ALIASES = {"folder": "images"}
+_SUFFIX_KINDS = {".csv": "csv", ".npz": "npz", ".txt": "text"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_SPLIT_NAMES = ("train", "val", "test")
+_MAX_INFERRED_CLASSES = 1000  # more distinct integer targets than this need an explicit task=
+_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}
+
+
+# --------------------------------------------------------------------------------------------
+# Specs
+# --------------------------------------------------------------------------------------------
+
+
+def parse_spec(spec) -> tuple[str, Path] | None:
+    """Split ``"kind:PATH"`` into ``(kind, Path)``, or return None if ``spec`` is no file source.
+
+    ``folder:`` is accepted as another name for ``images:``; ``~`` in the path is expanded.
+    """
+    if not isinstance(spec, str):
+        return None
+    kind, sep, rest = spec.partition(":")
+    kind = _ALIASES.get(kind, kind)
+    if not sep or kind not in KINDS:
+        return None
+    if not rest:
+        raise UserError(f"{spec!r}: expected a path after '{kind}:', got nothing")
+    return kind, Path(rest).expanduser()
+
+
+def resolve_spec(name: str) -> str:
+    """Map a bare path to its source spec: ``my.csv`` -> ``csv:my.csv``; anything else unchanged.
+
+    ``.csv``, ``.npz`` and ``.txt`` files map by suffix; an existing directory maps to ``npy:``
+    if it holds ``x.npy`` or ``x_train.npy``, else to ``images:``. Names that already carry a
+    kind, and names that are neither (built-in datasets), are returned as given.
+    """
+    if not isinstance(name, str) or parse_spec(name) is not None:
+        return name
+    kind = _SUFFIX_KINDS.get(Path(name).suffix.lower())
+    if kind is not None:
+        return f"{kind}:{name}"
+    path = Path(name).expanduser()
+    if ":" not in name and path.is_dir():
+        npy = (path / "x.npy").is_file() or (path / "x_train.npy").is_file()
+        return f"{'npy' if npy else 'images'}:{name}"
+    return name
+
+
+def load_source(spec: str, *, seed: int = 0, **options) -> Splits | None:
+    """Load a user's file source as train/validation/test :class:`Splits`.
+
+    Chapter 9: the same pipeline as the built-in datasets. Data without a split is split with
+    :func:`~jaxnn.data.split_indices` (stratified for classification); the test part is held out
+    with a fixed seed, so ``seed`` moves only the validation split, and the test set is sealed.
+
+    Args:
+      spec: ``csv:PATH``, ``npz:PATH``, ``npy:DIR``, ``text:PATH`` or ``images:DIR``.
+      seed: non-negative seed of the validation split.
+      **options: per kind, e.g. ``target``, ``task``, ``delimiter`` (csv), ``task``,
+        ``modality`` (npz, npy), ``seq_len``, ``stride``, ``tokenizer``, ``vocab_size`` (text),
+        ``size``, ``mode`` (images), and ``val_fraction``, ``test_fraction`` (all).
+
+    Returns:
+      The splits, or None if ``spec`` names no file source (a built-in name, say).
+
+    Raises:
+      UserError: for a missing or malformed file (the message names the file and the line or
+        entry), an unknown option (the message lists the valid ones) or a bad option value.
+    """
+    parsed = parse_spec(spec)
+    if parsed is None:
+        return None
+    _check_seed(seed)
+    kind, path = parsed
+    loader = _LOADERS[kind]
+    valid = sorted(p for p in inspect.signature(loader).parameters if p not in ("seed", "path"))
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise UserError(
+            f"load({spec!r}): unknown option(s) {unknown}; expected some of {valid} "
+            f"(pass them as --data-option KEY=VALUE)"
+        )
+    return loader(path, seed=seed, **options)
+
+
+def source_files(spec: str) -> list[Path]:
+    """The files that :func:`load_source` reads for ``spec``, in a fixed (sorted) order.
+
+    Raises:
+      UserError: if ``spec`` is no file source, or its file or directory does not exist.
+    """
+    parsed = parse_spec(spec)
+    if parsed is None:
+        raise UserError(f"source_files: expected a file source such as csv:PATH, got {spec!r}")
+    kind, path = parsed
+    if kind == "npy":
+        names = _array_names(_npy_available(path), f"npy:{path}")
+        return [path / f"{n}.npy" for n in names]
+    if kind == "images":
+        return [p for _, files in _class_folders(path) for p in files]
+    return [_existing_file(path, kind)]
+
+
+def source_sha256(spec: str) -> str:
+    """The SHA-256 hex digest of the data behind ``spec``, to record which data a run saw.
+
+    For a single file (csv, npz, text) it is the digest of the file's bytes, the same as
+    ``sha256sum FILE``. For a directory (npy, images) it is the digest of the lines
+    ``"<relative path>  <file digest>\\n"`` of every file read, in sorted order, so renaming a
+    class folder or changing one image changes it.
+    """
+    parsed = parse_spec(spec)
+    files = source_files(spec)
+    if parsed[0] not in ("npy", "images"):
+        return _file_sha256(files[0])
+    root = parsed[1]
+    lines = (f"{p.relative_to(root).as_posix()}  {_file_sha256(p)}\n" for p in files)
+    return hashlib.sha256("".join(lines).encode("utf-8")).hexdigest()
+
+
+def source_record(spec: str, **options) -> dict:
+    """What a run directory records about its data: a JSON-able dict.
+
+    ``{"spec", "kind", "path" (absolute), "sha256", "options"}``, and for ``csv:`` the
+    ``feature_columns`` and ``target_column`` that :func:`read_csv_features` needs to read a new
+    file at prediction time, after the training file is gone.
+
+    Raises:
+      UserError: if ``spec`` is no file source or its data is missing.
+    """
+    parsed = parse_spec(spec)
+    if parsed is None:
+        raise UserError(f"source_record: expected a file source such as csv:PATH, got {spec!r}")
+    kind, path = parsed
+    record = {
+        "spec": spec,
+        "kind": kind,
+        "path": str(path.resolve()),
+        "sha256": source_sha256(spec),
+        "options": dict(options),
+    }
+    if kind == "csv":
+        keep = {k: options[k] for k in ("target", "delimiter") if k in options}
+        features, target = csv_columns(path, **keep)
+        record.update(feature_columns=list(features), target_column=target)
+    return record
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _existing_file(path: Path, kind: str) -> Path:
+    if not path.exists():
+        raise UserError(f"{kind}:{path}: file not found; expected an existing {kind} file")
+    if not path.is_file():
+        raise UserError(f"{kind}:{path}: expected a file, got a directory")
+    if path.stat().st_size == 0:
+        raise UserError(f"{kind}:{path}: the file is empty; expected {kind} data")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Shared: options, labels, splitting
+# --------------------------------------------------------------------------------------------
+
+
+def _check_fractions(where: str, val_fraction, test_fraction) -> None:
+    for name, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v < 1.0:
+            raise UserError(f"{where}: expected {name} in (0, 1), got {v!r}")
+    if val_fraction + test_fraction >= 1.0:
+        raise UserError(
+            f"{where}: expected val_fraction + test_fraction < 1, got "
+            f"{val_fraction} + {test_fraction}"
+        )
+
+
+def _check_choice(where: str, name: str, value, choices) -> None:
+    if value not in choices:
+        raise UserError(f"{where}: expected {name} one of {list(choices)}, got {value!r}")
+
+
+def _label_ids(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class ids in sorted-label order (int32) and the label names."""
+    classes, ids = np.unique(values, return_inverse=True)
+    if np.issubdtype(classes.dtype, np.floating):
+        names = tuple(str(int(c)) if float(c).is_integer() else str(c) for c in classes)
+    else:
+        names = tuple(str(c) for c in classes)
+    return ids.astype(np.int32).reshape(-1), names
+
+
+def _is_integral(values: np.ndarray) -> bool:
+    if np.issubdtype(values.dtype, np.integer) or values.dtype == bool:
+        return True
+    return bool(np.issubdtype(values.dtype, np.floating) and np.all(np.mod(values, 1) == 0))
+
+
+def _pick_task(where: str, y: np.ndarray, task) -> str:
+    """``task`` as given, or inferred: integer, boolean or string labels classify."""
+    _check_choice(where, "task", task, (None, "classification", "regression"))
+    numeric = np.issubdtype(y.dtype, np.number) or y.dtype == bool
+    if task == "regression" and not numeric:
+        raise UserError(
+            f"{where}: expected numeric targets for task=regression, got labels of dtype "
+            f"{y.dtype} (e.g. {y.reshape(-1)[0]!r})"
+        )
+    if task is not None:
+        return task
+    if numeric and not _is_integral(y):
+        return "regression"
+    distinct = len(np.unique(y))
+    if numeric and distinct > _MAX_INFERRED_CLASSES:
+        raise UserError(
+            f"{where}: the integer targets take {distinct} distinct values; pass "
+            f"task=regression, or task=classification if they really are "
+            f"{distinct} classes"
+        )
+    return "classification"
+
+
+def _regression_targets(y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float32)
+    return y.reshape(-1, 1) if y.ndim == 1 else y.reshape(len(y), -1)  # (N, outputs)
+
+
+def _as_features(where: str, x: np.ndarray) -> np.ndarray:
+    if np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer):
+        return np.asarray(x, dtype=np.float32)
+    raise UserError(f"{where}: expected numeric features, got dtype {x.dtype}")
+
+
+def _check_finite(where: str, x: np.ndarray, entry: str = "index", base: int = 0) -> None:
+    """Raise unless every value is finite, naming the first bad example (``base``-numbered)."""
+    if np.isfinite(x).all():
+        return
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0]) + base
+        raise UserError(
+            f"{where}: expected finite numbers, got NaN or infinity in {int(bad.sum())} "
+            f"example(s), the first at {entry} {first}"
+        )
+
+
+def _split(where, x, y, *, seed, val_fraction, test_fraction, classify):
+    """Seeded (stratified) train/val/test datasets; the test part with the fixed test seed."""
+    try:
+        return _three_way(
+            x,
+            y,
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            test_seed=_TEST_SEED,
+            stratify=classify,
+        )
+    except UserError:
+        raise
+    except ValueError as e:
+        raise UserError(f"{where}: cannot split {len(x)} examples: {e}") from None
+
+
+def _carve_val(where, train: Dataset, *, seed, val_fraction, classify):
+    try:
+        kept, held = split_indices(train.y, val_fraction, seed=seed, stratify=classify)
+    except ValueError as e:
+        raise UserError(f"{where}: cannot carve a validation split: {e}") from None
+    return train.take(kept), train.take(held)
+
+
+# --------------------------------------------------------------------------------------------
+# csv:PATH
+# --------------------------------------------------------------------------------------------
+
+
+def _load_csv(
+    path: Path,
+    *,
+    seed: int,
+    target=None,
+    task=None,
+    delimiter: str = ",",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> Splits:
+    where = f"csv:{path}"
+    _check_fractions(where, val_fraction, test_fraction)
+    delimiter = _csv_delimiter(where, delimiter)
+    header = _csv_header(_existing_file(path, "csv"), delimiter)
+    t = _target_column(where, header, target)
+    features = [i for i in range(len(header)) if i != t]
+    x, raw_y = _csv_columns(path, header, t, features, delimiter)
+    _check_finite(where, x, "data row", base=1)
+    if np.issubdtype(raw_y.dtype, np.floating):
+        _check_finite(where, raw_y, "data row", base=1)
+    task = _pick_task(where, raw_y, task)
+    classify = task == "classification"
+    if classify:
+        y, class_names = _label_ids(raw_y)
+    else:
+        y, class_names = _regression_targets(raw_y), None
+    train, val, test = _split(
+        where,
+        x,
+        y,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        classify=classify,
+    )
+    info = DatasetInfo(
+        name=f"csv:{path}",
+        task=task,
+        input_shape=(len(features),),
+        num_classes=len(class_names) if classify else int(y.shape[1]),
+        class_names=class_names,
+        modality="tabular",
+        description=(
+            f"CSV file {path} ({len(x)} rows, {len(features)} features, target "
+            f"{header[t]!r}, {task})"
+        ),
+    )
+    return Splits(train, val, test, info)
+
+
+def _clean(cell: str) -> str:
+    cell = cell.strip()
+    if len(cell) >= 2 and cell[0] == cell[-1] == '"':
+        cell = cell[1:-1]
+    return cell
+
+
+def _csv_header(path: Path, delimiter: str, min_columns: int = 2) -> list[str]:
+    """The column names on line 1, checked: not numbers, distinct, at least ``min_columns``."""
+    where = f"csv:{path}"
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        try:
+            first = f.readline()
+        except UnicodeDecodeError:
+            raise UserError(
+                f"{where}: line 1 is not UTF-8 text; expected a text CSV file"
+            ) from None
+    names = [_clean(c) for c in first.rstrip("\r\n").split(delimiter)]
+    if not any(names):
+        raise UserError(f"{where}: line 1 is empty; expected a header row of column names")
+    if all(_is_number(n) for n in names):
+        example = delimiter.join(["x0", "x1", "...", "label"])
+        raise UserError(
+            f"{where}: line 1 holds numbers {first.strip()[:60]!r}; expected a header row of "
+            f"column names. Add one, e.g. {example}"
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"{where}: line 1 names the column(s) {twice} more than once")
+    if len(names) < min_columns:
+        raise UserError(
+            f"{where}: line 1 names {len(names)} column; expected at least one feature and a "
+            f"target separated by {delimiter!r}"
+        )
+    return names
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _target_column(where: str, header: list[str], target) -> int:
+    """The index of the target column: by name, or by position for an integer ``target``."""
+    if target is None:
+        return len(header) - 1
+    if str(target) in header:
+        return header.index(str(target))
+    is_index = isinstance(target, int) and not isinstance(target, bool)
+    if is_index and -len(header) <= target < len(header):
+        return target % len(header)
+    raise UserError(f"{where}: target column {target!r} not found; expected one of {header}")
+
+
+def _loadtxt(path: Path, delimiter: str, usecols, dtype, ndmin: int = 2) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "no data": reported as a UserError
+        return np.loadtxt(
+            path,
+            delimiter=delimiter,
+            skiprows=1,
+            usecols=usecols,
+            dtype=dtype,
+            comments=None,
+            encoding="utf-8",
+            ndmin=ndmin,
+        )
+
+
+def _csv_columns(path, header, t, features, delimiter) -> tuple[np.ndarray, np.ndarray]:
+    """Features (N, F) float32 and raw targets (N,): numbers, or strings if any is not one."""
+    try:  # fast path: every column numeric, one C parse of the whole table
+        table = _loadtxt(path, delimiter, None, np.float32)  # (N, columns)
+        if table.shape[1] == len(header) and len(table):
+            x = table[:, :-1] if t == len(header) - 1 else table[:, features]  # view if possible
+            return x, table[:, t]
+    except ValueError:
+        pass
+    _check_field_counts(path, header, delimiter)
+    try:
+        x = _loadtxt(path, delimiter, features, np.float32)  # (N, F)
+    except ValueError as e:
+        _check_numeric(path, header, features, delimiter)
+        raise UserError(f"csv:{path}: cannot parse the feature columns: {e}") from None
+    labels = np.char.strip(_loadtxt(path, delimiter, [t], str, ndmin=1), '" ')  # (N,)
+    return x, labels
+
+
+def _data_lines(path: Path):
+    """``(line number, line)`` for every non-blank line after the header."""
+    with open(path, encoding="utf-8", newline="") as f:
+        lineno = 1
+        try:
+            f.readline()
+            for lineno, line in enumerate(f, start=2):  # noqa: B007
+                if line.strip():
+                    yield lineno, line.rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise UserError(f"csv:{path}: line {lineno + 1} is not UTF-8 text") from None
+
+
+def _check_field_counts(path: Path, header: list[str], delimiter: str) -> None:
+    """Raise a :class:`UserError` at the first row whose field count differs from the header."""
+    rows, width = 0, len(header) - 1
+    for lineno, line in _data_lines(path):
+        rows += 1
+        if line.count(delimiter) != width:
+            raise UserError(
+                f"csv:{path}: line {lineno} has {line.count(delimiter) + 1} fields; expected "
+                f"{len(header)}, one per header column"
+            )
+    if rows == 0:
+        raise UserError(f"csv:{path}: the file has a header but no data rows; expected data rows")
+
+
+def _check_numeric(path: Path, header: list[str], features: list[int], delimiter: str) -> None:
+    """Raise a :class:`UserError` at the first feature cell that is not a number."""
+    for lineno, line in _data_lines(path):
+        cells = line.split(delimiter)
+        for j in features:
+            if not _is_number(cells[j]):
+                raise UserError(
+                    f"csv:{path}: line {lineno}, column {header[j]!r}: expected a number, got "
+                    f"{cells[j].strip()[:40]!r}; feature columns must be numeric (pick the "
+                    f"label column with target=NAME)"
+                )
+
+
+def _csv_delimiter(where: str, delimiter) -> str:
+    if isinstance(delimiter, str):
+        delimiter = _DELIMITER_NAMES.get(delimiter, delimiter)
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
+        raise UserError(f"{where}: expected delimiter to be one character, got {delimiter!r}")
+    return delimiter
+
+
+def csv_columns(path, *, target=None, delimiter: str = ",") -> tuple[tuple[str, ...], str]:
+    """``(feature column names, target column name)`` as ``csv:PATH`` reads them, in file order.
+
+    A run records the feature names, so that :func:`read_csv_features` can pick the same
+    columns, in the same order, from a new file at prediction time.
+
+    Raises:
+      UserError: for a missing or empty file, no header row, or an unknown ``target``.
+    """
+    path = Path(path).expanduser()
+    delimiter = _csv_delimiter(f"csv:{path}", delimiter)
+    header = _csv_header(_existing_file(path, "csv"), delimiter)
+    t = _target_column(f"csv:{path}", header, target)
+    return tuple(n for i, n in enumerate(header) if i != t), header[t]
+
+
+def read_csv_features(path, features, *, delimiter: str = ",") -> np.ndarray:
+    """The columns named ``features`` of a CSV file with a header, as float32 (N, F).
+
+    Chapter 5: inference needs the inputs only. Columns are taken by name and in the order of
+    ``features`` (the training file's :func:`csv_columns`); other columns, such as the target or
+    an id, are ignored.
+
+    Raises:
+      UserError: naming the file for a missing feature column (with the columns present), a
+        ragged row or a non-numeric cell (with its line), or a NaN or infinite value.
+    """
+    path = Path(path).expanduser()
+    where = f"csv:{path}"
+    delimiter = _csv_delimiter(where, delimiter)
+    header = _csv_header(_existing_file(path, "csv"), delimiter, min_columns=1)
+    missing = [f for f in features if f not in header]
+    if missing or not features:
+        raise UserError(
+            f"{where}: expected the feature columns {list(features)}, missing {missing}; the "
+            f"file has columns {header}"
+        )
+    cols = [header.index(f) for f in features]
+    _check_field_counts(path, header, delimiter)
+    try:
+        x = _loadtxt(path, delimiter, cols, np.float32)  # (N, F)
+    except ValueError as e:
+        _check_numeric(path, header, cols, delimiter)
+        raise UserError(f"{where}: cannot parse the feature columns: {e}") from None
+    _check_finite(where, x, "data row", base=1)
+    return x
+
+
+# --------------------------------------------------------------------------------------------
+# npz:PATH and npy:DIR
+# --------------------------------------------------------------------------------------------
+
+
+def _array_names(available, path) -> list[str]:
+    """The array names to read, checked: ``x``/``y`` or ``x_train``/``y_train`` (+ val, test)."""
+    available = set(available)
+    if {"x", "y"} <= available:
+        return ["x", "y"]
+    if not {"x_train", "y_train"} <= available:
+        raise UserError(
+            f"{path}: expected arrays x and y, or x_train and y_train (optionally x_val, y_val, "
+            f"x_test, y_test), got {sorted(available) or 'none'}"
+        )
+    names = ["x_train", "y_train"]
+    for split in ("val", "test"):
+        pair = {f"x_{split}", f"y_{split}"} & available
+        if len(pair) == 1:
+            raise UserError(f"{path}: expected both x_{split} and y_{split}, got only {pair.pop()}")
+        if pair:
+            names += [f"x_{split}", f"y_{split}"]
+    return names
+
+
+def _npy_dir(path: Path) -> Path:
+    if not path.is_dir():
+        what = "file not found" if not path.exists() else "not a directory"
+        raise UserError(
+            f"npy:{path}: {what}; expected a directory holding x.npy and y.npy "
+            f"(or x_train.npy, y_train.npy, ...)"
+        )
+    return path
+
+
+def _npy_available(path: Path) -> list[str]:
+    return [p.stem for p in sorted(_npy_dir(path).glob("*.npy"))]
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    where = f"npz:{_existing_file(path, 'npz')}"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = _array_names(f.files, where)
+            return {n: f[n] for n in names}
+    except UserError:
+        raise
+    except (OSError, ValueError) as e:
+        raise UserError(f"{where}: cannot read it as an .npz archive of arrays: {e}") from None
+
+
+def _read_npy(path: Path) -> dict[str, np.ndarray]:
+    names = _array_names(_npy_available(path), f"npy:{path}")
+    arrays = {}
+    for n in names:
+        file = path / f"{n}.npy"
+        try:
+            arrays[n] = np.load(file, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise UserError(f"npy:{path}: cannot read {file} as a .npy array: {e}") from None
+    return arrays
+
+
+def _load_npz(
+    path: Path, *, seed: int, task=None, modality=None, val_fraction=0.1, test_fraction=0.2
+) -> Splits:
+    return _arrays_splits(
+        f"npz:{path}",
+        _read_npz(path),
+        seed=seed,
+        task=task,
+        modality=modality,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
+
+
+def _load_npy(
+    path: Path, *, seed: int, task=None, modality=None, val_fraction=0.1, test_fraction=0.2
+) -> Splits:
+    return _arrays_splits(
+        f"npy:{path}",
+        _read_npy(path),
+        seed=seed,
+        task=task,
+        modality=modality,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
+
+
+def _check_pairs(where: str, arrays: dict) -> list[str]:
+    """The splits present (``""`` for unsplit x, y), with each x/y pair checked."""
+    splits = [""] if "x" in arrays else [s for s in _SPLIT_NAMES if f"x_{s}" in arrays]
+    for s in splits:
+        xn, yn = (f"x_{s}", f"y_{s}") if s else ("x", "y")
+        x, y = arrays[xn], arrays[yn]
+        if x.ndim < 2 or y.ndim < 1 or len(x) != len(y) or len(x) == 0:
+            raise UserError(
+                f"{where}: expected {xn} (N, features...) and {yn} (N, ...) with the same N >= 1, "
+                f"got shapes {x.shape} and {y.shape}"
+            )
+    shapes = {arrays[f"x_{s}" if s else "x"].shape[1:] for s in splits}
+    if len(shapes) > 1:
+        raise UserError(f"{where}: expected one example shape in every split, got {shapes}")
+    return splits
+
+
+def _arrays_splits(where, arrays, *, seed, task, modality, val_fraction, test_fraction):
+    _check_fractions(where, val_fraction, test_fraction)
+    _check_choice(where, "modality", modality, (None, "tabular", "signal", "image", "text"))
+    splits = _check_pairs(where, arrays)
+    ys = [np.asarray(arrays[f"y_{s}" if s else "y"]) for s in splits]
+    ys = [y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y for y in ys]  # (N, 1) -> (N,)
+    task = _pick_task(where, np.concatenate([y.reshape(len(y), -1) for y in ys]), task)
+    classify = task == "classification"
+    class_names = None
+    if classify:
+        ids, class_names = _label_ids(np.concatenate([y.reshape(-1) for y in ys]))
+        if any(y.ndim != 1 for y in ys):
+            raise UserError(
+                f"{where}: expected 1-D class labels y, got shapes {[y.shape for y in ys]}"
+            )
+        ys = np.split(ids, np.cumsum([len(y) for y in ys])[:-1])
+    else:
+        ys = [_regression_targets(y) for y in ys]
+    sets = {}
+    for s, y in zip(splits, ys, strict=True):
+        x = _as_features(where, arrays[f"x_{s}" if s else "x"])
+        _check_finite(f"{where} x{'_' + s if s else ''}", x)
+        _check_finite(f"{where} y{'_' + s if s else ''}", y)
+        sets[s] = Dataset(x, y)
+    train, val, test = _fill_splits(where, sets, seed, val_fraction, test_fraction, classify)
+    x0 = train.x
+    info = DatasetInfo(
+        name=where,
+        task=task,
+        input_shape=x0.shape[1:],
+        num_classes=len(class_names) if classify else int(train.y.shape[1]),
+        class_names=class_names,
+        modality=modality or ("image" if x0.ndim == 4 else "tabular"),
+        description=f"arrays {', '.join(arrays)} from {where.partition(':')[2]} ({task})",
+    )
+    return Splits(train, val, test, info)
+
+
+def _fill_splits(where, sets, seed, val_fraction, test_fraction, classify):
+    """Train, val and test datasets, carving the ones the file does not carry."""
+    if "" in sets:
+        d = sets[""]
+        return _split(
+            where,
+            d.x,
+            d.y,
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            classify=classify,
+        )
+    train = sets["train"]
+    test = sets.get("test")
+    if test is None:
+        train, test = _carve_val(
+            where, train, seed=_TEST_SEED, val_fraction=test_fraction, classify=classify
+        )
+    val = sets.get("val")
+    if val is None:
+        train, val = _carve_val(
+            where, train, seed=seed, val_fraction=val_fraction, classify=classify
+        )
+    return train, val, test
+
+
+# --------------------------------------------------------------------------------------------
+# text:PATH
+# --------------------------------------------------------------------------------------------
+
+
+def text_splits(
+    text: str,
+    *,
+    name: str,
+    description: str,
+    seq_len: int = 128,
+    stride: int | None = None,
+    tokenizer: str = "char",
+    vocab_size: int = 512,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    where: str | None = None,
+) -> Splits:
+    """Language-model splits of one text: contiguous train, then validation, then test ranges.
+
+    Chapter 9 and 12: the tokenizer (``"char"`` or ``"bpe"`` with ``vocab_size``) is fitted on the
+    training range only; each range is cut into next-token windows of ``seq_len`` tokens with
+    :func:`~jaxnn.data.text.lm_windows`. The same recipe as the built-in ``pydoc_text``.
+
+    Raises:
+      UserError: if a range holds fewer than ``seq_len + 1`` tokens, or an option is invalid;
+        messages start with ``where`` (the file, by default ``name``).
+    """
+    from jaxnn.data.text import BPETokenizer, CharTokenizer, lm_windows
+
+    where = where or name
+    _check_text_options(where, seq_len, stride, tokenizer, vocab_size)
+    _check_fractions(where, val_fraction, test_fraction)
+    a = int(len(text) * (1.0 - val_fraction - test_fraction))
+    b = int(len(text) * (1.0 - test_fraction))
+    parts = {"train": text[:a], "val": text[a:b], "test": text[b:]}
+    if not parts["train"]:
+        raise UserError(f"{where}: the text is too short to hold a training part")
+    if tokenizer == "char":
+        tok = CharTokenizer.fit(parts["train"])
+    else:
+        tok = BPETokenizer.fit(parts["train"], vocab_size=vocab_size)
+    sets = {}
+    for split, part in parts.items():
+        ids = tok.encode(part)
+        if len(ids) < seq_len + 1:
+            raise UserError(
+                f"{where}: the {split} part ({len(part)} characters) holds {len(ids)} tokens; "
+                f"expected at least one window of seq_len + 1 = {seq_len + 1} tokens. Use a "
+                f"longer text or a smaller seq_len"
+            )
+        sets[split] = Dataset(*lm_windows(ids, seq_len, stride))
+    info = DatasetInfo(
+        name=name,
+        task="language_model",
+        input_shape=(seq_len,),
+        num_classes=tok.vocab_size,
+        tokenizer=tok,
+        modality="text",
+        description=description,
+    )
+    return Splits(sets["train"], sets["val"], sets["test"], info)
+
+
+def _check_text_options(where, seq_len, stride, tokenizer, vocab_size) -> None:
+    _check_choice(where, "tokenizer", tokenizer, ("char", "bpe"))
+    for key, v in (("seq_len", seq_len), ("stride", stride), ("vocab_size", vocab_size)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise UserError(f"{where}: expected {key} to be a positive integer, got {v!r}")
+    if tokenizer == "bpe" and vocab_size < 256:
+        raise UserError(f"{where}: expected vocab_size >= 256 for bpe tokens, got {vocab_size}")
+
+
+def _read_text(path: Path) -> str:
+    data = _existing_file(path, "text").read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise UserError(
+            f"text:{path}: line {line} (byte {e.start}) is not UTF-8; expected UTF-8 text"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def _load_text(
+    path: Path,
+    *,
+    seed: int,
+    seq_len: int = 128,
+    stride: int | None = None,
+    tokenizer: str = "char",
+    vocab_size: int = 512,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+) -> Splits:
+    del seed  # contiguous ranges of one fixed text: nothing is random
+    text = _read_text(path)
+    return text_splits(
+        text,
+        name=f"text:{path}",
+        where=f"text:{path}",
+        description=(
+            f"text file {path} ({len(text)} chars), contiguous train/val/test ranges, "
+            f"{tokenizer} tokenizer fitted on train text"
+        ),
+        seq_len=seq_len,
+        stride=stride,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# images:DIR
+# --------------------------------------------------------------------------------------------
+
+
+def _is_image_file(p: Path) -> bool:
+    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _class_folders(path: Path) -> list[tuple[str, list[Path]]]:
+    """``(class name, sorted image files)`` per subfolder, in sorted folder order."""
+    where = f"images:{path}"
+    if not path.is_dir():
+        what = "directory not found" if not path.exists() else "not a directory"
+        raise UserError(f"{where}: {what}; expected a directory with one subfolder per class")
+    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise UserError(f"{where}: no class subfolders; expected one subfolder of images per class")
+    out = []
+    for folder in folders:
+        files = sorted(p for p in folder.iterdir() if _is_image_file(p))
+        if not files:
+            raise UserError(
+                f"{where}: class folder {folder} holds no images; expected PNG or JPEG files "
+                f"({', '.join(IMAGE_SUFFIXES)})"
+            )
+        out.append((folder.name, files))
+    return out
+
+
+def _parse_size(where: str, size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    elif isinstance(size, str):
+        size = tuple(size.lower().replace(",", "x").split("x"))
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        h = w = 0
+    if h < 1 or w < 1:
+        raise UserError(
+            f"{where}: expected size=HxW with positive integers (e.g. 28x28), got {size!r}"
+        )
+    return h, w
+
+
+def _pillow():
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UserError(
+            "images: reading images needs Pillow; install it with `pip install pillow`"
+        ) from None
+    return Image
+
+
+def _peek(image_mod, file: Path) -> tuple[str, tuple[int, int]]:
+    """The image's mode and (height, width), reading its header only."""
+    try:
+        with image_mod.open(file) as im:
+            return im.mode, (im.height, im.width)
+    except (OSError, ValueError) as e:
+        raise UserError(f"images: cannot read image {file}: {e}; expected a PNG or JPEG") from None
+
+
+def _read_image(image_mod, file: Path, mode: str, size) -> np.ndarray:
+    try:
+        with image_mod.open(file) as im:
+            im = im.convert("L" if mode == "gray" else "RGB")
+            if size is not None and (im.height, im.width) != size:
+                im = im.resize((size[1], size[0]), image_mod.Resampling.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)  # (H, W) or (H, W, 3)
+    except (OSError, ValueError) as e:
+        raise UserError(f"images: cannot read image {file}: {e}; expected a PNG or JPEG") from None
+    return arr.reshape(*arr.shape[:2], -1)  # (H, W, C)
+
+
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def _images_plan(where, image_mod, files, size, mode):
+    """Check every image's header; return the (size, mode) to load them with."""
+    peeks = [_peek(image_mod, f) for f in files]
+    if mode is None:
+        mode = "gray" if all(m in _GRAY_MODES for m, _ in peeks) else "rgb"
+    if size is None:
+        size = peeks[0][1]
+        for f, (_, hw) in zip(files, peeks, strict=True):
+            if hw != size:
+                raise UserError(
+                    f"{where}: image {f} is {hw[0]}x{hw[1]} but {files[0]} is {size[0]}x"
+                    f"{size[1]}; expected one size, or pass size=HxW to resize them all"
+                )
+    return size, mode
+
+
+def _load_images(
+    path: Path,
+    *,
+    seed: int,
+    size=None,
+    mode=None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> Splits:
+    where = f"images:{path}"
+    _check_fractions(where, val_fraction, test_fraction)
+    _check_choice(where, "mode", mode, (None, "gray", "rgb"))
+    size = _parse_size(where, size)
+    image_mod = _pillow()
+    folders = _class_folders(path)
+    files = [f for _, fs in folders for f in fs]
+    size, mode = _images_plan(where, image_mod, files, size, mode)
+    x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C) uint8
+    x = x.astype(np.float32) / 255.0
+    y = np.repeat(np.arange(len(folders), dtype=np.int32), [len(fs) for _, fs in folders])
+    train, val, test = _split(
+        where,
+        x,
+        y,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        classify=True,
+    )
+    info = DatasetInfo(
+        name=where,
+        task="classification",
+        input_shape=x.shape[1:],
+        num_classes=len(folders),
+        class_names=tuple(name for name, _ in folders),
+        modality="image",
+        description=(
+            f"image folder {path} ({len(x)} images, {len(folders)} classes, "
+            f"{size[0]}x{size[1]} {mode})"
+        ),
+    )
+    return Splits(train, val, test, info)
+
+
+def read_images(path, *, size, mode: str) -> tuple[np.ndarray, list[Path]]:
+    """Images for prediction: one file, or every PNG/JPEG directly in a folder (sorted by name).
+
+    Each is converted and resized as ``images:DIR`` training data was (``mode`` ``"gray"`` or
+    ``"rgb"``, ``size`` ``(H, W)``: a run's ``input_shape`` gives both).
+
+    Returns:
+      ``(x, files)``: NHWC float32 in [0, 1] (N, H, W, C), and the file of each row.
+
+    Raises:
+      UserError: for a missing path, a folder without images, or an unreadable image (its path).
+    """
+    path = Path(path).expanduser()
+    where = f"images:{path}"
+    _check_choice(where, "mode", mode, ("gray", "rgb"))
+    size = _parse_size(where, size)
+    if size is None:
+        raise UserError(f"{where}: expected size=HxW, got None")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if _is_image_file(p))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise UserError(f"{where}: not found; expected an image file or a folder of images")
+    if not files:
+        raise UserError(f"{where}: holds no images; expected {', '.join(IMAGE_SUFFIXES)} files")
+    image_mod = _pillow()
+    x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C)
+    return x.astype(np.float32) / 255.0, files
+
+
+_LOADERS: dict[str, Callable[..., Splits]] = {
+    "csv": _load_csv,
+    "npz": _load_npz,
+    "npy": _load_npy,
+    "text": _load_text,
+    "images": _load_images,
+}
