@@ -11,7 +11,7 @@ from jaxnn.data.pipeline import standardize
 
 GRAD_CASES = {}  # loaders build NumPy arrays; nothing here is differentiable
 
-BUILTIN = [n for n in NAMES if not n.startswith("tfds:")]
+BUILTIN = [n for n in NAMES if ":" not in n or n.startswith("synthetic:")]
 OPTIONS = {"pydoc_text": {"seq_len": 16}}
 EXPECTED = {
     # name: (input_shape, task, num_classes, x dtype, y dtype)

@@ -16,6 +16,8 @@ Built-in names (see :data:`NAMES`):
 - ``synthetic:sine``: 1-D regression ``y = sin(x) + noise``.
 - ``tfds:<name>``: any TensorFlow Datasets dataset that is already prepared (see
   :mod:`jaxnn.data.tfds`).
+- A user's files: ``csv:PATH``, ``npz:PATH``, ``npy:DIR``, ``text:PATH``, ``images:DIR`` (a bare
+  ``my.csv``, ``my.npz``, ``book.txt`` or a folder works too; see :mod:`jaxnn.data.sources`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from jaxnn.data.containers import (
     split_indices,
     three_way,
 )
+from jaxnn.data.sources import load_source, resolve_spec, text_splits
 
 __all__ = [
     "NAMES",
@@ -220,48 +223,23 @@ def _load_pydoc_text(
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
 ) -> Splits:
-    from jaxnn.data.text import BPETokenizer, CharTokenizer, lm_windows
-
     del seed  # contiguous ranges of one fixed text: nothing is random
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(
-            f"load('pydoc_text'): expected val_fraction, test_fraction in (0, 1) summing below 1, "
-            f"got {val_fraction}, {test_fraction}"
-        )
     text = pydoc_corpus()
-    a = int(len(text) * (1.0 - val_fraction - test_fraction))
-    b = int(len(text) * (1.0 - test_fraction))
-    parts = {"train": text[:a], "val": text[a:b], "test": text[b:]}
-    if tokenizer == "char":
-        tok = CharTokenizer.fit(parts["train"])
-    elif tokenizer == "bpe":
-        tok = BPETokenizer.fit(parts["train"], vocab_size=vocab_size)
-    else:
-        raise ValueError(
-            f"load('pydoc_text'): expected tokenizer 'char' or 'bpe', got {tokenizer!r}"
-        )
-    sets = {}
-    for name, part in parts.items():
-        ids = tok.encode(part)
-        if len(ids) < seq_len + 1:
-            raise ValueError(
-                f"load('pydoc_text'): expected the {name} text to hold at least seq_len + 1 = "
-                f"{seq_len + 1} tokens, got {len(ids)}"
-            )
-        sets[name] = Dataset(*lm_windows(ids, seq_len, stride))
-    info = DatasetInfo(
+    return text_splits(
+        text,
         name="pydoc_text",
-        task="language_model",
-        input_shape=(seq_len,),
-        num_classes=tok.vocab_size,
-        tokenizer=tok,
-        modality="text",
+        where="load('pydoc_text')",
         description=(
             f"pydoc_data.topics text ({len(text)} chars), contiguous train/val/test ranges, "
             f"{tokenizer} tokenizer fitted on train text"
         ),
+        seq_len=seq_len,
+        stride=stride,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
     )
-    return Splits(sets["train"], sets["val"], sets["test"], info)
 
 
 def _synthetic(name, make, *, seed, n, val_fraction, test_fraction, task, num_classes, **kw):
@@ -391,7 +369,15 @@ _LOADERS: dict[str, Callable[..., Splits]] = {
     "synthetic:sine": _load_sine,
 }
 
-NAMES: tuple[str, ...] = (*_LOADERS, "tfds:<name>")
+NAMES: tuple[str, ...] = (
+    *_LOADERS,
+    "tfds:<name>",
+    "csv:PATH",
+    "npz:PATH",
+    "npy:DIR",
+    "text:PATH",
+    "images:DIR",
+)
 
 
 def load(name: str, *, seed: int = 0, **options) -> Splits:
@@ -421,6 +407,9 @@ def load(name: str, *, seed: int = 0, **options) -> Splits:
     if not isinstance(name, str):
         raise ValueError(f"load: expected a dataset name string, got {type(name).__name__}")
     check_seed(seed)
+    splits = load_source(resolve_spec(name), seed=seed, **options)
+    if splits is not None:
+        return splits
     if name.startswith("tfds:"):
         from jaxnn.data.tfds import load_tfds
 

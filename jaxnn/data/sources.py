@@ -38,14 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxnn.data.datasets import (
-    _TEST_SEED,
+from jaxnn.data.containers import (
+    TEST_SEED,
     Dataset,
     DatasetInfo,
     Splits,
-    _check_seed,
-    _three_way,
+    check_seed,
     split_indices,
+    three_way,
 )
 from jaxnn.errors import UserError
 
@@ -137,7 +137,7 @@ def load_source(spec: str, *, seed: int = 0, **options) -> Splits | None:
     parsed = parse_spec(spec)
     if parsed is None:
         return None
-    _check_seed(seed)
+    check_seed(seed)
     kind, path = parsed
     loader = _LOADERS[kind]
     valid = sorted(p for p in inspect.signature(loader).parameters if p not in ("seed", "path"))
@@ -318,13 +318,13 @@ def _check_finite(where: str, x: np.ndarray, entry: str = "index", base: int = 0
 def _split(where, x, y, *, seed, val_fraction, test_fraction, classify):
     """Seeded (stratified) train/val/test datasets; the test part with the fixed test seed."""
     try:
-        return _three_way(
+        return three_way(
             x,
             y,
             seed=seed,
             val_fraction=val_fraction,
             test_fraction=test_fraction,
-            test_seed=_TEST_SEED,
+            test_seed=TEST_SEED,
             stratify=classify,
         )
     except UserError:
@@ -746,7 +746,7 @@ def _fill_splits(where, sets, seed, val_fraction, test_fraction, classify):
     test = sets.get("test")
     if test is None:
         train, test = _carve_val(
-            where, train, seed=_TEST_SEED, val_fraction=test_fraction, classify=classify
+            where, train, seed=TEST_SEED, val_fraction=test_fraction, classify=classify
         )
     val = sets.get("val")
     if val is None:
