@@ -1,0 +1,166 @@
+"""The one model contract, walked over every name in ``jaxnn.models.NAMES``, and the package's
+import graph (no module imports one that imports it back)."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from jaxnn import models
+from jaxnn.data import TASKS, DatasetInfo
+
+ROOT = pathlib.Path(__file__).resolve().parents[1] / "jaxnn"
+
+INFOS = {
+    "mlp": DatasetInfo("t", "classification", (12,), 3),
+    "cnn": DatasetInfo("t", "classification", (12,), 3),
+    "rnn": DatasetInfo("t", "classification", (12,), 3),
+    "transformer": DatasetInfo("t", "language_model", (8,), 11),
+}
+
+
+def _inputs(name, cfg):
+    if name == "transformer":
+        return np.arange(16, dtype=np.int32).reshape(2, 8) % 11
+    return np.ones((2, 12), np.float32)
+
+
+@pytest.mark.parametrize("name", models.NAMES)
+def test_every_model_module_has_config_init_init_state_apply(name):
+    module = models.get(name)
+    for attr in ("Config", "init", "init_state", "apply", "config_for"):
+        assert callable(getattr(module, attr)), f"{name}.{attr}"
+    assert dataclasses.is_dataclass(module.Config) and module.Config.__dataclass_params__.frozen
+
+
+@pytest.mark.parametrize("name", models.NAMES)
+def test_apply_without_cfg_raises(name):
+    model = models.build(name, INFOS[name])
+    params, _ = model.init(jax.random.key(0))
+    with pytest.raises(TypeError, match="cfg"):
+        models.get(name).apply(params, _inputs(name, model.cfg))
+    with pytest.raises(ValueError, match=r"expected cfg="):
+        models.get(name).apply(params, _inputs(name, model.cfg), cfg=None)
+
+
+@pytest.mark.parametrize("name", models.NAMES)
+def test_every_model_takes_state_by_keyword_and_returns_outputs_and_state(name):
+    model = models.build(name, INFOS[name])
+    module = models.get(name)
+    params, state = model.init(jax.random.key(0))
+    assert state == module.init_state(model.cfg)
+    out, new_state = module.apply(params, _inputs(name, model.cfg), cfg=model.cfg, state=state)
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    assert out.shape[0] == 2 and out.shape[-1] == INFOS[name].num_classes
+    again, _ = model.apply(params, _inputs(name, model.cfg), state=state)
+    np.testing.assert_array_equal(out, again)
+
+
+def test_batch_norm_state_follows_the_same_rule_as_the_models():
+    cfg = models.cnn.Config(
+        input_shape=(12,), channels=(2,), hidden=(4,), dropout=0.0, batch_norm=True
+    )
+    params, state = models.cnn.init(jax.random.key(0), cfg), models.cnn.init_state(cfg)
+    x = np.ones((3, 12), np.float32)
+    out, new_state = models.cnn.apply(params, x, cfg=cfg, state=state, train=True)
+    assert set(new_state) == {"bn_0"} and out.shape == (3, 10)
+    with pytest.raises(ValueError, match="expected state= of shapes"):
+        models.cnn.apply(params, x, cfg=cfg)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn", "rnn"])
+def test_hidden_is_a_tuple_of_widths_and_an_int_means_one_layer(name):
+    module = models.get(name)
+    cfg = module.config_for(INFOS[name], hidden=16)
+    assert cfg.hidden == (16,)
+    assert module.config_for(INFOS[name], hidden=[16, 8]).hidden == (16, 8)
+
+
+def test_transformer_tasks_are_names_from_the_data_vocabulary():
+    assert set(models.transformer.TASKS) <= set(TASKS)
+    cfg = models.transformer.config_for(INFOS["transformer"])
+    assert cfg.task == "language_model"
+
+
+def test_build_takes_a_config_a_dataset_info_or_overrides_alone():
+    cfg = models.mlp.Config(input_dim=12, num_classes=3, hidden=(5,))
+    assert models.build("mlp", cfg).cfg == cfg
+    assert models.build("mlp", cfg, hidden=(7,)).cfg.hidden == (7,)
+    assert models.build("mlp", INFOS["mlp"], hidden=(5,)).cfg == cfg
+    assert models.build("mlp", input_dim=12, num_classes=3, hidden=(5,)).cfg == cfg
+
+
+def test_get_of_an_unknown_model_lists_the_names():
+    with pytest.raises(ValueError, match="expected one of mlp, cnn, rnn, transformer"):
+        models.get("resnet")
+
+
+# ---------------------------------------------------------------------------------------------
+# The import graph.
+
+
+def _module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Every ``jaxnn`` module and the ``jaxnn`` modules it imports (at any depth of its code)."""
+    files = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                    base = f"{base}.{node.module}" if node.module else base
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names
+                ]
+            else:
+                continue
+            edges |= {t for t in targets if t in files and t != name}
+        graph[name] = edges
+    return graph
+
+
+def _find_cycle(graph):
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_package_import_graph_has_no_cycle():
+    graph = _import_graph()
+    assert len(graph) > 30
+    assert _find_cycle(graph) is None, " -> ".join(_find_cycle(graph))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": set()}) is None
