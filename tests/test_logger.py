@@ -1,12 +1,17 @@
 import json
 import math
+import struct
 
+import pytest
+
+from jaxnn.errors import UserError
 from jaxnn.train.logger import MetricsLogger, format_record, read_metrics
 
 
 def _record(epoch, loss=1.0):
     return {
         "epoch": epoch,
+        "step": 10 * epoch,
         "train_loss": loss,
         "val_loss": loss,
         "val_accuracy": 0.5,
@@ -16,7 +21,7 @@ def _record(epoch, loss=1.0):
 
 
 def test_every_epoch_is_one_jsonl_line_with_its_values(tmp_path):
-    log = MetricsLogger(tmp_path, epochs=3, verbose=False, tensorboard=False)
+    log = MetricsLogger(tmp_path, epochs=3, verbose=False, tensorboard=False, curves=False)
     for e in (1, 2, 3):
         log.log_epoch(_record(e, loss=1.0 / e))
     log.close()
@@ -46,12 +51,62 @@ def test_non_finite_values_are_written_as_json_null(tmp_path):
     assert json.loads(line) == {"epoch": 1, "train_loss": None, "val_loss": None}
 
 
-def test_tensorboard_event_files_are_written(tmp_path):
-    log = MetricsLogger(tmp_path, verbose=False)
-    log.log_epoch(_record(1))
+def _scalars(event_file):
+    """``{tag: [(step, value)]}`` read back from a TensorBoard event file (TFRecord framing)."""
+    from tensorboardX.proto import event_pb2
+
+    data, out, pos = event_file.read_bytes(), {}, 0
+    while pos < len(data):
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
+        pos += 12 + length + 4
+        for v in event.summary.value:
+            out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out
+
+
+def test_tensorboard_train_and_validation_share_tags_on_optimizer_steps(tmp_path):
+    log = MetricsLogger(tmp_path, verbose=False, curves=False)
+    log.log_epoch(_record(1, loss=0.5))
+    log.log_epoch(_record(2, loss=0.25))
     log.close()
-    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
-    assert events and events[0].stat().st_size > 0
+    (run,) = list((tmp_path / "tensorboard").iterdir())
+    (train_file,) = list((run / "train").glob("events.out.tfevents.*"))
+    (val_file,) = list((run / "validation").glob("events.out.tfevents.*"))
+    train, val = _scalars(train_file), _scalars(val_file)
+    assert train["epoch_loss"] == [(10, 0.5), (20, 0.25)]
+    assert val["epoch_loss"] == [(10, 0.5), (20, 0.25)]
+    assert val["epoch_accuracy"] == [(10, 0.5), (20, 0.5)]
+    assert "optimizer/grad_norm" in train
+
+
+def test_each_invocation_writes_its_own_tensorboard_folder(tmp_path, monkeypatch):
+    for pid in (101, 102):
+        monkeypatch.setattr("os.getpid", lambda pid=pid: pid)
+        log = MetricsLogger(tmp_path, verbose=False, curves=False)
+        log.log_epoch(_record(1))
+        log.close()
+    assert len(list((tmp_path / "tensorboard").iterdir())) == 2
+
+
+def test_curves_png_is_written_each_epoch_and_holds_the_test_point(tmp_path):
+    log = MetricsLogger(tmp_path, verbose=False, tensorboard=False)
+    log.log_epoch(_record(1), best_epoch=1)
+    first = (tmp_path / "curves.png").read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    log.log_epoch(_record(2, loss=0.5), best_epoch=2)
+    log.draw(best_epoch=2, test={"test_loss": 0.6, "test_accuracy": 0.7})
+    log.close()
+    assert (tmp_path / "curves.png").read_bytes() != first
+
+
+def test_a_torn_last_line_is_dropped_and_a_bad_middle_line_names_file_and_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"epoch": 1}\n{"epoch": 2, "train_lo')
+    assert read_metrics(path) == [{"epoch": 1}]
+    path.write_text('{"epoch": 1}\nnot json\n{"epoch": 3}\n')
+    with pytest.raises(UserError, match=r"metrics.jsonl:2: expected one JSON record per line"):
+        read_metrics(path)
 
 
 def test_terminal_line_names_epoch_of_total_and_metrics():

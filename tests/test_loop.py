@@ -83,8 +83,9 @@ def test_run_directory_holds_the_documented_files_and_keys(digits, tmp_path):
     ):
         assert key in summary, key
     assert summary["epochs_run"] == 2 and summary["stopped_reason"] == "completed"
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "tensorboard").glob("*/train/events.out.tfevents.*"))
     assert (tmp_path / "config.json").exists()
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_digits_mlp_learns(digits):

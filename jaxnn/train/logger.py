@@ -1,8 +1,14 @@
 """Train/validation logs — Chapter 15: "their relationship reveals optimization progress,
 overfitting, underfitting, and data issues".
 
-One record per epoch goes to three places: a line on the terminal, a line of ``OUT/metrics.jsonl``,
-and TensorBoard event files under ``OUT/tensorboard/``.
+One record per epoch goes to four places: a line on the terminal (or log file), a line of
+``OUT/metrics.jsonl``, TensorBoard event files, and the picture ``OUT/curves.png`` (redrawn each
+epoch: train and validation loss and accuracy, the best epoch marked, the test score once at the
+end).
+
+TensorBoard follows Keras's layout: each invocation writes a new folder
+``OUT/tensorboard/<time>/`` with ``train/`` and ``validation/`` runs that share tag names
+(``epoch_loss``, ``epoch_accuracy``), so the two curves overlay; the x-axis is the optimizer step.
 """
 
 from __future__ import annotations
@@ -10,9 +16,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
-__all__ = ["MetricsLogger", "format_record", "read_metrics"]
+from jaxnn.errors import UserError
+
+__all__ = ["MetricsLogger", "format_record", "read_metrics", "plot_curves"]
 
 _SHOWN = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "grad_norm", "lr")
 
@@ -37,15 +46,72 @@ def format_record(record: dict, epochs: int | None = None) -> str:
 
 
 def read_metrics(path) -> list[dict]:
-    """Read ``metrics.jsonl`` back as a list of records."""
+    """Read ``metrics.jsonl`` back as a list of records.
+
+    A last line without its newline is a write cut short by a crash: it is dropped.
+
+    Raises:
+      UserError: naming the file and the line, if any other line is not a JSON object with an
+        integer ``epoch``.
+    """
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text(errors="replace")
+    lines = text.split("\n")
+    if not text.endswith("\n"):
+        lines = lines[:-1]  # torn last line
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{number}: expected one JSON record per line, {err}") from None
+        if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+            raise UserError(f"{path}:{number}: expected a record with an integer epoch")
+        records.append(record)
+    return records
+
+
+def plot_curves(history: list[dict], path, *, best_epoch: int = 0, test: dict | None = None):
+    """Draw train and validation loss and accuracy per epoch into ``path`` (a PNG).
+
+    The best epoch gets a dashed line; ``test`` (``{"test_loss", "test_accuracy"}``) is drawn once
+    as a point at the best epoch.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, what in zip(axes, ("loss", "accuracy"), strict=True):
+        for split, style in (("train", "-"), ("val", "-")):
+            values = [r.get(f"{split}_{what}") for r in history]
+            if any(v is not None and math.isfinite(v) for v in values):
+                label = "train" if split == "train" else "validation"
+                ax.plot(epochs, [math.nan if v is None else v for v in values], style, label=label)
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch {best_epoch}")
+        value = (test or {}).get(f"test_{what}")
+        if value is not None and best_epoch:
+            ax.plot([best_epoch], [value], "k*", markersize=11, label=f"test {value:.4g}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 class MetricsLogger:
-    """Writes per-epoch records to the terminal, ``metrics.jsonl`` and TensorBoard.
+    """Writes per-epoch records to the terminal, ``metrics.jsonl``, TensorBoard and a picture.
 
     Args:
       out_dir: run directory, or ``None`` for terminal only.
@@ -55,44 +121,69 @@ class MetricsLogger:
         epoch.
       verbose: print to the terminal.
       tensorboard: also write TensorBoard event files.
+      curves: also draw ``curves.png``.
     """
 
-    def __init__(self, out_dir=None, *, epochs=None, keep_epochs=0, verbose=True, tensorboard=True):
+    def __init__(
+        self, out_dir=None, *, epochs=None, keep_epochs=0, verbose=True, tensorboard=True,
+        curves=True,
+    ):  # fmt: skip
         self.epochs, self.verbose = epochs, verbose
-        self._file = self._writer = None
+        self._file, self._writers, self._curves, self.history = None, {}, None, []
         if out_dir is None:
             return
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "metrics.jsonl"
-        kept = [r for r in read_metrics(path) if r["epoch"] <= keep_epochs]
+        self.history = [r for r in read_metrics(path) if r["epoch"] <= keep_epochs]
         tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
         os.replace(tmp, path)
         self._file = path.open("a")
+        self._curves = out_dir / "curves.png" if curves else None
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self._writer = SummaryWriter(str(out_dir / "tensorboard"))
+            run = out_dir / "tensorboard" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            self._writers = {k: SummaryWriter(str(run / k)) for k in ("train", "validation")}
 
-    def log_epoch(self, record: dict) -> None:
-        """Write one epoch's record (must hold ``epoch``) everywhere."""
+    def log_epoch(self, record: dict, *, best_epoch: int = 0) -> None:
+        """Write one epoch's record (must hold ``epoch``; ``step`` is TensorBoard's x-axis)."""
         record = {k: _json_value(v) for k, v in record.items()}
         if self._file is not None:  # the file first: a line on screen is a line on disk
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
         if self.verbose:
             print(format_record(record, self.epochs), flush=True)
-        if self._writer is not None:
-            for k, v in record.items():
-                if k != "epoch" and isinstance(v, (int, float)):
-                    group = k.split("_", 1)[0] if k.startswith(("train_", "val_")) else "opt"
-                    self._writer.add_scalar(f"{group}/{k}", v, record["epoch"])
-            self._writer.flush()
+        self._tensorboard(record)
+        self.history.append(record)
+        self.draw(best_epoch=best_epoch)
+
+    def _tensorboard(self, record: dict) -> None:
+        if not self._writers:
+            return
+        step = record.get("step", record["epoch"])
+        for k, v in record.items():
+            if k in ("epoch", "step") or not isinstance(v, (int, float)):
+                continue
+            split, _, name = k.partition("_")
+            if split in ("train", "val"):
+                self._writers["train" if split == "train" else "validation"].add_scalar(
+                    f"epoch_{name}", v, step
+                )
+            else:
+                self._writers["train"].add_scalar(f"optimizer/{k}", v, step)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def draw(self, *, best_epoch: int = 0, test: dict | None = None) -> None:
+        """Redraw ``curves.png``, with the test score once the run has one."""
+        if self._curves is not None and self.history:
+            plot_curves(self.history, self._curves, best_epoch=best_epoch, test=test)
 
     def close(self) -> None:
         """Flush and close the files."""
         if self._file is not None:
             self._file.close()
-        if self._writer is not None:
-            self._writer.close()
+        for writer in self._writers.values():
+            writer.close()

@@ -513,9 +513,9 @@ def fit(
                 break
             val = score(state.params, state.model_state, splits.val)
             record = _epoch_record(epoch, state, rows, val, time.perf_counter() - t0)
-            logger.log_epoch(record)
             if loop.add(record, cfg):
                 best = _copy((state.params, state.model_state))
+            logger.log_epoch(record, best_epoch=loop.best_epoch)
             if ckpt is not None:
                 metrics = {"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
                 ckpt.save(
@@ -533,6 +533,7 @@ def fit(
         say(message)
     summary = _summary(model, splits, cfg, loop, state, best, stopped, message, score, say)
     _write_json(out, "summary.json", summary, main)
+    logger.draw(best_epoch=loop.best_epoch, test=summary)
     return FitResult(state, best[0], best[1], loop.history, summary)
 
 
