@@ -18,6 +18,7 @@ import numpy as np
 import optax
 import pytest
 
+from jaxnn.errors import UserError
 from jaxnn.train.checkpoint import CheckpointManager
 
 # A failed orbax read can leave a callback for the asyncio loop orbax has already closed; it is
@@ -411,3 +412,70 @@ def test_sigkill_during_saves_always_leaves_the_latest_complete_checkpoint_many_
         warnings.simplefilter("error", UserWarning)
         steps = _kill_and_resume(tmp_path / "ckpt", 30, 2048, tmp_path / "worker.log")
     assert steps == sorted(steps) and steps[-1] > steps[0]
+
+
+# Containment: a run directory is untrusted input ------------------------------------------------
+
+
+def _victim(tmp_path: Path) -> Path:
+    """A directory outside the run directory holding one file that must survive."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    (victim / "7").mkdir()  # looks like a checkpoint step to a sweep that follows links
+    return victim
+
+
+def _plant(ckpt: Path, victim: Path, where: str) -> None:
+    if where == "_deleted":
+        (ckpt / "_deleted").rmdir() if (ckpt / "_deleted").exists() else None
+        (ckpt / "_deleted").symlink_to(victim, target_is_directory=True)
+    elif where == "step":
+        (ckpt / "3").symlink_to(victim, target_is_directory=True)
+    elif where == "tmp":
+        (ckpt / f"3{TMP_MARK}-1234").symlink_to(victim, target_is_directory=True)
+    elif where == "file_in_step":
+        (ckpt / "2" / "extra" / "metadata").unlink()
+        (ckpt / "2" / "extra" / "metadata").symlink_to(victim / "keep.txt")
+
+
+@pytest.mark.parametrize("where", ["_deleted", "step", "tmp", "file_in_step"])
+def test_a_symlink_planted_in_the_checkpoint_directory_is_refused_and_nothing_outside_is_deleted(
+    tmp_path, where
+):
+    ckpt = tmp_path / "run" / "checkpoints"
+    with CheckpointManager(ckpt, keep_last=1) as manager:
+        for step in (1, 2):
+            manager.save(step, {"w": jnp.zeros(2)}, extra={}, metrics={"val_accuracy": 0.1})
+    victim = _victim(tmp_path)
+    _plant(ckpt, victim, where)
+    with pytest.raises(UserError, match=r"symbolic link .*victim.*remove the link"):
+        CheckpointManager(ckpt, keep_last=1)
+    assert (victim / "keep.txt").read_text() == "precious" and (victim / "7").is_dir()
+
+
+def test_a_symlink_planted_after_opening_is_refused_at_the_next_save(tmp_path):
+    ckpt = tmp_path / "run" / "checkpoints"
+    victim = _victim(tmp_path)
+    with CheckpointManager(ckpt, keep_last=1) as manager:
+        manager.save(1, {"w": jnp.zeros(2)}, extra={}, metrics={"val_accuracy": 0.1})
+        _plant(ckpt, victim, "_deleted")
+        with pytest.raises(UserError, match="_deleted .* symbolic link"):
+            manager.save(2, {"w": jnp.zeros(2)}, extra={}, metrics={"val_accuracy": 0.2})
+    assert (victim / "keep.txt").read_text() == "precious" and (victim / "7").is_dir()
+    assert os.path.islink(ckpt / "_deleted") and (ckpt / "1").is_dir()
+
+
+def test_a_checkpoint_directory_that_is_itself_a_symlink_is_refused(tmp_path):
+    victim = _victim(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").symlink_to(victim, target_is_directory=True)
+    with pytest.raises(UserError, match=r"checkpoints is a symbolic link to .*victim"):
+        CheckpointManager(tmp_path / "run" / "checkpoints")
+    assert sorted(p.name for p in victim.iterdir()) == ["7", "keep.txt"]
+
+
+def test_a_checkpoint_directory_that_is_a_file_is_refused_naming_it(tmp_path):
+    (tmp_path / "checkpoints").write_text("not a directory")
+    with pytest.raises(UserError, match=r"expected .*checkpoints to be a directory, got a file"):
+        CheckpointManager(tmp_path / "checkpoints")

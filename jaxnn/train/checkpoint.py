@@ -30,6 +30,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from jaxnn._checks import check_positive_int
+from jaxnn.errors import UserError
 
 __all__ = ["CheckpointManager"]
 
@@ -144,6 +146,59 @@ def _fsync_tree(root: Path) -> None:
             os.close(fd)
 
 
+def _check_contained(root: Path) -> None:
+    """Raise ``UserError`` if ``root`` or anything under it is a link or not a file or directory.
+
+    A run directory is untrusted input: a symbolic link inside it (``_deleted``, a step, a
+    temporary save) would make a save, a retention delete or a sweep write or delete outside it.
+    Nothing under ``root`` is followed: the walk uses ``lstat`` only.
+    """
+    hint = (
+        "jaxnn never follows links in a checkpoint directory; remove the link (or put a real "
+        "copy of the files in its place) and run again"
+    )
+    if os.path.islink(root):
+        raise UserError(
+            f"CheckpointManager: {root} is a symbolic link to {os.readlink(root)}; {hint}"
+        )
+    if not os.path.lexists(root):
+        return
+    if not stat.S_ISDIR(os.lstat(root).st_mode):
+        raise UserError(
+            f"CheckpointManager: expected {root} to be a directory, got a file; "
+            "pass another directory or move the file away"
+        )
+    pending = [root]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    raise UserError(
+                        f"CheckpointManager: {entry.path} in {root} is a symbolic link to "
+                        f"{os.readlink(entry.path)}; {hint}"
+                    )
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                elif not entry.is_file(follow_symlinks=False):
+                    raise UserError(
+                        f"CheckpointManager: {entry.path} in {root} is neither a file nor a "
+                        "directory; remove it and run again"
+                    )
+
+
+def _remove_inside(root: Path, path: Path) -> None:
+    """``rmtree`` a real directory (or unlink a file) that lies inside ``root``; never a link."""
+    if os.path.islink(path) or not path.resolve().is_relative_to(root.resolve()):
+        raise UserError(
+            f"CheckpointManager: refusing to delete {path}: it is a link or lies outside {root}; "
+            "remove it by hand after checking where it points"
+        )
+    if stat.S_ISDIR(os.lstat(path).st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
 class _OrbaxManager(ocp.CheckpointManager):
     """orbax's manager, tolerant of an unreadable metrics file: that step is then unranked."""
 
@@ -210,6 +265,7 @@ class CheckpointManager:
             )
         self.keep_best, self.best_metric, self.best_mode = keep_best, best_metric, best_mode
         self.directory = Path(directory).expanduser().absolute()
+        _check_contained(self.directory)
 
         def rank(metrics):
             return _metric_value(metrics, key=best_metric, mode=best_mode)
@@ -293,6 +349,7 @@ class CheckpointManager:
                     f"{name}: expected metrics[{self.best_metric!r}] to be a number, got "
                     f"{value!r} (metrics keys: {sorted(metrics)})"
                 )
+        _check_contained(self.directory)
         self._sweep()
         stale = [s for s in self.steps() if s >= step]
         if stale:
@@ -386,16 +443,23 @@ class CheckpointManager:
         return state, extra
 
     def _sweep(self) -> None:
-        """Remove what a killed writer may have left: unfinished saves, half-deleted steps."""
-        if not self.directory.exists():
+        """Remove what a killed writer may have left: unfinished saves, half-deleted steps.
+
+        Never follows a link: each entry is checked with ``lstat`` and must lie inside the
+        checkpoint directory before it is removed.
+        """
+        root = self.directory
+        if not os.path.lexists(root):
             return
-        for entry in self.directory.iterdir():
+        for entry in root.iterdir():
             if _TMP_MARK in entry.name:
-                shutil.rmtree(entry, ignore_errors=True)
-        deleted = self.directory / _DELETED
-        if deleted.is_dir():
+                _remove_inside(root, entry)
+        deleted = root / _DELETED
+        if os.path.islink(deleted):
+            _remove_inside(root, deleted)  # raises: a link is never followed
+        if os.path.isdir(deleted):
             for entry in deleted.iterdir():
-                shutil.rmtree(entry, ignore_errors=True)
+                _remove_inside(root, entry)
 
 
 def _reason(err: BaseException) -> str:
