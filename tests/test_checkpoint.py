@@ -1,5 +1,6 @@
 """Tests for jaxnn.train.checkpoint: round trips, retention, atomic saves, kills and corruption."""
 
+import dataclasses
 import errno
 import json
 import os
@@ -463,7 +464,7 @@ def test_a_symlink_planted_after_opening_is_refused_at_the_next_save(tmp_path):
     with CheckpointManager(ckpt, keep_last=1) as manager:
         manager.save(1, {"w": jnp.zeros(2)}, extra={}, metrics={"val_accuracy": 0.1})
         _plant(ckpt, victim, "_deleted")
-        with pytest.raises(UserError, match="_deleted .* symbolic link"):
+        with pytest.raises(UserError, match=r"_deleted is a symbolic link"):
             manager.save(2, {"w": jnp.zeros(2)}, extra={}, metrics={"val_accuracy": 0.2})
     assert (victim / "keep.txt").read_text() == "precious" and (victim / "7").is_dir()
     assert os.path.islink(ckpt / "_deleted") and (ckpt / "1").is_dir()
@@ -694,3 +695,20 @@ def test_plain_orbax_restores_a_run_as_the_readme_shows(tmp_path):
     _assert_bitwise_equal(train_state["params"], state["params"])
     metrics = json.loads((tmp_path / "checkpoints" / "2" / "metrics" / "metrics").read_text())
     assert metrics == {"val_accuracy": 0.5}
+
+
+def test_resuming_a_run_whose_deleted_folder_links_outside_deletes_nothing_there(tmp_path):
+    """The reported attack, end to end: ``fit(resume=True)`` on a run with a planted link."""
+    from jaxnn import data, models
+    from jaxnn.train import FitConfig, fit
+
+    splits = data.load("digits", seed=0)
+    model = models.build("mlp", models.get_module("mlp").config_for(splits.info, hidden=(8,)))
+    cfg = FitConfig(epochs=1, batch_size=256, progress=False, keep_last=1)
+    run = tmp_path / "run"
+    fit(model, splits, cfg, out_dir=run, verbose=False)
+    victim = _victim(tmp_path)
+    _plant(run / "checkpoints", victim, "_deleted")
+    with pytest.raises(UserError, match=r"checkpoints/_deleted is a symbolic link to .*victim"):
+        fit(model, splits, dataclasses.replace(cfg, epochs=3), out_dir=run, resume=True)
+    assert (victim / "keep.txt").read_text() == "precious" and (victim / "7").is_dir()

@@ -44,8 +44,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import stat
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +56,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from jaxnn._checks import check_positive_int
+from jaxnn._contained import check_tree, remove_inside
 from jaxnn.errors import UserError
 
 __all__ = ["CheckpointManager", "load_best"]
@@ -173,59 +172,6 @@ def _fsync_tree(root: Path) -> None:
             os.close(fd)
 
 
-def _check_contained(root: Path) -> None:
-    """Raise ``UserError`` if ``root`` or anything under it is a link or not a file or directory.
-
-    A run directory is untrusted input: a symbolic link inside it (``_deleted``, a step, a
-    temporary save) would make a save, a retention delete or a sweep write or delete outside it.
-    Nothing under ``root`` is followed: the walk uses ``lstat`` only.
-    """
-    hint = (
-        "jaxnn never follows links in a checkpoint directory; remove the link (or put a real "
-        "copy of the files in its place) and run again"
-    )
-    if os.path.islink(root):
-        raise UserError(
-            f"CheckpointManager: {root} is a symbolic link to {os.readlink(root)}; {hint}"
-        )
-    if not os.path.lexists(root):
-        return
-    if not stat.S_ISDIR(os.lstat(root).st_mode):
-        raise UserError(
-            f"CheckpointManager: expected {root} to be a directory, got a file; "
-            "pass another directory or move the file away"
-        )
-    pending = [root]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    raise UserError(
-                        f"CheckpointManager: {entry.path} in {root} is a symbolic link to "
-                        f"{os.readlink(entry.path)}; {hint}"
-                    )
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                elif not entry.is_file(follow_symlinks=False):
-                    raise UserError(
-                        f"CheckpointManager: {entry.path} in {root} is neither a file nor a "
-                        "directory; remove it and run again"
-                    )
-
-
-def _remove_inside(root: Path, path: Path) -> None:
-    """``rmtree`` a real directory (or unlink a file) that lies inside ``root``; never a link."""
-    if os.path.islink(path) or not path.resolve().is_relative_to(root.resolve()):
-        raise UserError(
-            f"CheckpointManager: refusing to delete {path}: it is a link or lies outside {root}; "
-            "remove it by hand after checking where it points"
-        )
-    if stat.S_ISDIR(os.lstat(path).st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-
-
 def _write_failure(err: BaseException) -> str | None:
     """The OS reason (full disk, read-only, no permission) behind a failed save, if any."""
     seen = set()
@@ -324,7 +270,7 @@ class CheckpointManager:
         self.keep_best, self.best_metric, self.best_mode = keep_best, best_metric, best_mode
         self.run_id, self.read_only = run_id, read_only
         self.directory = Path(directory).expanduser().absolute()
-        _check_contained(self.directory)
+        check_tree("CheckpointManager", self.directory)
         options = ocp.CheckpointManagerOptions(
             best_fn=lambda metrics: 0.0,  # orbax writes metrics only with a best_fn; unused
             preservation_policy=_Retention(self.keep_last, keep_best, self._rank),
@@ -385,7 +331,7 @@ class CheckpointManager:
             checkpoints stay intact), or a symbolic link appeared in the directory.
         """
         step, extra, metrics = self._check_save(step, state, extra, metrics)
-        _check_contained(self.directory)
+        check_tree("CheckpointManager", self.directory)
         self._sweep()
         stale = [s for s in self.steps() if s >= step]
         if stale:
@@ -466,7 +412,7 @@ class CheckpointManager:
         deleted = self.directory / _DELETED
         if os.path.lexists(deleted):
             for entry in [deleted] if os.path.islink(deleted) else list(deleted.iterdir()):
-                _remove_inside(self.directory, entry)  # raises for a link
+                remove_inside("CheckpointManager", self.directory, entry)  # raises for a link
 
     def _check_save(self, step, state, extra, metrics):
         name = "CheckpointManager.save"
