@@ -45,12 +45,15 @@ def check_tree(name: str, root: Path) -> None:
         _refuse(name, root)
     pending = [root]
     while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                elif entry.is_symlink() or not entry.is_file(follow_symlinks=False):
-                    _refuse(name, entry.path)
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except FileNotFoundError:  # removed meanwhile by another process: nothing to check
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+            elif entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+                _refuse(name, entry.path)
 
 
 def remove_inside(name: str, root: Path, path: Path) -> None:

@@ -1,6 +1,5 @@
 """Tests for jaxnn.train.checkpoint: round trips, retention, atomic saves, kills and corruption."""
 
-import dataclasses
 import errno
 import json
 import os
@@ -658,7 +657,9 @@ def test_load_best_falls_back_past_a_corrupt_newest_checkpoint(tmp_path):
 
 
 def test_load_best_of_a_run_without_checkpoints_is_a_user_error_naming_it(tmp_path):
-    with pytest.raises(UserError, match=r"no checkpoint in .*checkpoints; train with"):
+    with pytest.raises(
+        UserError, match=r"no checkpoint in .*checkpoints \(checkpoints were off.*; train the run"
+    ):
         load_best(tmp_path / "checkpoints", ({"w": jnp.zeros(1)}, {}))
     assert not (tmp_path / "checkpoints").exists()  # a reader creates nothing
 
@@ -697,18 +698,29 @@ def test_plain_orbax_restores_a_run_as_the_readme_shows(tmp_path):
     assert metrics == {"val_accuracy": 0.5}
 
 
-def test_resuming_a_run_whose_deleted_folder_links_outside_deletes_nothing_there(tmp_path):
-    """The reported attack, end to end: ``fit(resume=True)`` on a run with a planted link."""
+def _tiny_fit(run, epochs, **kw):
     from jaxnn import data, models
     from jaxnn.train import FitConfig, fit
 
     splits = data.load("digits", seed=0)
     model = models.build("mlp", models.get_module("mlp").config_for(splits.info, hidden=(8,)))
-    cfg = FitConfig(epochs=1, batch_size=256, progress=False, keep_last=1)
+    cfg = FitConfig(epochs=epochs, batch_size=256, progress=False, keep_last=1)
+    return model, fit(model, splits, cfg, out_dir=run, verbose=False, **kw)
+
+
+def test_resuming_a_run_whose_deleted_folder_links_outside_deletes_nothing_there(tmp_path):
+    """The reported attack, end to end: ``fit(resume=True)`` on a run with a planted link."""
     run = tmp_path / "run"
-    fit(model, splits, cfg, out_dir=run, verbose=False)
+    _tiny_fit(run, epochs=1)
     victim = _victim(tmp_path)
     _plant(run / "checkpoints", victim, "_deleted")
     with pytest.raises(UserError, match=r"checkpoints/_deleted is a symbolic link to .*victim"):
-        fit(model, splits, dataclasses.replace(cfg, epochs=3), out_dir=run, resume=True)
+        _tiny_fit(run, epochs=3, resume=True)
     assert (victim / "keep.txt").read_text() == "precious" and (victim / "7").is_dir()
+
+
+def test_load_best_of_a_fit_run_gives_fits_best_params_from_the_model_alone(tmp_path):
+    model, result = _tiny_fit(tmp_path / "run", epochs=3)
+    target = model.init(jax.random.key(123))  # (params, model_state): no optimizer, no data
+    best = load_best(tmp_path / "run" / "checkpoints", target)
+    _assert_bitwise_equal(best, (result.best_params, result.best_model_state))

@@ -59,7 +59,7 @@ from jaxnn._checks import check_positive_int
 from jaxnn._contained import check_tree, remove_inside
 from jaxnn.errors import UserError
 
-__all__ = ["CheckpointManager", "load_best"]
+__all__ = ["CheckpointManager", "NoCheckpointError", "load_best"]
 
 _STATE, _EXTRA, _DIGEST, _METRICS = "state", "extra", "digest", "metrics"
 _DELETED = "_deleted"  # orbax renames retired steps here; they are removed after each save
@@ -408,9 +408,12 @@ class CheckpointManager:
         self._manager.close()
 
     def _sweep(self) -> None:
-        """Remove the retired steps orbax renamed into ``_deleted/`` (never following a link)."""
+        """Remove the retired steps orbax renamed into ``_deleted/`` (never following a link).
+
+        Only process 0 deletes, as orbax does: processes sharing the directory do not race.
+        """
         deleted = self.directory / _DELETED
-        if os.path.lexists(deleted):
+        if jax.process_index() == 0 and os.path.lexists(deleted):
             for entry in [deleted] if os.path.islink(deleted) else list(deleted.iterdir()):
                 remove_inside("CheckpointManager", self.directory, entry)  # raises for a link
 
@@ -435,11 +438,10 @@ class CheckpointManager:
     def _rank(self, step: int) -> float | None:
         """The value that ranks ``step`` (higher is better); NaN ranks worst, no metrics: None."""
         metrics = self._metrics.get(step)
-        if not isinstance(metrics, dict) or not isinstance(
-            metrics.get(self.best_metric), float | int
-        ):
+        value = metrics.get(self.best_metric) if isinstance(metrics, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
-        value = float(metrics[self.best_metric])
+        value = float(value)
         return -math.inf if math.isnan(value) else value if self.best_mode == "max" else -value
 
     def _read_metrics(self, step: int) -> dict | None:
@@ -461,10 +463,11 @@ class CheckpointManager:
         if not steps or (step is not None and step not in steps):
             raise NoCheckpointError(
                 f"CheckpointManager.restore: expected a step in {steps}, got {step!r} in "
-                f"{self.directory}"
+                f"{self.directory}; pick one of those"
                 if steps
-                else f"CheckpointManager.restore: no checkpoint in {self.directory}; "
-                "train with checkpoints enabled first"
+                else f"CheckpointManager.restore: no checkpoint in {self.directory} (checkpoints "
+                "were off, or the run stopped before its first epoch ended); train the run "
+                "with checkpoints to create one"
             )
         failures = []
         for candidate in [int(step)] if step is not None else reversed(steps):
