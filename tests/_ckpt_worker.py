@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -92,14 +93,14 @@ def _arm(phase: str, calls: dict) -> None:
 
         checkpoint._fsync_tree = fsync_tree
     elif phase == "retention":
-        real_rmtree = checkpoint.shutil.rmtree
+        real_rmtree = shutil.rmtree
 
         def rmtree(path, *args, **kwargs):
             if calls["saves"] >= 2 and checkpoint._DELETED in str(path):
                 _die()
             return real_rmtree(path, *args, **kwargs)
 
-        checkpoint.shutil.rmtree = rmtree
+        shutil.rmtree = rmtree
 
 
 def main(argv=None) -> None:

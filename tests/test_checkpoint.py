@@ -1,8 +1,10 @@
 """Tests for jaxnn.train.checkpoint: round trips, retention, atomic saves, kills and corruption."""
 
+import errno
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +20,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxnn.train.checkpoint import CheckpointManager
+from jaxnn.errors import UserError
+from jaxnn.train.checkpoint import CheckpointManager, load_best
 
 # A failed orbax read can leave a callback for the asyncio loop orbax has already closed; it is
 # reported as an unraisable exception at garbage collection, after the test asserted its facts.
@@ -249,8 +252,9 @@ def test_no_restorable_checkpoint_raises_naming_the_directory_and_each_reason(tm
 def test_empty_directory_restore_raises_file_not_found_naming_it(tmp_path):
     with CheckpointManager(tmp_path / "ckpt") as manager:
         assert manager.latest_step() is None and manager.best_step() is None
-        with pytest.raises(FileNotFoundError, match="no checkpoint in .*ckpt"):
+        with pytest.raises(FileNotFoundError, match="no checkpoint in .*ckpt") as info:
             manager.restore(target={"w": jnp.zeros(1)})
+    assert isinstance(info.value, UserError)  # the CLI prints it as one line
 
 
 def test_restore_of_a_missing_step_lists_the_available_ones(tmp_path):
@@ -377,6 +381,7 @@ def _kill_and_resume(directory: Path, attempts: int, size: int, log_path: Path):
             watchdog.cancel()
         assert returncode == -signal.SIGKILL, f"worker ended with {returncode}; see {log_path}"
         acknowledged = max([acknowledged, *_saved_steps(lines)])
+        left_tmp = any(TMP_MARK in p.name for p in directory.iterdir())  # before a writer opens
         with CheckpointManager(directory, keep_last=worker.KEEP_LAST) as manager:
             state, extra = manager.restore(target=target)  # no warning: nothing is corrupt
             step = extra["step"]
@@ -387,10 +392,10 @@ def _kill_and_resume(directory: Path, attempts: int, size: int, log_path: Path):
                 _, older_extra = manager.restore(older, target=target)
                 assert older_extra["step"] == older
         if die_at == "commit":  # the new step was fully written but never renamed into place
-            assert step == _saved_steps(lines)[-1]
-            assert any(TMP_MARK in p.name for p in directory.iterdir())
+            assert step == _saved_steps(lines)[-1] and left_tmp
         if die_at == "fsync":  # renamed into place: it counts even though save() never returned
             assert step == _saved_steps(lines)[-1] + 1
+            assert not left_tmp  # this writer removed the unfinished save of the previous one
         if die_at == "retention":  # killed while removing an old checkpoint that was moved aside
             assert any((directory / "_deleted").iterdir())
         restored_steps.append(step)
@@ -411,3 +416,305 @@ def test_sigkill_during_saves_always_leaves_the_latest_complete_checkpoint_many_
         warnings.simplefilter("error", UserWarning)
         steps = _kill_and_resume(tmp_path / "ckpt", 30, 2048, tmp_path / "worker.log")
     assert steps == sorted(steps) and steps[-1] > steps[0]
+
+
+# Containment: a run directory is untrusted input ------------------------------------------------
+
+
+def _victim(tmp_path: Path) -> Path:
+    """A directory outside the run directory holding one file that must survive."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    (victim / "7").mkdir()  # looks like a checkpoint step to a sweep that follows links
+    return victim
+
+
+def _plant(ckpt: Path, victim: Path, where: str) -> None:
+    if where == "_deleted":
+        (ckpt / "_deleted").rmdir() if (ckpt / "_deleted").exists() else None
+        (ckpt / "_deleted").symlink_to(victim, target_is_directory=True)
+    elif where == "step":
+        (ckpt / "3").symlink_to(victim, target_is_directory=True)
+    elif where == "tmp":
+        (ckpt / f"3{TMP_MARK}-1234").symlink_to(victim, target_is_directory=True)
+    elif where == "file_in_step":
+        (ckpt / "2" / "extra" / "metadata").unlink()
+        (ckpt / "2" / "extra" / "metadata").symlink_to(victim / "keep.txt")
+
+
+@pytest.mark.parametrize("where", ["_deleted", "step", "tmp", "file_in_step"])
+def test_a_symlink_planted_in_the_checkpoint_directory_is_refused_and_nothing_outside_is_deleted(
+    tmp_path, where
+):
+    ckpt = tmp_path / "run" / "checkpoints"
+    with CheckpointManager(ckpt, keep_last=1) as manager:
+        for step in (1, 2):
+            manager.save(step, {"w": jnp.zeros(2)}, extra={}, metrics={"val_accuracy": 0.1})
+    victim = _victim(tmp_path)
+    _plant(ckpt, victim, where)
+    with pytest.raises(UserError, match=r"symbolic link .*victim.*remove the link"):
+        CheckpointManager(ckpt, keep_last=1)
+    assert (victim / "keep.txt").read_text() == "precious" and (victim / "7").is_dir()
+
+
+def test_a_symlink_planted_after_opening_is_refused_at_the_next_save(tmp_path):
+    ckpt = tmp_path / "run" / "checkpoints"
+    victim = _victim(tmp_path)
+    with CheckpointManager(ckpt, keep_last=1) as manager:
+        manager.save(1, {"w": jnp.zeros(2)}, extra={}, metrics={"val_accuracy": 0.1})
+        _plant(ckpt, victim, "_deleted")
+        with pytest.raises(UserError, match=r"_deleted is a symbolic link"):
+            manager.save(2, {"w": jnp.zeros(2)}, extra={}, metrics={"val_accuracy": 0.2})
+    assert (victim / "keep.txt").read_text() == "precious" and (victim / "7").is_dir()
+    assert os.path.islink(ckpt / "_deleted") and (ckpt / "1").is_dir()
+
+
+def test_a_checkpoint_directory_that_is_itself_a_symlink_is_refused(tmp_path):
+    victim = _victim(tmp_path)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").symlink_to(victim, target_is_directory=True)
+    with pytest.raises(UserError, match=r"checkpoints is a symbolic link to .*victim"):
+        CheckpointManager(tmp_path / "run" / "checkpoints")
+    assert sorted(p.name for p in victim.iterdir()) == ["7", "keep.txt"]
+
+
+def test_a_checkpoint_directory_that_is_a_file_is_refused_naming_it(tmp_path):
+    (tmp_path / "checkpoints").write_text("not a directory")
+    with pytest.raises(UserError, match=r"expected .*checkpoints to be a directory, got a file"):
+        CheckpointManager(tmp_path / "checkpoints")
+
+
+# Integrity: digest, run id, structure --------------------------------------------------------
+
+
+def test_checkpoint_without_digest_is_refused_and_restore_falls_back_to_the_previous(tmp_path):
+    _two_checkpoints(tmp_path)
+    shutil.rmtree(tmp_path / "2" / "digest")
+    _corrupt(tmp_path / "2", "flip_data_byte")  # without a digest this would load silently
+    target = _abstract(worker.make_state(0, size=512))
+    with CheckpointManager(tmp_path) as manager:
+        with pytest.warns(UserWarning, match=r"step 2 .* no digest/ .* cannot be verified"):
+            state, extra = manager.restore(target=target)
+        assert extra == worker.make_extra(1)
+        _assert_bitwise_equal(state, worker.make_state(1, size=512))
+        with pytest.raises(UserError, match=r"step 2 in .* cannot be restored: .*no digest/"):
+            manager.restore(2, target=target)
+
+
+def test_a_checkpoint_of_another_run_is_refused_naming_both_run_ids(tmp_path):
+    with CheckpointManager(tmp_path, run_id="moons-1") as manager:
+        manager.save(1, {"w": jnp.ones(3)}, extra={"run": "moons"})
+    with CheckpointManager(tmp_path, run_id="xor-7") as manager:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a refusal is not a fallback
+            with pytest.raises(UserError, match=r"belongs to run 'moons-1', expected run 'xor-7'"):
+                manager.restore(target={"w": jnp.zeros(3)}, expected_run_id="xor-7")
+        state, extra = manager.restore(target={"w": jnp.zeros(3)}, expected_run_id="moons-1")
+    assert extra == {"run": "moons"} and np.array_equal(state["w"], np.ones(3))
+
+
+def test_a_different_model_is_reported_as_a_mismatch_naming_the_leaf_and_shapes(tmp_path):
+    state = _train_state()
+    with CheckpointManager(tmp_path) as manager:
+        manager.save(3, state, extra={})
+    wider = dict(
+        state,
+        params=dict(
+            state["params"], dense={"w": jnp.zeros((5, 4)), "b": state["params"]["dense"]["b"]}
+        ),
+    )
+    with CheckpointManager(tmp_path) as manager:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(UserError, match="does not match the target") as info:
+                manager.restore(target=_abstract(wider))
+    message = str(info.value)
+    assert "params/dense/w is saved as (5, 3) float32, the target has (5, 4) float32" in message
+    assert "corrupt" not in message and "incomplete" not in message
+
+
+def test_a_target_with_a_missing_leaf_is_a_mismatch_naming_the_saved_leaf(tmp_path):
+    with CheckpointManager(tmp_path) as manager:
+        manager.save(0, {"a": jnp.zeros(2), "b": jnp.zeros(2)}, extra={})
+        with pytest.raises(UserError, match=r"leaf b is saved but not in the target"):
+            manager.restore(target={"a": jnp.zeros(2)})
+
+
+def test_constructor_rejects_a_run_id_that_is_not_a_string(tmp_path):
+    with pytest.raises(ValueError, match="run_id to be a string"):
+        CheckpointManager(tmp_path, run_id=7)
+
+
+# Full disk, read-only directory --------------------------------------------------------------
+
+
+def _fail_json_writes(monkeypatch, code):
+    from orbax.checkpoint._src.handlers import json_checkpoint_handler
+
+    async def refuse(self, x, directory):
+        raise OSError(code, os.strerror(code), str(directory))
+
+    monkeypatch.setattr(json_checkpoint_handler.JsonCheckpointHandler, "_save_fn", refuse)
+
+
+def _fail_mkdir(monkeypatch, code):
+    real_mkdir = os.mkdir
+
+    def refuse(path, *args, **kwargs):
+        if TMP_MARK in os.fspath(path):
+            raise OSError(code, os.strerror(code), os.fspath(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", refuse)
+
+
+@pytest.mark.parametrize(
+    "fail, code, reason",
+    [
+        (_fail_json_writes, errno.ENOSPC, "No space left on device"),
+        (_fail_mkdir, errno.EROFS, "Read-only file system"),
+        (_fail_mkdir, errno.EACCES, "Permission denied"),
+    ],
+)
+def test_a_full_disk_or_unwritable_directory_is_a_user_error_and_the_previous_step_survives(
+    tmp_path, monkeypatch, fail, code, reason
+):
+    ckpt = tmp_path / "ckpt"
+    with CheckpointManager(ckpt) as manager:
+        manager.save(1, worker.make_state(1), extra=worker.make_extra(1))
+        with monkeypatch.context() as patch:
+            fail(patch, code)
+            with pytest.raises(UserError) as info:
+                manager.save(2, worker.make_state(2), extra=worker.make_extra(2))
+    message = str(info.value)
+    assert f"cannot write checkpoint step 2 in {ckpt}: {reason}" in message
+    assert "checkpoint step 1 there is intact" in message
+    with CheckpointManager(ckpt) as fresh:
+        assert fresh.steps() == [1]
+        state, extra = fresh.restore(target=_abstract(worker.make_state(0)))
+    assert extra == worker.make_extra(1)
+    _assert_bitwise_equal(state, worker.make_state(1))
+
+
+def test_an_unrelated_save_failure_is_not_disguised_as_a_user_error(tmp_path, monkeypatch):
+    from orbax.checkpoint._src.handlers import json_checkpoint_handler
+
+    async def bug(self, x, directory):
+        raise RuntimeError("a bug in a writer")
+
+    monkeypatch.setattr(json_checkpoint_handler.JsonCheckpointHandler, "_save_fn", bug)
+    with CheckpointManager(tmp_path) as manager:
+        with pytest.raises(Exception, match="a bug in a writer") as info:
+            manager.save(0, {"w": jnp.zeros(1)}, extra={})
+    assert not isinstance(info.value, UserError)
+
+
+# load_best, read-only readers, plain orbax ---------------------------------------------------
+
+
+def _fit_like_checkpoints(directory, run_id=None):
+    """Checkpoints shaped as fit writes them: (train state, (best params, best model state))."""
+    state = _train_state()
+    best = (jax.tree.map(lambda x: x * 3, state["params"]), state["model_state"])
+    with CheckpointManager(directory, run_id=run_id) as manager:
+        manager.save(1, (state, (state["params"], state["model_state"])), extra={})
+        manager.save(2, (state, best), extra={}, metrics={"val_accuracy": 0.5})
+    return state, best
+
+
+@pytest.mark.parametrize("target_kind", ["abstract", "arrays"])
+def test_load_best_returns_the_best_pair_without_the_optimizer(tmp_path, target_kind):
+    state, best = _fit_like_checkpoints(tmp_path, run_id="r1")
+    target = (state["params"], state["model_state"])  # what model.init gives: no optimizer
+    target = _abstract(target) if target_kind == "abstract" else target
+    got = load_best(tmp_path, target, expected_run_id="r1")
+    _assert_bitwise_equal(got, best)
+    assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(got))
+
+
+def test_load_best_refuses_another_run_and_another_model(tmp_path):
+    state, _ = _fit_like_checkpoints(tmp_path, run_id="r1")
+    with pytest.raises(UserError, match="belongs to run 'r1', expected run 'r2'"):
+        load_best(tmp_path, (state["params"], state["model_state"]), expected_run_id="r2")
+    params = dict(state["params"], dense=dict(state["params"]["dense"], w=jnp.zeros((5, 4))))
+    with pytest.raises(UserError, match=r"leaf 1/0/dense/w is saved as \(5, 3\) float32, the"):
+        load_best(tmp_path, (params, state["model_state"]))
+
+
+def test_load_best_falls_back_past_a_corrupt_newest_checkpoint(tmp_path):
+    state, _ = _fit_like_checkpoints(tmp_path)
+    _corrupt(tmp_path / "2", "truncate_data")
+    with pytest.warns(UserWarning, match="step 2 .* is incomplete or corrupt"):
+        got = load_best(tmp_path, (state["params"], state["model_state"]))
+    _assert_bitwise_equal(got, (state["params"], state["model_state"]))  # step 1's best
+
+
+def test_load_best_of_a_run_without_checkpoints_is_a_user_error_naming_it(tmp_path):
+    with pytest.raises(
+        UserError, match=r"no checkpoint in .*checkpoints \(checkpoints were off.*; train the run"
+    ):
+        load_best(tmp_path / "checkpoints", ({"w": jnp.zeros(1)}, {}))
+    assert not (tmp_path / "checkpoints").exists()  # a reader creates nothing
+
+
+def test_a_read_only_reader_leaves_a_writers_unfinished_save_alone(tmp_path):
+    _two_checkpoints(tmp_path)
+    unfinished = tmp_path / f"3{TMP_MARK}-1700000000"
+    (unfinished / "state").mkdir(parents=True)
+    with CheckpointManager(tmp_path, read_only=True) as reader:
+        _, extra = reader.restore(target=_abstract(worker.make_state(0, size=512)))
+        with pytest.raises(ValueError, match="read_only=True"):
+            reader.save(3, worker.make_state(3), extra={})
+    assert extra["step"] == 2 and unfinished.is_dir()
+    with CheckpointManager(tmp_path) as writer:  # a writer removes it when it opens
+        writer.save(3, worker.make_state(3), extra={})
+    assert not unfinished.exists()
+
+
+def test_plain_orbax_restores_a_run_as_the_readme_shows(tmp_path):
+    import orbax.checkpoint as ocp
+
+    state, best = _fit_like_checkpoints(tmp_path / "checkpoints")
+    # The README snippet, verbatim apart from the directory.
+    manager = ocp.CheckpointManager(tmp_path / "checkpoints")
+    step = manager.latest_step()
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(), extra=ocp.args.JsonRestore()),
+    )
+    train_state, (best_params, best_model_state) = restored["state"]
+    manager.close()
+    assert step == 2 and restored["extra"] == {}
+    _assert_bitwise_equal((best_params, best_model_state), best)
+    _assert_bitwise_equal(train_state["params"], state["params"])
+    metrics = json.loads((tmp_path / "checkpoints" / "2" / "metrics" / "metrics").read_text())
+    assert metrics == {"val_accuracy": 0.5}
+
+
+def _tiny_fit(run, epochs, **kw):
+    from jaxnn import data, models
+    from jaxnn.train import FitConfig, fit
+
+    splits = data.load("digits", seed=0)
+    model = models.build("mlp", models.get_module("mlp").config_for(splits.info, hidden=(8,)))
+    cfg = FitConfig(epochs=epochs, batch_size=256, progress=False, keep_last=1)
+    return model, fit(model, splits, cfg, out_dir=run, verbose=False, **kw)
+
+
+def test_resuming_a_run_whose_deleted_folder_links_outside_deletes_nothing_there(tmp_path):
+    """The reported attack, end to end: ``fit(resume=True)`` on a run with a planted link."""
+    run = tmp_path / "run"
+    _tiny_fit(run, epochs=1)
+    victim = _victim(tmp_path)
+    _plant(run / "checkpoints", victim, "_deleted")
+    with pytest.raises(UserError, match=r"checkpoints/_deleted is a symbolic link to .*victim"):
+        _tiny_fit(run, epochs=3, resume=True)
+    assert (victim / "keep.txt").read_text() == "precious" and (victim / "7").is_dir()
+
+
+def test_load_best_of_a_fit_run_gives_fits_best_params_from_the_model_alone(tmp_path):
+    model, result = _tiny_fit(tmp_path / "run", epochs=3)
+    target = model.init(jax.random.key(123))  # (params, model_state): no optimizer, no data
+    best = load_best(tmp_path / "run" / "checkpoints", target)
+    _assert_bitwise_equal(best, (result.best_params, result.best_model_state))

@@ -1,23 +1,36 @@
 """Checkpoints — Chapter 15: save the training state, keep the best, resume after a failure.
 
 The book's two reasons for checkpoints are recovery from failures and selecting the
-best-validation model. :class:`CheckpointManager` wraps ``orbax.checkpoint.CheckpointManager`` for
-both:
+best-validation model. :class:`CheckpointManager` wraps ``orbax.checkpoint.CheckpointManager``
+(public API only) for both:
 
-- A checkpoint is one directory ``<directory>/<step>/`` holding the state pytree (``state/``, the
-  arrays: step, params, optimizer state, RNG key data, model state), a JSON dict ``extra/`` (epoch,
-  position in the epoch, best-so-far, config), the validation ``metrics/`` and a ``digest/`` with a
-  SHA-256 checksum of every array and of ``extra``.
 - A save is atomic: orbax writes ``<step>.orbax-checkpoint-tmp*/`` and renames it to ``<step>/``
-  once every file is written, so a process killed mid-save leaves either no ``<step>/`` or a
-  complete one. :meth:`CheckpointManager.save` then fsyncs the files, so a returned save is durable.
-  (orbax renames before that fsync: after a power loss in between, ``<step>/`` may exist with
-  missing bytes; the checksums catch that and restore falls back.)
+  once every file is written; a writer that opens the directory removes what a killed save left
+  (orbax's ``cleanup_tmp_directories``). :meth:`CheckpointManager.save` then fsyncs the files, so
+  a returned save is durable. A full disk or a read-only directory is a :class:`UserError`
+  naming the directory and the intact previous step.
 - Retention keeps the newest ``keep_last`` checkpoints and the best ``keep_best`` by a validation
-  metric (a checkpoint may be both). A checkpoint being removed is first renamed out of the way
-  (atomic) and only then deleted, so a kill never leaves a half-deleted ``<step>/`` behind.
-- :meth:`CheckpointManager.restore` verifies the checksums; a latest checkpoint that is truncated
-  or corrupt is reported with a warning and the previous complete one is restored instead.
+  metric. orbax renames a retired step into ``_deleted/`` (atomic) before it is removed, so a kill
+  never leaves a half-deleted ``<step>/`` behind.
+- Every checkpoint carries a digest: the path, shape, dtype and SHA-256 of every array, the
+  SHA-256 of ``extra`` and the run id. :meth:`CheckpointManager.restore` checks the target's
+  structure against it (a different model is a mismatch naming the first differing leaf), then
+  the bytes; a newest checkpoint that is truncated, corrupt or has no digest is skipped with a
+  warning and the previous one is restored. A checkpoint without a digest is refused rather
+  than verified another way: orbax stores no checksums of its own, and every checkpoint this
+  module writes has one (written inside the same atomic save), so a missing digest means the
+  directory was altered or written by something else.
+- A checkpoint directory is untrusted input: no symbolic link or special file is followed,
+  and nothing outside it is written or deleted.
+
+On-disk layout, readable with plain orbax (``ocp.CheckpointManager(directory).restore(step,
+args=ocp.args.Composite(state=ocp.args.StandardRestore(), extra=ocp.args.JsonRestore()))``)::
+
+    <directory>/<step>/state/            the state pytree (orbax StandardSave, OCDBT)
+    <directory>/<step>/extra/metadata    JSON: epoch, position in the epoch, best-so-far, config
+    <directory>/<step>/metrics/metrics   JSON: the validation metrics (absent if saved without)
+    <directory>/<step>/digest/metadata   JSON: {"format", "run_id", "extra", "arrays"}
+    <directory>/_deleted/                retired steps on their way out
 
 RNG keys must be stored as raw key data (``jax.random.key_data(key)``, ``uint32``), so the state is
 plain arrays.
@@ -25,38 +38,43 @@ plain arrays.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import json
 import math
 import os
-import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from jaxnn._checks import check_positive_int
+from jaxnn._contained import check_tree, remove_inside
+from jaxnn.errors import UserError
 
-__all__ = ["CheckpointManager"]
+__all__ = ["CheckpointManager", "NoCheckpointError", "load_best"]
 
-_STATE, _EXTRA, _DIGEST = "state", "extra", "digest"
-_DELETED = "_deleted"  # retention renames doomed steps here, then they are removed
-_TMP_MARK = ".orbax-checkpoint-tmp"  # orbax's suffix for a save in progress
+_STATE, _EXTRA, _DIGEST, _METRICS = "state", "extra", "digest", "metrics"
+_DELETED = "_deleted"  # orbax renames retired steps here; they are removed after each save
+_FORMAT = 2  # digest format: leaves named by "/"-joined keys, with the run id
+_BEST = "1"  # fit saves (train_state, (best_params, best_model_state)): the best pair is leaf 1
 _MODES = ("max", "min")
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def _metric_value(metrics, *, key: str, mode: str) -> float:
-    """The ranking value of a checkpoint's metrics; NaN or missing ranks worst."""
-    worst = -math.inf if mode == "max" else math.inf
-    value = metrics.get(key) if isinstance(metrics, dict) else None
-    if value is None:
-        return worst
-    value = float(value)
-    return worst if math.isnan(value) else value
+class NoCheckpointError(UserError, FileNotFoundError):
+    """The directory holds no checkpoint (or not the requested step)."""
+
+
+class _Refused(UserError):
+    """A readable checkpoint that must not be used: another run, or another structure."""
 
 
 def _to_json(name: str, what: str, value: dict) -> dict:
@@ -77,7 +95,7 @@ def _to_json(name: str, what: str, value: dict) -> dict:
 
 def _check_state(state) -> None:
     for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-        where = jax.tree_util.keystr(path) or "<root>"
+        where = jax.tree_util.keystr(path)
         if not isinstance(leaf, (jax.Array, np.ndarray)):
             raise ValueError(
                 f"CheckpointManager.save: expected a pytree of arrays, got {type(leaf).__name__} "
@@ -90,18 +108,22 @@ def _check_state(state) -> None:
             )
 
 
-def _sha256_arrays(state) -> dict:
-    """``{leaf path: {"sha256", "shape", "dtype"}}`` for every host-readable array of ``state``."""
+def _leaf_name(path) -> str:
+    """``0/params/dense/w``: a leaf's keys joined by "/", the same for a tuple or a list, a
+    NamedTuple or a dict (orbax restores containers without a target as lists and dicts)."""
+    parts = (getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
+    return "/".join(str(p) for p in parts) or "<root>"
+
+
+def _describe(tree, *, hashes: bool) -> dict:
+    """``{leaf name: {"shape", "dtype"[, "sha256"]}}``; no hash for arrays sharded across hosts."""
     out = {}
-    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
-            continue  # sharded across hosts: no single process sees all of it
-        host = np.ascontiguousarray(jax.device_get(leaf))
-        out[jax.tree_util.keystr(path)] = {
-            "sha256": hashlib.sha256(host.tobytes()).hexdigest(),
-            "shape": list(host.shape),
-            "dtype": str(host.dtype),
-        }
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        entry = {"shape": list(np.shape(leaf)), "dtype": str(np.dtype(leaf.dtype))}
+        if hashes and not (isinstance(leaf, jax.Array) and not leaf.is_fully_addressable):
+            host = np.ascontiguousarray(jax.device_get(leaf))
+            entry["sha256"] = hashlib.sha256(host.tobytes()).hexdigest()
+        out[_leaf_name(path)] = entry
     return out
 
 
@@ -109,54 +131,83 @@ def _sha256_json(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def _digest(state, extra: dict) -> dict:
-    """The checksums saved with a checkpoint: one per array of ``state``, one for ``extra``."""
-    return {"arrays": _sha256_arrays(state), "extra": _sha256_json(extra)}
+def _first_difference(saved: dict, target, prefix: str) -> str | None:
+    """The first leaf (in target order) whose presence, shape or dtype differs, or ``None``."""
+    saved = {k[len(prefix) :]: v for k, v in saved.items() if k.startswith(prefix)}
+    want = _describe(target, hashes=False)
+    for name, spec in want.items():
+        got = saved.get(name)
+        if got is None:
+            return f"leaf {prefix}{name} {tuple(spec['shape'])} {spec['dtype']} is not saved"
+        if (got["shape"], got["dtype"]) != (spec["shape"], spec["dtype"]):
+            return (
+                f"leaf {prefix}{name} is saved as {tuple(got['shape'])} {got['dtype']}, the "
+                f"target has {tuple(spec['shape'])} {spec['dtype']}"
+            )
+    extra = sorted(set(saved) - set(want))
+    return f"leaf {prefix}{extra[0]} is saved but not in the target" if extra else None
 
 
-def _verify(state, extra: dict, saved: dict) -> None:
+def _verify(state, extra: dict, digest: dict) -> None:
     """Raise ``ValueError`` naming the first item whose bytes differ from the saved checksum."""
-    if saved.get("extra", _sha256_json(extra)) != _sha256_json(extra):
+    if digest["extra"] != _sha256_json(extra):
         raise ValueError("extra does not match its saved SHA-256 checksum")
-    current = _sha256_arrays(state)
-    for where, want in saved.get("arrays", {}).items():
-        got = current.get(where)
-        if got is None or got["shape"] != want["shape"] or got["dtype"] != want["dtype"]:
-            continue  # restored into another shape or dtype: bytes are not comparable
-        if got["sha256"] != want["sha256"]:
-            raise ValueError(f"array state{where} does not match its saved SHA-256 checksum")
+    current = _describe(state, hashes=True)
+    for name, want in digest["arrays"].items():
+        got = current.get(name, {}).get("sha256")
+        if got is not None and "sha256" in want and got != want["sha256"]:
+            raise ValueError(f"array {name} does not match its saved SHA-256 checksum")
 
 
 def _fsync_tree(root: Path) -> None:
     """Flush every file and directory under ``root``, and ``root``'s parent, to stable storage."""
+    paths = []
     for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    for directory in [*(p for p, _, _ in os.walk(root)), root.parent]:
-        fd = os.open(directory, os.O_RDONLY)
+        paths += [os.path.join(dirpath, name) for name in filenames] + [dirpath]
+    for path in [*paths, root.parent]:
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
 
 
-class _OrbaxManager(ocp.CheckpointManager):
-    """orbax's manager, tolerant of an unreadable metrics file: that step is then unranked."""
+def _write_failure(err: BaseException) -> str | None:
+    """The OS reason (full disk, read-only, no permission) behind a failed save, if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _WRITE_ERRNOS:
+            return os.strerror(err.errno)
+        reasons = [os.strerror(code) for code in _WRITE_ERRNOS if os.strerror(code) in str(err)]
+        if reasons:  # tensorstore reports the OS error in its message text
+            return reasons[0]
+        err = err.__cause__ or err.__context__
+    return None
 
-    def _get_metrics(self, step: int):
-        try:
-            return super()._get_metrics(step)
-        except ValueError as err:  # json.JSONDecodeError: truncated or garbled metrics
-            warnings.warn(
-                f"CheckpointManager: the metrics of step {step} in {self.directory} are "
-                f"unreadable ({_reason(err)}); the step is not ranked as a best checkpoint",
-                stacklevel=2,
-            )
-            return None
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"
+
+
+@dataclasses.dataclass
+class _Retention(checkpoint_managers.PreservationPolicy):
+    """Keep the newest ``keep_last`` steps and the ``keep_best`` best by ``rank(step)``.
+
+    ``rank`` returns ``None`` for a step without readable metrics: such a step is kept only while
+    it is among the newest.
+    """
+
+    keep_last: int
+    keep_best: int
+    rank: Callable[[int], float | None]
+
+    def should_preserve(self, checkpoints, *, context) -> list[bool]:
+        steps = [info.step for info in checkpoints]
+        ranked = sorted((s for s in steps if self.rank(s) is not None), key=self.rank)
+        keep = set(steps[-self.keep_last :]) | set(ranked[len(ranked) - self.keep_best :])
+        return [s in keep for s in steps]
 
 
 class CheckpointManager:
@@ -165,24 +216,28 @@ class CheckpointManager:
     Keeps the newest ``keep_last`` checkpoints and the ``keep_best`` best by
     ``metrics[best_metric]`` (``best_mode="max"``: higher is better; ``"min"``: lower is better;
     NaN ranks worst). A checkpoint saved without metrics is kept only while it is among the
-    newest. One process writes to a directory at a time; any number may read it.
+    newest. One process writes to a directory at a time; readers open it with ``read_only=True``
+    (a writer removes unfinished saves when it opens the directory).
 
     Example::
 
-        manager = CheckpointManager(run_dir / "checkpoints", keep_last=2, keep_best=1)
+        manager = CheckpointManager(run_dir / "checkpoints", keep_last=2, run_id=run_id)
         manager.save(step, state, extra={"epoch": epoch}, metrics={"val_accuracy": acc})
-        state, extra = manager.restore(target=state)  # the latest complete checkpoint
+        state, extra = manager.restore(target=state, expected_run_id=run_id)
 
     Args:
-      directory: where the checkpoints live (created if missing).
+      directory: where the checkpoints live (created if missing; never a symbolic link).
       keep_last: how many of the newest checkpoints to keep (positive int).
       keep_best: how many of the best checkpoints to keep (non-negative int).
       best_metric: the key of ``metrics`` that ranks checkpoints.
       best_mode: ``"max"`` or ``"min"``.
+      run_id: a string saved with every checkpoint, checked by ``restore(expected_run_id=...)``.
+      read_only: open for restoring only: nothing is created, cleaned or saved.
 
     Raises:
       ValueError: for a non-positive ``keep_last``, a negative ``keep_best``, an empty
-        ``best_metric`` or an unknown ``best_mode``.
+        ``best_metric``, an unknown ``best_mode`` or a non-string ``run_id``.
+      UserError: if the directory is a file, or it or anything in it is a symbolic link.
     """
 
     def __init__(
@@ -193,6 +248,8 @@ class CheckpointManager:
         keep_best: int = 1,
         best_metric: str = "val_accuracy",
         best_mode: str = "max",
+        run_id: str | None = None,
+        read_only: bool = False,
     ):
         name = "CheckpointManager"
         self.keep_last = check_positive_int(name, keep_last, "keep_last")
@@ -208,32 +265,24 @@ class CheckpointManager:
             raise ValueError(
                 f"{name}: expected best_mode in {', '.join(_MODES)}, got {best_mode!r}"
             )
+        if run_id is not None and not isinstance(run_id, str):
+            raise ValueError(f"{name}: expected run_id to be a string or None, got {run_id!r}")
         self.keep_best, self.best_metric, self.best_mode = keep_best, best_metric, best_mode
+        self.run_id, self.read_only = run_id, read_only
         self.directory = Path(directory).expanduser().absolute()
-
-        def rank(metrics):
-            return _metric_value(metrics, key=best_metric, mode=best_mode)
-
-        policy = checkpoint_managers.AnyPreservationPolicy(
-            [
-                checkpoint_managers.LatestN(n=self.keep_last),
-                checkpoint_managers.BestN(
-                    get_metric_fn=rank,
-                    reverse=best_mode == "min",
-                    n=keep_best,
-                    keep_checkpoints_without_metrics=False,
-                ),
-            ]
-        )
+        check_tree("CheckpointManager", self.directory)
         options = ocp.CheckpointManagerOptions(
-            best_fn=rank,
-            best_mode=best_mode,
-            preservation_policy=policy,
-            todelete_subdir=_DELETED,
+            best_fn=lambda metrics: 0.0,  # orbax writes metrics only with a best_fn; unused
+            preservation_policy=_Retention(self.keep_last, keep_best, self._rank),
+            todelete_subdir=None if read_only else _DELETED,
+            cleanup_tmp_directories=not read_only,
+            lightweight_initialize=True,  # metrics are read by _read_metrics, tolerantly
             enable_async_checkpointing=False,
-            create=True,
+            create=not read_only,
+            read_only=read_only,
         )
-        self._manager = _OrbaxManager(self.directory, options=options)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._metrics = {step: self._read_metrics(step) for step in self.steps()}
 
     def __enter__(self) -> CheckpointManager:
         return self
@@ -252,12 +301,12 @@ class CheckpointManager:
 
     def best_step(self) -> int | None:
         """The step with the best ``best_metric``, or ``None`` if no checkpoint has metrics."""
-        best = self._manager.best_step()
-        return None if best is None else int(best)
+        ranked = [s for s in self.steps() if self._rank(s) is not None]
+        return max(ranked, key=self._rank, default=None)
 
     def metrics(self, step: int) -> dict | None:
-        """The metrics saved with ``step``, or ``None`` if it was saved without."""
-        return self._manager.metrics(step)
+        """The metrics saved with ``step``, or ``None`` if it was saved without (or unreadable)."""
+        return self._metrics.get(step)
 
     def save(self, step: int, state, *, extra: dict, metrics: dict | None = None) -> None:
         """Write checkpoint ``step`` and return once it is complete and on stable storage.
@@ -278,21 +327,11 @@ class CheckpointManager:
           ValueError: for a negative step, a state leaf that is not an array (or is a typed PRNG
             key), an ``extra``/``metrics`` that is not a JSON dict, or metrics without a numeric
             ``best_metric``.
+          UserError: if the disk is full or the directory is not writable (the previous
+            checkpoints stay intact), or a symbolic link appeared in the directory.
         """
-        name = "CheckpointManager.save"
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"{name}: expected step to be a non-negative int, got {step!r}")
-        step = int(step)
-        _check_state(state)
-        extra = _to_json(name, "extra", extra)
-        if metrics is not None:
-            metrics = _to_json(name, "metrics", metrics)
-            value = metrics.get(self.best_metric)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(
-                    f"{name}: expected metrics[{self.best_metric!r}] to be a number, got "
-                    f"{value!r} (metrics keys: {sorted(metrics)})"
-                )
+        step, extra, metrics = self._check_save(step, state, extra, metrics)
+        check_tree("CheckpointManager", self.directory)
         self._sweep()
         stale = [s for s in self.steps() if s >= step]
         if stale:
@@ -303,101 +342,223 @@ class CheckpointManager:
             )
             for s in stale:
                 self._manager.delete(s)
+                self._metrics.pop(s, None)
+        digest = {
+            "format": _FORMAT,
+            "run_id": self.run_id,
+            "extra": _sha256_json(extra),
+            "arrays": _describe(state, hashes=True),
+        }
         args = ocp.args.Composite(
             **{
                 _STATE: ocp.args.StandardSave(state),
                 _EXTRA: ocp.args.JsonSave(extra),
-                _DIGEST: ocp.args.JsonSave(_digest(state, extra)),
+                _DIGEST: ocp.args.JsonSave(digest),
             }
         )
-        if not self._manager.save(step, args=args, metrics=metrics, force=True):
-            raise RuntimeError(f"{name}: orbax declined to save step {step} in {self.directory}")
-        self._manager.wait_until_finished()
-        _fsync_tree(self.directory / str(step))
+        previous, self._metrics[step] = self.latest_step(), metrics  # ranked during the save
+        try:
+            self._manager.save(step, args=args, metrics=metrics, force=True)
+            self._manager.wait_until_finished()
+            _fsync_tree(self.directory / str(step))
+        except Exception as err:
+            self._metrics.pop(step, None)
+            reason = _write_failure(err)
+            if reason is None:
+                raise
+            intact = "no earlier checkpoint" if previous is None else f"checkpoint step {previous}"
+            raise UserError(
+                f"CheckpointManager.save: cannot write checkpoint step {step} in "
+                f"{self.directory}: {reason}; {intact} there is intact; free space or make the "
+                "directory writable, then resume from it"
+            ) from err
         self._sweep()
 
-    def restore(self, step: int | None = None, *, target) -> tuple[Any, dict]:
-        """Restore ``(state, extra)`` from checkpoint ``step`` (default: the latest complete one).
+    def restore(
+        self, step: int | None = None, *, target, expected_run_id: str | None = None
+    ) -> tuple[Any, dict]:
+        """Restore ``(state, extra)`` from checkpoint ``step`` (default: the latest intact one).
 
-        Chapter 15: recovery after a failure. Every array is checked against the SHA-256 saved with
-        it. With ``step=None`` a latest checkpoint that cannot be read (a truncated or missing
-        file, a checksum mismatch) is skipped with a warning naming it and the reason, and the
-        next older one is tried.
+        Chapter 15: recovery after a failure. The target's structure is checked against the
+        saved digest first, then every array against its SHA-256. With ``step=None`` a newest
+        checkpoint that is truncated, corrupt or has no digest is skipped with a warning naming
+        it and the reason, and the next older one is tried.
 
         Args:
           step: the step to restore, or ``None`` for the latest restorable checkpoint.
           target: a pytree with the saved structure whose leaves are arrays or
             ``jax.ShapeDtypeStruct`` s; the restored arrays take its shapes, dtypes and shardings.
+          expected_run_id: if given, a checkpoint saved with another run id is refused.
 
         Returns:
           ``(state, extra)``: the state with the structure of ``target`` and the ``extra`` dict.
 
         Raises:
-          FileNotFoundError: if the directory holds no checkpoint, or not ``step``.
-          ValueError: if ``step`` (or, with ``step=None``, every checkpoint) cannot be restored;
-            the message names the directory and each reason.
+          NoCheckpointError: (a ``UserError`` and ``FileNotFoundError``) if the directory holds
+            no checkpoint, or not ``step``.
+          UserError: if a checkpoint belongs to another run or has another structure (no
+            fallback: older checkpoints of the same directory would too), or if ``step`` (or,
+            with ``step=None``, every checkpoint) cannot be restored; the message names the
+            directory and each reason.
         """
-        steps = self.steps()
-        if not steps:
-            raise FileNotFoundError(f"CheckpointManager.restore: no checkpoint in {self.directory}")
-        if step is not None:
-            if step not in steps:
-                raise FileNotFoundError(
-                    f"CheckpointManager.restore: expected a step in {steps}, got {step!r} "
-                    f"(directory {self.directory})"
-                )
-            try:
-                return self._restore_step(int(step), target)
-            except Exception as err:  # noqa: BLE001 - any read failure means an unusable checkpoint
-                raise ValueError(
-                    f"CheckpointManager.restore: step {step} in {self.directory} cannot be "
-                    f"restored: {_reason(err)}"
-                ) from err
-        failures = []
-        for candidate in reversed(steps):
-            try:
-                return self._restore_step(candidate, target)
-            except Exception as err:  # noqa: BLE001 - fall back to the previous checkpoint
-                failures.append(f"step {candidate}: {_reason(err)}")
-                warnings.warn(
-                    f"CheckpointManager.restore: checkpoint step {candidate} in {self.directory} "
-                    f"is incomplete or corrupt ({_reason(err)}); trying the previous one",
-                    stacklevel=2,
-                )
-        raise ValueError(
-            f"CheckpointManager.restore: no restorable checkpoint in {self.directory}: "
-            + "; ".join(failures)
-        )
+        return self._restore(step, target, expected_run_id, prefix="")
 
     def close(self) -> None:
         """Wait for any pending work and release orbax's resources."""
         self._manager.close()
 
-    def _restore_step(self, step: int, target) -> tuple[Any, dict]:
-        step_dir = self.directory / str(step)
-        has_digest = (step_dir / _DIGEST).exists()
-        items = {_STATE: ocp.args.StandardRestore(target), _EXTRA: ocp.args.JsonRestore()}
-        if has_digest:
-            items[_DIGEST] = ocp.args.JsonRestore()
+    def _sweep(self) -> None:
+        """Remove the retired steps orbax renamed into ``_deleted/`` (never following a link).
+
+        Only process 0 deletes, as orbax does: processes sharing the directory do not race.
+        """
+        deleted = self.directory / _DELETED
+        if jax.process_index() == 0 and os.path.lexists(deleted):
+            for entry in [deleted] if os.path.islink(deleted) else list(deleted.iterdir()):
+                remove_inside("CheckpointManager", self.directory, entry)  # raises for a link
+
+    def _check_save(self, step, state, extra, metrics):
+        name = "CheckpointManager.save"
+        if self.read_only:
+            raise ValueError(f"{name}: {self.directory} was opened with read_only=True")
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"{name}: expected step to be a non-negative int, got {step!r}")
+        _check_state(state)
+        extra = _to_json(name, "extra", extra)
+        if metrics is not None:
+            metrics = _to_json(name, "metrics", metrics)
+            value = metrics.get(self.best_metric)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(
+                    f"{name}: expected metrics[{self.best_metric!r}] to be a number, got "
+                    f"{value!r} (metrics keys: {sorted(metrics)})"
+                )
+        return int(step), extra, metrics
+
+    def _rank(self, step: int) -> float | None:
+        """The value that ranks ``step`` (higher is better); NaN ranks worst, no metrics: None."""
+        metrics = self._metrics.get(step)
+        value = metrics.get(self.best_metric) if isinstance(metrics, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        value = float(value)
+        return -math.inf if math.isnan(value) else value if self.best_mode == "max" else -value
+
+    def _read_metrics(self, step: int) -> dict | None:
+        path = self.directory / str(step) / _METRICS / _METRICS
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            warnings.warn(
+                f"CheckpointManager: the metrics of step {step} in {path} are unreadable "
+                f"({_reason(err)}); the step is not ranked as a best checkpoint",
+                stacklevel=3,
+            )
+            return None
+
+    def _restore(self, step, target, expected_run_id, prefix) -> tuple[Any, dict]:
+        steps = self.steps()
+        if not steps or (step is not None and step not in steps):
+            raise NoCheckpointError(
+                f"CheckpointManager.restore: expected a step in {steps}, got {step!r} in "
+                f"{self.directory}; pick one of those"
+                if steps
+                else f"CheckpointManager.restore: no checkpoint in {self.directory} (checkpoints "
+                "were off, or the run stopped before its first epoch ended); train the run "
+                "with checkpoints to create one"
+            )
+        failures = []
+        for candidate in [int(step)] if step is not None else reversed(steps):
+            try:
+                return self._restore_step(candidate, target, expected_run_id, prefix)
+            except _Refused:
+                raise
+            except Exception as err:  # noqa: BLE001 - any read failure means an unusable checkpoint
+                failures.append(f"step {candidate}: {_reason(err)}")
+                if step is None:
+                    warnings.warn(
+                        f"CheckpointManager.restore: checkpoint step {candidate} in "
+                        f"{self.directory} is incomplete or corrupt ({_reason(err)}); trying the "
+                        "previous one",
+                        stacklevel=3,
+                    )
+        if step is not None:
+            raise UserError(
+                f"CheckpointManager.restore: step {step} in {self.directory} cannot be restored: "
+                f"{failures[0]}; restore without a step to use the newest intact checkpoint"
+            )
+        raise UserError(
+            f"CheckpointManager.restore: no restorable checkpoint in {self.directory}: "
+            f"{'; '.join(failures)}; start a new run in another directory"
+        )
+
+    def _read_digest(self, step: int) -> dict:
+        if not os.path.isdir(self.directory / str(step) / _DIGEST):
+            raise ValueError(
+                f"it has no {_DIGEST}/ with the checksums of its arrays, so its bytes cannot be "
+                "verified (unverified checkpoints are refused)"
+            )
+        items = ocp.args.Composite(**{_DIGEST: ocp.args.JsonRestore()})
+        digest = self._manager.restore(step, args=items)[_DIGEST]
+        if not isinstance(digest, dict) or digest.get("format") != _FORMAT:
+            raise ValueError(f"its {_DIGEST}/ is not a format-{_FORMAT} digest")
+        return digest
+
+    def _restore_step(self, step: int, target, expected_run_id, prefix) -> tuple[Any, dict]:
+        digest = self._read_digest(step)
+        where = f"checkpoint step {step} in {self.directory}"
+        if expected_run_id is not None and digest["run_id"] != expected_run_id:
+            raise _Refused(
+                f"CheckpointManager.restore: {where} belongs to run {digest['run_id']!r}, "
+                f"expected run {expected_run_id!r}; resume that run's own directory, or start a "
+                "new run in another directory"
+            )
+        difference = _first_difference(digest["arrays"], target, prefix)
+        if difference is not None:
+            raise _Refused(
+                f"CheckpointManager.restore: {where} does not match the target structure: "
+                f"{difference}; restore with the model and optimizer settings the run was saved "
+                "with (its config.json), or start a new run in another directory"
+            )
+        abstract = target
+        if prefix:  # only a subtree is known: the whole tree's shapes come from orbax metadata
+            state_dir = self.directory / str(step) / _STATE
+            saved = ocp.StandardCheckpointHandler().metadata(state_dir)
+            abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), saved)
+        items = {_STATE: ocp.args.StandardRestore(abstract), _EXTRA: ocp.args.JsonRestore()}
         restored = self._manager.restore(step, args=ocp.args.Composite(**items))
         state, extra = restored[_STATE], restored[_EXTRA]
-        if has_digest:
-            _verify(state, extra, restored[_DIGEST])
+        _verify(state, extra, digest)
         return state, extra
 
-    def _sweep(self) -> None:
-        """Remove what a killed writer may have left: unfinished saves, half-deleted steps."""
-        if not self.directory.exists():
-            return
-        for entry in self.directory.iterdir():
-            if _TMP_MARK in entry.name:
-                shutil.rmtree(entry, ignore_errors=True)
-        deleted = self.directory / _DELETED
-        if deleted.is_dir():
-            for entry in deleted.iterdir():
-                shutil.rmtree(entry, ignore_errors=True)
 
+def load_best(directory, target, *, expected_run_id: str | None = None) -> Any:
+    """The best-validation ``(params, model_state)`` of a run, for ``eval`` and ``predict``.
 
-def _reason(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"
+    Chapter 15: the model to score is the one with the best validation metric. Every checkpoint
+    :func:`jaxnn.train.fit` writes holds ``(train_state, (best_params, best_model_state))``; this
+    reads the latest intact checkpoint of ``directory`` (read-only, so it is safe while a writer
+    is saving) and returns its second element, checked against its digest. No optimizer is needed:
+    the rest of the saved tree takes its shapes from orbax's metadata.
+
+    Args:
+      directory: a run's ``checkpoints/`` directory.
+      target: ``(params, model_state)`` of the run's model (arrays or ``jax.ShapeDtypeStruct`` s),
+        for example ``model.init(key)``; only its structure, shapes and dtypes are used.
+      expected_run_id: if given, a checkpoint saved with another run id is refused.
+
+    Returns:
+      The best pair, with the structure of ``target`` and ``jax.Array`` leaves.
+
+    Raises:
+      NoCheckpointError: if ``directory`` holds no checkpoint.
+      UserError: as :meth:`CheckpointManager.restore`.
+    """
+    with CheckpointManager(directory, read_only=True) as manager:
+        state, _ = manager._restore(None, target, expected_run_id, prefix=_BEST + "/")
+    by_name = {_leaf_name(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(state)}
+    paths, treedef = jax.tree_util.tree_flatten_with_path(target)
+    leaves = [jnp.asarray(by_name[f"{_BEST}/{_leaf_name(path)}"]) for path, _ in paths]
+    return jax.tree.unflatten(treedef, leaves)
