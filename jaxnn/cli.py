@@ -1,23 +1,38 @@
-"""The ``jaxnn`` command line: ``train``, ``eval``, ``sample`` and ``book``.
+"""The ``jaxnn`` command line: ``train``, ``eval``, ``predict``, ``sample`` and ``book``.
 
 The ``train`` flags are generated from the fields of :class:`RunConfig` and
 :class:`jaxnn.train.FitConfig` (``batch_size`` -> ``--batch-size``, booleans get ``--x/--no-x``),
-with the help text taken from each class's ``Attributes:`` docstring, so a flag and a field cannot
-drift apart.
+with the help text, default and choices taken from each class, so a flag and a field cannot drift
+apart. Values come, in increasing precedence, from the field defaults, the model's recipe for the
+dataset (:func:`jaxnn.models.recipe`), a saved ``--config`` (or, with ``--resume``, the run's own
+``config.json``), and the flags given.
+
+Every expected failure prints one line, ``jaxnn <command>: error: <what, where, what to do>``, and
+exits 2; Ctrl-C exits 130 and SIGTERM 143, each after saying how to resume. Anything else is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import json
+import logging
+import math
+import os
 import re
+import signal
 import sys
+import time
 import typing
 from pathlib import Path
 
-__all__ = ["RunConfig", "main", "build_parser", "load_run", "BOOK"]
+from jaxnn import __version__
+from jaxnn.errors import UserError
+
+__all__ = ["RunConfig", "main", "build_parser", "BOOK"]
 
 BOOK = (
     (1, "Neural networks as function approximators", "jaxnn.models.mlp"),
@@ -31,15 +46,11 @@ BOOK = (
     (9, "Data pipelines and normalization", "jaxnn.data"),
     (10, "Multilayer perceptrons", "jaxnn.models.mlp"),
     (11, "Convolutional neural networks", "jaxnn.layers.conv, jaxnn.models.cnn"),
-    (
-        12,
-        "RNNs and Transformers",
-        "jaxnn.layers.{recurrent,attention}, jaxnn.models.{rnn,transformer}",
-    ),
+    (12, "RNNs and Transformers", "jaxnn.layers.{recurrent,attention}, models.{rnn,transformer}"),
     (13, "Generalization, validation, regularization", "jaxnn.train.loop, jaxnn.layers.dropout"),
     (14, "Common failure modes", "jaxnn.diagnostics, jaxnn.data.corrupt, divergence guard"),
     (15, "End-to-end training loop", "jaxnn.train, jaxnn.train.checkpoint, jaxnn.parallel"),
-)
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +58,13 @@ class RunConfig:
     """What to train on and where to write it.
 
     Attributes:
-      model: model name (mlp, cnn, rnn, transformer).
-      dataset: dataset name (mnist1d, digits, mnist5k, pydoc_text, synthetic:<name>, tfds:<name>).
-      out: run directory for metrics, summary, TensorBoard files and checkpoints.
-      resume: continue from the latest checkpoint in --out (from scratch if there is none yet).
+      model: model name.
+      dataset: mnist1d, digits, mnist5k, pydoc_text, synthetic:<name>, tfds:<name>, or a file of
+        your own: csv:PATH, npz:PATH, npy:DIR, text:PATH, images:DIR (a bare my.csv works too).
+      out: run directory for metrics, curves, summary, TensorBoard files and checkpoints.
+      resume: continue the run in --out from its latest checkpoint, with its saved config (no
+        other flag needed; a flag that changes what is trained is refused).
+      config: start from a saved config.json (e.g. RUN/config.json); flags override its values.
       normalize: standardize inputs with statistics of the training split only.
       model_config: override a model config field, KEY=VALUE (repeatable), e.g. hidden=(256,256).
       data_option: pass an option to the dataset loader, KEY=VALUE (repeatable), e.g. seq_len=64.
@@ -63,6 +77,7 @@ class RunConfig:
     dataset: str = "mnist1d"
     out: str = "runs/latest"
     resume: bool = False
+    config: str = ""
     normalize: bool = True
     model_config: tuple[str, ...] = ()
     data_option: tuple[str, ...] = ()
@@ -70,87 +85,236 @@ class RunConfig:
     num_processes: int = 1
     process_id: int = 0
 
+    CHOICES: typing.ClassVar[dict] = {}
+
+
+# Fields a resumed run may change (recorded in the config's history); any other is refused.
+RESUMABLE = ("epochs", "patience", "progress", "keep_last", "keep_best", "eval_batch_size")
+_NOT_SAVED = ("out", "resume", "config", "coordinator", "num_processes", "process_id")
+
+
+# ---------------------------------------------------------------------------------------------
+# Flags from dataclasses.
+
 
 def _field_docs(cls) -> dict[str, str]:
     doc = cls.__doc__ or ""
-    return dict(re.findall(r"^\s{2,}(\w+): (.+?)$", doc.split("Attributes:", 1)[-1], re.M))
+    found = re.findall(
+        r"^\s{6}(\w+): (.+?)(?=^\s{6}\w+: |\Z)", doc.split("Attributes:", 1)[-1], re.M | re.S
+    )
+    return {k: " ".join(v.split()) for k, v in found}  # fmt: skip
 
 
-def _add_dataclass_flags(parser: argparse.ArgumentParser, cls) -> None:
-    docs = _field_docs(cls)
-    hints = typing.get_type_hints(cls)
+def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, choices: dict) -> None:
+    docs, hints = _field_docs(cls), typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
-        flag = "--" + field.name.replace("_", "-")
-        kind, help_ = hints[field.name], docs.get(field.name, "")
+        flag, kind = "--" + field.name.replace("_", "-"), hints[field.name]
+        allowed = choices.get(field.name)
+        shown = f" (default: {field.default}" + (
+            f"; one of {', '.join(allowed)})" if allowed else ")"
+        )
+        help_ = docs.get(field.name, "").replace("%", "%%") + shown
+        kwargs = {"default": argparse.SUPPRESS, "help": help_}
         if kind is bool:
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_
-            )
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif typing.get_origin(kind) is tuple:
-            parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=help_)
+            parser.add_argument(flag, action="append", metavar="KEY=VALUE", **kwargs)
         else:
             parser.add_argument(
-                flag, type=kind, default=field.default, help=f"{help_} (default: {field.default})"
+                flag, type=kind, choices=allowed, metavar=field.name.upper(), **kwargs
             )
 
 
-def _from_args(cls, args):
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
-    for f in dataclasses.fields(cls):
-        if isinstance(values[f.name], list):
-            values[f.name] = tuple(values[f.name])
-    return cls(**values)
+def _parse_value(raw: str):
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
 
 
 def _parse_pairs(pairs, what: str) -> dict:
     out = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep:
-            raise ValueError(f"{what}: expected KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key] = raw
+        if not sep or not key:
+            raise UserError(f"{what}: expected KEY=VALUE, got {pair!r}")
+        out[key] = _parse_value(raw)
     return out
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``jaxnn`` argument parser with its subcommands."""
+    from jaxnn import models
     from jaxnn.train.loop import FitConfig
 
     parser = argparse.ArgumentParser(prog="jaxnn", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"jaxnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train a model and score the test split once")
-    _add_dataclass_flags(train, RunConfig)
-    _add_dataclass_flags(train, FitConfig)
-    ev = sub.add_parser("eval", help="score a finished run's best-validation model")
+    train = sub.add_parser(
+        "train",
+        help="train a model and score the test split once",
+        description="Train a model and score the test split once. Without flags, a model "
+        "trains with its recipe for the dataset (jaxnn.models.recipe: " + _recipe_help() + ").",
+    )
+    _add_dataclass_flags(train, RunConfig, {"model": models.NAMES})
+    _add_dataclass_flags(train, FitConfig, FitConfig.CHOICES)
+    ev = sub.add_parser("eval", help="score a run's best-validation model on a split or a file")
     ev.add_argument("--out", required=True, help="run directory written by `jaxnn train`")
-    ev.add_argument("--split", choices=("val", "test"), default="val")
+    ev.add_argument("--split", choices=("val", "test"), default="val", help="(default: val)")
+    ev.add_argument("--dataset", help="score every example of this source instead of a split")
+    ev.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")
+    pr = sub.add_parser("predict", help="predict classes (or values) for new inputs with a run")
+    pr.add_argument("--out", required=True, help="run directory written by `jaxnn train`")
+    pr.add_argument("--input", required=True, help="a CSV, an .npy array, an image folder or file")
+    pr.add_argument("--output", help="write here instead of standard output")
+    pr.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="(default: csv)")
     sample = sub.add_parser("sample", help="generate text from a trained transformer LM")
     sample.add_argument("--out", required=True, help="run directory written by `jaxnn train`")
-    sample.add_argument("--prompt", default="The ")
-    sample.add_argument("--length", type=int, default=200)
-    sample.add_argument("--temperature", type=float, default=0.8)
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--prompt", default="The ", help="(default: 'The ')")
+    sample.add_argument("--length", type=int, default=200, help="new tokens (default: 200)")
+    sample.add_argument("--temperature", type=float, default=0.8, help="(default: 0.8; 0: greedy)")
+    sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
     sub.add_parser("book", help="which module implements which chapter")
     return parser
+
+
+def _recipe_help() -> str:
+    from jaxnn import models
+
+    rows = []
+    for name in models.NAMES:
+        for dataset, values in getattr(models.get(name), "RECIPES", {}).items():
+            rows.append(f"{name} on {dataset}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    return "; ".join(rows) or "none"
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving a train command: defaults < recipe < saved config < flags.
+
+
+@contextlib.contextmanager
+def _user_input(what: str):
+    """Turn a ``ValueError`` raised while reading the user's input into a :class:`UserError`."""
+    try:
+        yield
+    except UserError:
+        raise
+    except ValueError as err:
+        raise UserError(f"{what}: {err}") from None
+
+
+def _saved_settings(path: Path) -> dict:
+    """The settings of a saved ``config.json``, as flag-field names."""
+    from jaxnn.train.run import read_config
+
+    config = read_config(path.parent) if path.name == "config.json" else None
+    if config is None:
+        raise UserError(f"--config: expected a run's config.json, got {path}")
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    return {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "normalize": data.get("normalize", True),
+        "model_config": dict(config["model_config"]),
+        "data_option": dict(data.get("options", {})),
+        **config["fit"],
+    }
+
+
+def _given_settings(args) -> dict:
+    given = {k: v for k, v in vars(args).items() if k != "command"}
+    if "model_config" in given:
+        given["model_config"] = _parse_pairs(given["model_config"], "--model-config")
+    if "data_option" in given:
+        given["data_option"] = _parse_pairs(given["data_option"], "--data-option")
+    return given
+
+
+def _check_resume_changes(saved: dict, given: dict, out: Path) -> dict:
+    """The allowed changes of a resumed run; raise naming the first refused one."""
+    changed = {}
+    for key, value in given.items():
+        if key in _NOT_SAVED or key not in saved:
+            continue
+        old = saved[key]
+        if isinstance(value, dict):  # only the keys given are compared
+            old = {k: old.get(k) for k in value}
+            value = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
+        if value == old:
+            continue
+        if key not in RESUMABLE:
+            raise UserError(
+                f"--resume: --{key.replace('_', '-')} changes what {out} trains (saved {old!r}, "
+                f"given {value!r}); drop the flag to resume, or train into a new --out"
+            )
+        changed[key] = [old, value]
+    return changed
+
+
+def _resolve_train(args):
+    """``(RunConfig, FitConfig, model overrides, data options, history)`` for ``jaxnn train``."""
+    from jaxnn import models
+    from jaxnn.train.loop import FitConfig
+
+    given = _given_settings(args)
+    out = Path(given.get("out", RunConfig.out))
+    saved, history = {}, []
+    if given.get("resume") and (out / "config.json").exists():
+        saved = _saved_settings(out / "config.json")
+        changed = _check_resume_changes(saved, given, out)
+        history = _history(out, changed)
+    elif given.get("config"):
+        saved = _saved_settings(Path(given["config"]))
+    name = given.get("model", saved.get("model", RunConfig.model))
+    dataset = given.get("dataset", saved.get("dataset", RunConfig.dataset))
+    recipe = models.recipe(name, dataset) if not saved else {}
+    settings = {**recipe, **saved, **given}
+    settings["model_config"] = {
+        **recipe.get("model_config", {}),
+        **saved.get("model_config", {}),
+        **given.get("model_config", {}),
+    }
+    fit_fields = {f.name for f in dataclasses.fields(FitConfig)}
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)} - {"model_config", "data_option"}
+    run = RunConfig(**{k: v for k, v in settings.items() if k in run_fields})
+    fit_cfg = FitConfig(**{k: v for k, v in settings.items() if k in fit_fields})
+    if run.model not in models.NAMES:
+        raise UserError(f"--model: expected one of {', '.join(models.NAMES)}, got {run.model!r}")
+    return run, fit_cfg, settings["model_config"], settings.get("data_option", {}), history
+
+
+def _history(out: Path, changed: dict) -> list:
+    from jaxnn.train.run import read_config
+
+    history = list(read_config(out).get("history", []))
+    if changed:
+        history.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "resume_changed": changed})
+    return history
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands.
 
 
 def _load_data(dataset: str, seed: int, options: dict, normalize: bool):
     from jaxnn import data
     from jaxnn.data import pipeline
 
-    splits = data.load(dataset, seed=seed, **options)
-    if normalize:
-        splits, _ = pipeline.standardize(splits)
+    with _user_input(f"--dataset {dataset}"):
+        splits = data.load(dataset, seed=seed, **options)
+        if normalize:
+            splits, _ = pipeline.standardize(splits)
     return splits
 
 
-def _model_for(name: str, info, overrides: dict):
-    from jaxnn import models
+def _data_record(dataset: str, options: dict, normalize: bool) -> dict:
+    from jaxnn.data import sources
 
-    return models.build(name, info, **overrides)
+    spec = sources.resolve_spec(dataset)
+    record = sources.source_record(spec, **options) if sources.parse_spec(spec) else None
+    return {"options": options, "normalize": normalize, "source": record}
 
 
 def cmd_train(args) -> int:
@@ -158,106 +322,122 @@ def cmd_train(args) -> int:
     import jax
 
     from jaxnn import models, parallel
-    from jaxnn.train.loop import FitConfig, fit
+    from jaxnn.train.loop import fit
 
-    run = _from_args(RunConfig, args)
+    run, fit_cfg, overrides, options, history = _resolve_train(args)
     if run.num_processes > 1:
         parallel.initialize_distributed(run.coordinator, run.num_processes, run.process_id)
-    fit_cfg = _from_args(FitConfig, args)
-    if run.model not in models.NAMES:
-        raise ValueError(f"unknown model {run.model!r}; expected one of {', '.join(models.NAMES)}")
-    data_options = _parse_pairs(run.data_option, "--data-option")
-    splits = _load_data(run.dataset, fit_cfg.seed, data_options, run.normalize)
-    model = _model_for(run.model, splits.info, _parse_pairs(run.model_config, "--model-config"))
+    _check_out_dir(Path(run.out))
+    splits = _load_data(run.dataset, fit_cfg.seed, options, run.normalize)
+    with _user_input("--model-config"):
+        model = models.build(run.model, splits.info, **overrides)
     info = splits.info
-    say = print if jax.process_index() == 0 else (lambda *args, **kwargs: None)
+    say = print if jax.process_index() == 0 else (lambda *a, **k: None)
     say(
         f"{run.model} on {info.name}: {len(splits.train)} train / {len(splits.val)} val, "
         f"input {info.input_shape}, {info.num_classes} outputs",
         flush=True,
     )
-    result = fit(
-        model,
-        splits,
-        fit_cfg,
-        out_dir=run.out,
-        resume=run.resume,
-        run_info={"data_options": data_options, "normalize": run.normalize},
-    )
-    say(
-        json.dumps(
-            {
-                k: result.summary[k]
-                for k in (
-                    "best_epoch",
-                    "best_val_accuracy",
-                    "test_accuracy",
-                    "test_loss",
-                    "epochs_run",
-                    "stopped_reason",
-                )
-            }
-        ),
-        flush=True,
-    )
+    run_info = {"data": _data_record(run.dataset, options, run.normalize), "history": history}
+    result = fit(model, splits, fit_cfg, out_dir=run.out, resume=run.resume, run_info=run_info)
+    keys = ("best_epoch", "best_val_accuracy", "test_accuracy", "test_loss", "epochs_run")
+    say(json.dumps({k: result.summary[k] for k in (*keys, "stopped_reason")}), flush=True)
     return 1 if result.summary["stopped_reason"] == "diverged" else 0
 
 
-def load_run(out_dir):
-    """Rebuild a finished run: ``(model, splits, best_params, best_model_state, config)``."""
-    from jaxnn import models, optim
-    from jaxnn.train.checkpoint import CheckpointManager
-    from jaxnn.train.loop import FitConfig
-    from jaxnn.train.state import create_train_state
+def _check_out_dir(out: Path) -> None:
+    """The run directory must be a directory (or not exist yet); never follow a link there."""
+    if out.is_symlink():
+        raise UserError(f"--out {out}: expected a directory, got a symbolic link")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: expected a directory, got a file; choose another --out")
 
-    out = Path(out_dir)
-    if not (out / "config.json").exists():
-        raise ValueError(f"expected a run directory with config.json, got {out}")
-    config = json.loads((out / "config.json").read_text())
-    fit_cfg = FitConfig(**config["fit"])
-    splits = _load_data(
-        config["dataset"],
-        fit_cfg.seed,
-        config.get("data_options", {}),
-        config.get("normalize", True),
+
+def _eval_dataset(run, args):
+    """The dataset ``jaxnn eval`` scores, standardized with the run's saved statistics."""
+    from jaxnn import data
+    from jaxnn.data.pipeline import apply_statistics
+
+    config = run.config
+    saved = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
+    source = saved.get("source") or {}
+    spec = args.dataset or config["dataset"]
+    options = (
+        _parse_pairs(args.data_option, "--data-option")
+        if args.dataset
+        else saved.get("options", {})
     )
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model_config"].items()}
-    model = models.build(config["model"], **fields)
-    tx, _ = optim.make_optimizer(
-        fit_cfg.optimizer,
-        fit_cfg.lr,
-        schedule=fit_cfg.schedule,
-        total_steps=max(fit_cfg.epochs, 1),
-        weight_decay=fit_cfg.weight_decay,
-        clip_norm=fit_cfg.clip_norm or None,
-    )
-    state = create_train_state(model, tx, fit_cfg.seed)
-    manager = CheckpointManager(out / "checkpoints")
-    try:
-        (_, (best_params, best_model_state)), _ = manager.restore(
-            target=(state, (state.params, state.model_state))
+    if not args.dataset and source.get("path") and not Path(source["path"]).exists():
+        raise UserError(
+            f"eval: the training file {source['path']} is gone; pass --dataset FILE to score "
+            "another file"
         )
-    finally:
-        manager.close()
-    return model, splits, best_params, best_model_state, config
+    with _user_input(f"eval --dataset {spec}"):
+        splits = data.load(spec, seed=int(config["fit"].get("seed", 0)), **options)
+    if args.dataset:
+        dataset = _concat_splits(splits, run.info)
+    else:
+        dataset = (
+            splits.val if args.split == "val" else splits.test.unseal("jaxnn eval --split test")
+        )
+    if run.info.normalization is not None:
+        dataset = data.Dataset(apply_statistics(run.info.normalization, dataset.x), dataset.y)
+    return dataset
+
+
+def _concat_splits(splits, info):
+    """Every example of a new source, its class labels mapped to the run's class ids."""
+    import numpy as np
+
+    from jaxnn import data
+
+    parts = [splits.train, splits.val, splits.test.unseal("jaxnn eval --dataset")]
+    x = np.concatenate([p.x for p in parts])
+    y = np.concatenate([p.y for p in parts])
+    new, old = splits.info.class_names, info.class_names
+    if info.task == "classification" and new and old and tuple(new) != tuple(old):
+        missing = sorted(set(new) - set(old))
+        if missing:
+            raise UserError(f"eval: classes {missing} were not in the run's classes {list(old)}")
+        y = np.asarray([old.index(new[i]) for i in y], np.int32)
+    return data.Dataset(x, y)
 
 
 def cmd_eval(args) -> int:
-    """``jaxnn eval``: score the best-validation model of a run on val (or, explicitly, test)."""
+    """``jaxnn eval``: score the best-validation model on a saved split or on a new file."""
     from jaxnn.train.loop import evaluate
+    from jaxnn.train.run import load_run
 
-    model, splits, params, model_state, config = load_run(args.out)
-    dataset = splits.val if args.split == "val" else splits.test.unseal()
+    run = load_run(args.out)
+    dataset = _eval_dataset(run, args)
     metrics = evaluate(
-        model,
-        params,
-        model_state,
-        dataset,
-        task=splits.info.task,
-        batch_size=config["fit"]["eval_batch_size"],
-    )
-    print(json.dumps({"split": args.split, **metrics}))
+        run.model, run.params, run.model_state, dataset, task=run.info.task,
+        batch_size=int(run.config["fit"].get("eval_batch_size", 1000)),
+    )  # fmt: skip
+    finite = {k: v if math.isfinite(v) else None for k, v in metrics.items()}
+    where = args.dataset or args.split
+    print(json.dumps({"split": where, "examples": len(dataset), **finite}, allow_nan=False))
     return 0
+
+
+def cmd_predict(args) -> int:
+    """``jaxnn predict``: the model's predictions for new inputs, as CSV or JSON lines."""
+    from jaxnn.train import run as run_lib
+
+    run = _load_run_for(args.out)
+    rows = run_lib.predict_file(run, args.input)
+    text = run_lib.format_rows(rows, args.format)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _load_run_for(out):
+    from jaxnn.train.run import load_run
+
+    return load_run(out)
 
 
 def cmd_sample(args) -> int:
@@ -267,22 +447,25 @@ def cmd_sample(args) -> int:
 
     from jaxnn.models import transformer
 
-    model, splits, params, _, config = load_run(args.out)
-    tokenizer = splits.info.tokenizer
-    if config["model"] != "transformer" or tokenizer is None:
-        raise ValueError(
-            f"sample: expected a transformer language-model run, got model {config['model']!r} "
-            f"on {config['dataset']!r}"
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise UserError(f"--temperature: expected a number >= 0, got {args.temperature}")
+    if args.length <= 0:
+        raise UserError(f"--length: expected a positive number of tokens, got {args.length}")
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed: expected 0 <= seed < 2**32, got {args.seed}")
+    run = _load_run_for(args.out)
+    tokenizer = run.info.tokenizer
+    if run.config["model"] != "transformer" or tokenizer is None:
+        raise UserError(
+            f"sample: expected a transformer language-model run, got model "
+            f"{run.config['model']!r} on {run.config['dataset']!r}"
         )
-    prompt = jnp.asarray(tokenizer.encode(args.prompt), jnp.int32)
+    with _user_input("--prompt"):
+        prompt = jnp.asarray(tokenizer.encode(args.prompt), jnp.int32)
     ids = transformer.generate(
-        params,
-        prompt,
-        cfg=model.cfg,
-        key=jax.random.PRNGKey(args.seed),
-        length=args.length,
-        temperature=args.temperature,
-    )
+        run.params, prompt, cfg=run.model.cfg, key=jax.random.PRNGKey(args.seed),
+        length=args.length, temperature=args.temperature,
+    )  # fmt: skip
     print(tokenizer.decode([int(i) for i in ids]))
     return 0
 
@@ -294,12 +477,62 @@ def cmd_book(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# Entry point: one line per expected failure.
+
+
+class _Terminated(BaseException):
+    """SIGTERM (preemption), raised in the main thread like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _resume_hint(args) -> str:
+    out = Path(getattr(args, "out", "") or "")
+    steps = sorted(int(p.name) for p in (out / "checkpoints").glob("[0-9]*") if p.name.isdigit())
+    if args.command != "train" or not steps:
+        return ""
+    return (
+        f"; checkpoint step {steps[-1]} in {out / 'checkpoints'} is intact: resume with "
+        f"`jaxnn train --out {out} --resume`"
+    )
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "predict": cmd_predict,
+    "sample": cmd_sample,
+    "book": cmd_book,
+}
+
+
 def main(argv=None) -> int:
     """Entry point of the ``jaxnn`` console script and ``python -m jaxnn``."""
     args = build_parser().parse_args(argv)
-    command = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "book": cmd_book}
+    name = f"jaxnn {args.command}"
+    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes are not the user's business
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        return command[args.command](args)
-    except ValueError as err:
-        print(f"jaxnn {args.command}: error: {err}", file=sys.stderr)
+        return COMMANDS[args.command](args)
+    except UserError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted{_resume_hint(args)}", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print(f"{name}: terminated (SIGTERM){_resume_hint(args)}", file=sys.stderr)
+        return 143
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
+    except OSError as err:
+        if err.filename is None:
+            raise
+        print(f"{name}: error: {err.filename}: {err.strerror}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -48,8 +48,7 @@ def test_the_documented_train_flags_parse_into_the_configs():
             "2",
         ]
     )
-    fit_cfg = cli._from_args(FitConfig, args)
-    run = cli._from_args(cli.RunConfig, args)
+    run, fit_cfg, overrides, options, history = cli._resolve_train(args)
     assert (fit_cfg.epochs, fit_cfg.batch_size, fit_cfg.lr, fit_cfg.optimizer, fit_cfg.seed) == (
         3,
         32,
@@ -58,6 +57,7 @@ def test_the_documented_train_flags_parse_into_the_configs():
         7,
     )
     assert fit_cfg.scan and fit_cfg.devices == 2 and run.resume and run.model == "cnn"
+    assert overrides == {} and options == {} and history == []
 
 
 def test_help_text_comes_from_the_field_docs():
@@ -71,8 +71,10 @@ def _main(*argv, capsys=None):
 
 
 def test_unknown_model_lists_the_valid_ones(capsys):
-    code, out = _main("train", "--model", "resnet", "--dataset", "digits", capsys=capsys)
-    assert code == 2 and "mlp, cnn, rnn, transformer" in out.err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "--model", "resnet", "--dataset", "digits"])
+    assert exit_.value.code == 2
+    assert "'mlp', 'cnn', 'rnn', 'transformer'" in capsys.readouterr().err
 
 
 def test_unknown_dataset_is_a_clear_error(capsys, tmp_path):

@@ -102,6 +102,8 @@ class DatasetInfo:
       modality: ``"tabular"``, ``"signal"`` (1-D signals), ``"image"`` (H, W, C) or ``"text"``;
         it picks the default normalization and the augmentations that make sense.
       description: one line about where the data comes from.
+      normalization: the training statistics the inputs were standardized with
+        (:meth:`jaxnn.data.pipeline.Standardizer.to_json`), or None for raw inputs.
     """
 
     name: str
@@ -112,6 +114,7 @@ class DatasetInfo:
     tokenizer: object | None = None
     modality: str = "tabular"
     description: str = ""
+    normalization: dict | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -123,6 +126,10 @@ class DatasetInfo:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         if self.class_names is not None:
             object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    def replace(self, **changes) -> DatasetInfo:
+        """Return a copy with some fields replaced (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)
 
 
 class SealedDataset:

@@ -189,7 +189,7 @@ def standardize(splits: Splits, *, per: str | None = None) -> tuple[Splits, Stan
 
     Returns:
       ``(standardized splits, standardizer)``; the test set stays sealed and keeps its unseal
-      record.
+      record, and ``info.normalization`` holds the statistics (saved with a run for inference).
     """
     if not isinstance(splits, Splits):
         raise ValueError(f"standardize: expected Splits, got {type(splits).__name__}")
@@ -197,14 +197,18 @@ def standardize(splits: Splits, *, per: str | None = None) -> tuple[Splits, Stan
     if per not in _PER:
         raise ValueError(f"standardize: expected per in {_PER}, got {per!r}")
     if per == "none":
-        return splits, Standardizer.identity()
+        st = Standardizer.identity()
+        return splits.replace(info=splits.info.replace(normalization=st.to_json())), st
     st = Standardizer.fit(splits.train.x, per=per)
 
     def transform(ds: Dataset) -> Dataset:
         return Dataset(st.apply(ds.x), ds.y)
 
     out = splits.replace(
-        train=transform(splits.train), val=transform(splits.val), test=splits.test.map(transform)
+        train=transform(splits.train),
+        val=transform(splits.val),
+        test=splits.test.map(transform),
+        info=splits.info.replace(normalization=st.to_json()),
     )
     return out, st
 

@@ -29,7 +29,7 @@ from typing import Any
 from jaxnn.models import cnn, mlp, rnn, transformer
 from jaxnn.models._common import param_count
 
-__all__ = ["Model", "NAMES", "build", "get", "param_count"]
+__all__ = ["Model", "NAMES", "build", "get", "param_count", "recipe"]
 
 _REGISTRY = {"mlp": mlp, "cnn": cnn, "rnn": rnn, "transformer": transformer}
 NAMES = tuple(_REGISTRY)
@@ -85,3 +85,13 @@ def build(name: str, info_or_cfg=None, **overrides) -> Model:
     fusion = getattr(module, "CPU_LIBRARY_FUSION", True)
     apply = functools.partial(module.apply, cfg=cfg)
     return Model(name=name, cfg=cfg, init=init, apply=apply, cpu_library_fusion=fusion)
+
+
+def recipe(name: str, dataset: str) -> dict:
+    """The training recipe model ``name`` carries for ``dataset`` (``{}`` if none).
+
+    A recipe holds :class:`jaxnn.train.FitConfig` fields and, under ``"model_config"``, config
+    fields: the settings measured to reach the model's known accuracy on that dataset. ``jaxnn
+    train`` starts from it; flags override it.
+    """
+    return dict(getattr(get(name), "RECIPES", {}).get(dataset, {}))

@@ -34,6 +34,19 @@ from jaxnn.models._common import (
 __all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for"]
 
 
+#: Training recipes per dataset (``jaxnn.models.recipe``): FitConfig fields and, under
+#: ``model_config``, Config fields; the measured results are in the README.
+RECIPES = {
+    "mnist1d": {
+        "epochs": 60,
+        "lr": 3e-3,
+        "batch_size": 100,
+        "patience": 10,
+        "model_config": {"hidden": (256, 256)},
+    }
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Static hyperparameters of an MLP (never stored in the params pytree).

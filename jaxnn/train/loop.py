@@ -37,6 +37,7 @@ from jaxnn import optim, parallel
 from jaxnn.data import augment as augment_lib
 from jaxnn.data import pipeline
 from jaxnn.errors import UserError
+from jaxnn.train import run as run_lib
 from jaxnn.train.logger import MetricsLogger
 from jaxnn.train.state import TrainState, create_train_state, params_sha256
 from jaxnn.train.step import (
@@ -106,6 +107,13 @@ class FitConfig:
     progress: bool = True
     checkpoint: bool = True
 
+    #: The enumerated fields and their values: checked here, listed by the CLI's help.
+    CHOICES: typing.ClassVar[dict] = {
+        "optimizer": optim.OPTIMIZERS,
+        "schedule": optim.SCHEDULES,
+        "monitor": MONITORS,
+    }
+
     def __post_init__(self):
         _check_field_types(self)
         for name in ("epochs", "batch_size", "eval_batch_size", "keep_last"):
@@ -119,13 +127,16 @@ class FitConfig:
                 raise UserError(f"FitConfig: expected {name} > 0, got {getattr(self, name)}")
         if not 0 <= self.seed <= _MAX_SEED:
             raise UserError(f"FitConfig: expected seed in [0, 2**32 - 1], got {self.seed}")
-        if self.monitor not in MONITORS:
-            raise UserError(f"FitConfig: expected monitor in {MONITORS}, got {self.monitor!r}")
+        for name, choices in self.CHOICES.items():
+            if getattr(self, name) not in choices:
+                got = getattr(self, name)
+                raise UserError(f"FitConfig: expected {name} in {', '.join(choices)}, got {got!r}")
 
 
 def _check_field_types(cfg) -> None:
     """Raise a :class:`UserError` naming the first field whose value has the wrong type."""
-    for field, kind in typing.get_type_hints(type(cfg)).items():
+    for field in dataclasses.fields(cfg):
+        field, kind = field.name, typing.get_type_hints(type(cfg))[field.name]
         value = getattr(cfg, field)
         ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
         if kind is float:
@@ -384,7 +395,16 @@ def _progress(steps: int, epoch: int, cfg: FitConfig, main: bool):
     )
 
 
-def _checkpoints(out: Path | None, cfg: FitConfig):
+def _run_id(out: Path | None, resume: bool) -> str:
+    """The run's id: a resumed run keeps the one in its ``config.json``."""
+    if resume and out is not None and (out / run_lib.CONFIG).exists():
+        saved = run_lib.read_config(out).get("run_id")
+        if isinstance(saved, str) and saved:
+            return saved
+    return run_lib.new_run_id()
+
+
+def _checkpoints(out: Path | None, cfg: FitConfig, run_id: str):
     if out is None or not cfg.checkpoint:
         return None
     from jaxnn.train.checkpoint import CheckpointManager
@@ -396,14 +416,15 @@ def _checkpoints(out: Path | None, cfg: FitConfig):
         keep_best=cfg.keep_best,
         best_metric=cfg.monitor,
         best_mode=mode,
+        run_id=run_id,
     )
 
 
-def _resume(ckpt, state, best, say):
+def _resume(ckpt, state, best, say, run_id):
     if ckpt.latest_step() is None:  # killed before its first checkpoint
         say(f"no checkpoint in {ckpt.directory} yet: starting from step 0")
         return state, best, LoopState()
-    (state, best), extra = ckpt.restore(target=(state, best))
+    (state, best), extra = ckpt.restore(target=(state, best), expected_run_id=run_id)
     loop = LoopState(**extra)
     say(f"resumed from step {int(state.step)} (epoch {loop.epoch})")
     return state, best, loop
@@ -487,12 +508,15 @@ def fit(
     steps = pipeline.num_batches(len(splits.train), cfg.batch_size, drop_remainder=True)
     tx, schedule = make_optimizer(cfg, total_steps=cfg.epochs * steps)
     state = create_train_state(model, tx, cfg.seed)
-    best, loop, ckpt = _copy((state.params, state.model_state)), LoopState(), _checkpoints(out, cfg)
+    run_id = _run_id(out, resume)
+    best, loop = _copy((state.params, state.model_state)), LoopState()
+    ckpt = _checkpoints(out, cfg, run_id)
     if resume:
-        state, best, loop = _resume(ckpt, state, best, say)
+        state, best, loop = _resume(ckpt, state, best, say, run_id)
     if mesh is not None:
         state, best = parallel.replicate((state, best), mesh)
-    _write_json(out, "config.json", _config_record(model, splits, cfg, run_info), main)
+    _write_json(out, run_lib.CONFIG, _config_record(model, splits, cfg, run_id, run_info), main)
+    _write_json(out, run_lib.DATA_INFO, run_lib.info_to_json(splits.info), main)
     logger = MetricsLogger(
         out if main else None, epochs=cfg.epochs, keep_epochs=loop.epoch, verbose=verbose and main
     )
@@ -537,8 +561,9 @@ def fit(
     return FitResult(state, best[0], best[1], loop.history, summary)
 
 
-def _config_record(model, splits, cfg: FitConfig, run_info) -> dict:
+def _config_record(model, splits, cfg: FitConfig, run_id: str, run_info) -> dict:
     return {
+        "run_id": run_id,
         "model": model.name,
         "model_config": dataclasses.asdict(model.cfg),
         "dataset": splits.info.name,
