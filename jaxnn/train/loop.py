@@ -19,10 +19,14 @@ the first step whose loss or gradient was non-finite, or whose loss exceeded
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import math
+import os
+import signal
+import threading
 import time
 import typing
 from pathlib import Path
@@ -125,6 +129,11 @@ class FitConfig:
         for name in ("lr", "divergence_factor"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise UserError(f"FitConfig: expected {name} > 0, got {getattr(self, name)}")
+        if self.optimizer == "adam" and self.weight_decay > 0:
+            raise UserError(
+                f"FitConfig: 'adam' takes no weight decay, got weight_decay={self.weight_decay}; "
+                "use 'adamw' for Adam with decoupled weight decay"
+            )
         if not 0 <= self.seed <= _MAX_SEED:
             raise UserError(f"FitConfig: expected seed in [0, 2**32 - 1], got {self.seed}")
         for name, choices in self.CHOICES.items():
@@ -430,6 +439,30 @@ def _resume(ckpt, state, best, say, run_id):
     return state, best, loop
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM until the block ends, then let them act as they would have."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum in caught[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            else:
+                os.kill(os.getpid(), signum)
+
+
 def _write_json(out: Path | None, name: str, obj, main: bool) -> None:
     """Write ``out/name`` atomically, as strict JSON (no NaN or Infinity); process 0 only."""
     if out is None or not main:
@@ -542,9 +575,9 @@ def fit(
             logger.log_epoch(record, best_epoch=loop.best_epoch)
             if ckpt is not None:
                 metrics = {"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
-                ckpt.save(
-                    int(state.step), (state, best), extra=dataclasses.asdict(loop), metrics=metrics
-                )
+                with _signals_held():  # a save completes before Ctrl-C or SIGTERM acts
+                    ckpt.save(int(state.step), (state, best), extra=dataclasses.asdict(loop),
+                              metrics=metrics)  # fmt: skip
             message = loop.early_stop_message(cfg)
             if message:
                 stopped = "early_stopping"
