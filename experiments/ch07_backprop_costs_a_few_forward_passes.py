@@ -138,7 +138,7 @@ def draw(exp, rows):
 
 def main(argv=None) -> None:
     exp = Experiment("ch07_backprop_costs_a_few_forward_passes", CLAIM, argv)
-    widths, repeats = ((2, 6, 12, 24), 10) if exp.quick else ((2, 6, 12, 24, 48, 64), 20)
+    widths, repeats = ((2, 6, 12, 24), 10) if exp.quick else ((2, 6, 12, 24, 36, 48), 20)
     if exp.quick:
         exp.notes.append("--quick: hidden widths up to 24 (about 1,000 parameters)")
     with jax.enable_x64(True):
