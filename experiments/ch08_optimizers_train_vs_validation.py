@@ -91,7 +91,8 @@ def draw(exp, results, n_seeds: int):
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy (nats); train solid, val dashed")
-    ax.set_title(f"Loss ({NOISE:.0%} wrong training labels; mean of {n_seeds} seeds)")
+    seeds = "one seed" if n_seeds == 1 else f"mean of {n_seeds} seeds"
+    ax.set_title(f"Loss ({NOISE:.0%} wrong training labels; {seeds})")
     ax.legend()
     baseline_line(bx, 1 - NOISE, f"correct training labels ({1 - NOISE:.0%})")
     bx.axhline(0.1, color="black", ls=":", lw=1, label="chance (10%)")
@@ -99,7 +100,7 @@ def draw(exp, results, n_seeds: int):
     bx.set_xlabel("epoch")
     bx.set_ylabel("accuracy; train (noisy labels) solid, val dashed")
     bx.set_title("Accuracy: fast training memorizes the noise")
-    bx.legend(fontsize=8, loc="center right")
+    bx.legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 0.13))
     exp.save(fig, "optimizers.png")
 
 
