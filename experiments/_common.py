@@ -4,21 +4,50 @@ Each script measures a claim, draws it and asserts it. ``Experiment`` parses ``-
 sizes, seconds) and ``--out DIR`` (default ``runs/experiments/<name>``), collects the measured
 numbers, saves the figure, and writes ``metrics.json`` with the claim as text and whether it held.
 :meth:`Experiment.check` records one assertion; the first that fails ends the run with exit code 1.
+
+Importing this module applies the shared figure style (:mod:`jaxnn.experiments._style`), and
+:meth:`Experiment.save` stamps a "QUICK RUN" banner on every figure of a ``--quick`` run and writes
+an SVG twin of each PNG. The hidden flag ``--break-claim`` makes the first check fail on purpose,
+so that tools can test how a failed claim is reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
+import time
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from jaxnn.experiments._style import apply_style, mark_quick  # noqa: E402
 
 __all__ = ["Experiment", "plt"]
+
+apply_style()
+
+
+def machine() -> dict:
+    """Where the experiment ran: OS, CPU, core count, JAX version, backend and devices."""
+    info = {
+        "system": f"{platform.system()} {platform.machine()}",
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        devices = jax.devices()
+        info.update(
+            jax=jax.__version__,
+            backend=jax.default_backend(),
+            devices=f"{len(devices)} x {devices[0].device_kind}",
+        )
+    return info
 
 
 class Experiment:
@@ -28,6 +57,7 @@ class Experiment:
         parser = argparse.ArgumentParser(description=claim)
         parser.add_argument("--quick", action="store_true", help="tiny sizes that run in seconds")
         parser.add_argument("--out", default=f"runs/experiments/{name}", help="output directory")
+        parser.add_argument("--break-claim", action="store_true", help=argparse.SUPPRESS)
         self.args = parser.parse_args(argv)
         self.quick = self.args.quick
         self.out = Path(self.args.out)
@@ -36,6 +66,8 @@ class Experiment:
         self.metrics: dict = {}
         self.checks: list[dict] = []
         self.notes: list[str] = []
+        self._svgs: list[str] = []
+        self._t0 = time.perf_counter()
 
     def record(self, **values) -> None:
         """Store measured numbers (JSON-able) and print them."""
@@ -46,6 +78,8 @@ class Experiment:
     def check(self, condition: bool, message: str) -> None:
         """Record an assertion; on failure write ``metrics.json`` and exit with code 1."""
         held = bool(condition)
+        if self.args.break_claim and not self.checks:
+            held, message = False, f"{message} [broken on purpose by --break-claim]"
         self.checks.append({"assertion": message, "held": held})
         print(f"[{'PASS' if held else 'FAIL'}] {message}", flush=True)
         if not held:
@@ -53,10 +87,19 @@ class Experiment:
             sys.exit(1)
 
     def save(self, fig, filename: str = "figure.png") -> Path:
-        """Save a matplotlib figure under ``out`` and close it."""
+        """Save a matplotlib figure under ``out`` as PNG (and an SVG twin) and close it.
+
+        A ``--quick`` run's figure gets the "QUICK RUN" banner above its axes.
+        """
         path = self.out / filename
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
+        if self.quick:
+            mark_quick(fig)
+        fig.savefig(path, bbox_inches="tight")
+        if path.suffix == ".png":
+            svg = path.with_suffix(".svg")
+            fig.savefig(svg, bbox_inches="tight")
+            self._svgs.append(svg.name)
         plt.close(fig)
         self.metrics.setdefault("figures", []).append(filename)
         return path
@@ -75,5 +118,10 @@ class Experiment:
             "notes": self.notes,
             "checks": self.checks,
             "metrics": self.metrics,
+            "figures_svg": self._svgs,
+            "seconds": round(time.perf_counter() - self._t0, 3),
+            "command": f"python -m jaxnn.experiments.{self.name}"
+            + (" --quick" if self.quick else ""),
+            "machine": machine(),
         }
         (self.out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")
