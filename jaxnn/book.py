@@ -29,8 +29,10 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,6 +89,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="comma-separated experiment names or prefixes to run, e.g. ch03,ch11",
     )
     b.add_argument("--force", action="store_true", help="rerun even when the cache key matches")
+    b.add_argument("--verbose", action="store_true", help="show each experiment's output live")
     b.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per experiment")
     b.add_argument(
         "--package",
@@ -109,6 +112,7 @@ def run(args) -> int:
         force=args.force,
         timeout=args.timeout,
         package=args.package,
+        verbose=args.verbose,
     )
     failed = [r["name"] for r in results if r["ran"] and r["status"] != "passed"]
     print(f"wrote {Path(args.out) / 'index.html'}", flush=True)
@@ -176,10 +180,23 @@ def _source_path(module: str) -> Path:
     return Path(spec.origin)
 
 
+def harness_modules(package: str) -> list[str]:
+    """The modules every experiment shares: :data:`HARNESS` and each module of ``package``
+    that is not an experiment (``__init__``, ``_common``, a figure style)."""
+    pkg = importlib.import_module(package)
+    shared = [
+        f"{package}.{m.name}"
+        for m in pkgutil.iter_modules(pkg.__path__)
+        if not _NAME.fullmatch(m.name)
+    ]
+    return sorted({HARNESS, package, *shared})
+
+
 def cache_key(package: str, name: str, quick: bool) -> str:
-    """sha256 of the experiment's source, the harness's source and the mode."""
+    """sha256 of the experiment's source, the harness's sources and the mode."""
     h = hashlib.sha256()
-    for module in (f"{package}.{name}", HARNESS):
+    for module in (f"{package}.{name}", *harness_modules(package)):
+        h.update(module.encode() + b"\0")
         h.update(_source_path(module).read_bytes())
         h.update(b"\0")
     h.update(b"quick" if quick else b"full")
@@ -235,7 +252,41 @@ def _read_json(path: Path):
         return None
 
 
-def run_one(package, name, out: Path, *, quick, timeout, key, host) -> dict:
+def _stream(cmd: list[str], log: Path, *, timeout: float, echo: bool) -> int | None:
+    """Run ``cmd``, copying its output (stdout and stderr) line by line to ``log`` and, with
+    ``echo``, to the terminal. Returns the exit code, or None when killed after ``timeout``."""
+    timed_out = threading.Event()
+    with open(log, "w", encoding="utf-8", errors="replace") as sink:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # its own process group: a timeout ends its children too
+        )
+
+        def kill():
+            timed_out.set()
+            os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                sink.write(line)
+                if echo:
+                    print(f"    {line}", end="", flush=True)
+            code = proc.wait()
+        finally:
+            timer.cancel()
+        if timed_out.is_set():
+            sink.write(f"\n[killed: still running after the --timeout of {timeout:g} s]\n")
+            return None
+    return code
+
+
+def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) -> dict:
     """Run one experiment in a subprocess; returns its record (also written to ``run.json``)."""
     exp_dir = out / name
     if exp_dir.exists():
@@ -243,20 +294,8 @@ def run_one(package, name, out: Path, *, quick, timeout, key, host) -> dict:
     exp_dir.mkdir(parents=True)
     cmd = command_for(package, name, exp_dir, quick)
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [sys.executable, *cmd[1:]],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=timeout,
-        )
-        output, code = proc.stdout, proc.returncode
-    except subprocess.TimeoutExpired as err:
-        output = (err.stdout or b"").decode() if isinstance(err.stdout, bytes) else err.stdout
-        output, code = (output or "") + f"\n[timed out after {timeout:g} s]", None
+    code = _stream([sys.executable, *cmd[1:]], exp_dir / "log.txt", timeout=timeout, echo=echo)
     seconds = time.perf_counter() - t0
-    (exp_dir / "log.txt").write_text(output)
     doc = _read_json(exp_dir / "metrics.json")
     passed = code == 0 and doc is not None and doc.get("claim_held") is True
     record = {
@@ -286,7 +325,9 @@ def _cached(exp_dir: Path, key: str) -> dict | None:
     return record
 
 
-def build(out: Path, *, quick=False, only=(), force=False, timeout=3600.0, package=PACKAGE):
+def build(
+    out: Path, *, quick=False, only=(), force=False, timeout=3600.0, package=PACKAGE, verbose=False
+):
     """Run the selected experiments (reusing cached passes) and write ``out/index.html``.
 
     Returns:
@@ -311,7 +352,9 @@ def build(out: Path, *, quick=False, only=(), force=False, timeout=3600.0, packa
             print(f"{prefix}: cached ({record['status']}, {record['seconds']:.1f} s)", flush=True)
         else:
             print(f"{prefix}: running ...", flush=True)
-            record = run_one(package, name, out, quick=quick, timeout=timeout, key=key, host=host)
+            record = run_one(
+                package, name, out, quick=quick, timeout=timeout, key=key, host=host, echo=verbose
+            )
             print(f"{prefix}: {record['status']} in {record['seconds']:.1f} s", flush=True)
             if record["status"] != "passed":
                 print(_tail(out / name / "log.txt", 1500), file=sys.stderr, flush=True)

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -136,6 +137,34 @@ def test_only_with_an_unknown_name_is_refused_with_the_valid_names(package, tmp_
     assert _build(tmp_path / "site", "--package", name, "--only", "ch99") == 2
     err = capsys.readouterr().err
     assert "ch99" in err and "ch03_passes" in err
+
+
+def test_an_experiment_past_its_timeout_is_killed_and_marked_failed(package, tmp_path):
+    name, pkg = package
+    (pkg / "ch05_hangs.py").write_text(
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "time.sleep(60)\n"
+    )  # a child of its own too: the timeout must end both, or the build would wait 60 s
+    out = tmp_path / "site"
+    t0 = time.monotonic()
+    assert _build(out, "--package", name, "--only", "ch05", "--timeout", "1") == 1
+    assert time.monotonic() - t0 < 30
+    assert _articles((out / "index.html").read_text())["ch05_hangs"] == "failed"
+    assert (
+        "still running after the --timeout of 1 s" in (out / "ch05_hangs" / "log.txt").read_text()
+    )
+
+
+def test_the_cache_key_changes_with_the_experiment_the_shared_modules_and_the_mode(package):
+    name, pkg = package
+    (pkg / "_style.py").write_text("STYLE = 1\n")
+    key = book.cache_key(name, "ch03_passes", quick=True)
+    assert book.cache_key(name, "ch03_passes", quick=True) == key
+    assert book.cache_key(name, "ch03_passes", quick=False) != key
+    assert book.cache_key(name, "ch09_breaks", quick=True) != key
+    (pkg / "_style.py").write_text("STYLE = 2\n")
+    assert book.cache_key(name, "ch03_passes", quick=True) != key
 
 
 def _chromium() -> str | None:
