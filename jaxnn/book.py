@@ -408,9 +408,11 @@ article.stale,article.notbuilt{border-left-color:#b08900}
 .badge.stale,.badge.notbuilt,.badge.missing{background:#b08900}
 .claim{font-size:16px;margin:6px 0}
 img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0;display:block}
-table{border-collapse:collapse;font-size:13px;margin:6px 0}
-td,th{border:1px solid #e3e3e3;padding:2px 8px;text-align:left;vertical-align:top}
-td.num{font-family:monospace;text-align:right}
+.metrics{columns:3 300px;column-gap:24px;font-size:13px;margin:6px 0}
+.metrics div{display:flex;justify-content:space-between;gap:12px;break-inside:avoid;
+ border-bottom:1px solid #eee;padding:1px 0}
+.metrics .k{font-weight:600}.metrics .v{font-family:Menlo,Consolas,monospace;text-align:right;
+ overflow-wrap:anywhere}
 pre,code{font-family:Menlo,Consolas,monospace;font-size:12.5px}
 pre{background:#f3f3f3;padding:8px;overflow-x:auto;white-space:pre-wrap}
 .meta{color:#555;font-size:13px}.quick{background:#fff3cd;border:1px solid #e0c36c;
@@ -453,12 +455,13 @@ def _image(path: Path) -> str:
 
 
 def _metrics_table(metrics: dict) -> str:
+    """The measured numbers as a compact grid of name/value rows, flowing in columns."""
     rows = [
-        f"<tr><th>{_esc(k)}</th><td class=num>{_esc(_fmt(v))}</td></tr>"
+        f'<div><span class="k">{_esc(k)}</span><span class="v">{_esc(_fmt(v))}</span></div>'
         for k, v in metrics.items()
         if k != "figures"
     ]
-    return f"<table>{''.join(rows)}</table>" if rows else ""
+    return f'<div class="metrics">{"".join(rows)}</div>' if rows else ""
 
 
 def _checks_list(doc: dict) -> str:
