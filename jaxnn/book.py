@@ -289,6 +289,11 @@ def _stream(cmd: list[str], log: Path, *, timeout: float, echo: bool) -> int | N
 def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) -> dict:
     """Run one experiment in a subprocess; returns its record (also written to ``run.json``)."""
     exp_dir = out / name
+    if exp_dir.is_symlink() or (exp_dir.exists() and not exp_dir.is_dir()):
+        raise UserError(
+            f"book build: expected {exp_dir} to be a results directory written by a build, got a "
+            "link or a file; remove it or choose another --out"
+        )
     if exp_dir.exists():
         shutil.rmtree(exp_dir)  # our own subdirectory of DIR: results of an older run
     exp_dir.mkdir(parents=True)

@@ -167,6 +167,18 @@ def test_the_cache_key_changes_with_the_experiment_the_shared_modules_and_the_mo
     assert book.cache_key(name, "ch03_passes", quick=True) != key
 
 
+def test_a_link_in_place_of_a_results_directory_is_refused_and_left_alone(package, tmp_path):
+    name, _ = package
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not the build's")
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "ch03_passes").symlink_to(elsewhere, target_is_directory=True)
+    assert _build(out, "--package", name, "--only", "ch03") == 2
+    assert (elsewhere / "keep.txt").read_text() == "not the build's"
+
+
 def _chromium() -> str | None:
     for exe in ("chromium", "chromium-browser", "google-chrome"):
         if shutil.which(exe):
