@@ -145,6 +145,7 @@ def draw(exp, history, straight, killed_at) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log")
     axes[0].set_title("the run memorizes the wrong labels")
+    axes[0].legend(fontsize=8, loc="lower left")
     axes[1].axhline(0.1, color="gray", linewidth=0.8, label="chance (10 classes)")
     axes[1].set_title("validation accuracy peaks, then falls")
     axes[1].legend(fontsize=8)
@@ -156,6 +157,7 @@ def draw(exp, history, straight, killed_at) -> None:
     axes[2].set_ylim(0, 1.05)
     axes[2].set_ylabel("test accuracy")
     axes[2].set_title("checkpoint selection, scored on test data")
+    axes[2].legend(fontsize=8, loc="upper right")
     exp.save(fig, "end_to_end.png")
 
 
