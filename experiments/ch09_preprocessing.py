@@ -40,8 +40,7 @@ import numpy as np
 from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn.data import Dataset, DatasetInfo, Splits, corrupt, load, pipeline, split_indices
-from jaxnn.data.datasets import pydoc_corpus
-from jaxnn.data.text import CharTokenizer, lm_windows
+from jaxnn.data.text import CharTokenizer
 from jaxnn.models import build, get_module
 from jaxnn.train import FitConfig, evaluate, fit
 
@@ -126,15 +125,13 @@ def tokenizer_scores(quick: bool, seed: int = 0) -> dict:
         progress=False, checkpoint=False,
     )  # fmt: skip
     result = fit(model, splits, fit_cfg, verbose=False)
-    text = pydoc_corpus()  # the validation range of load("pydoc_text"): 80% to 90%
-    val_text = text[int(len(text) * 0.8) : int(len(text) * 0.9)]
+    val_text = own.decode(splits.val.x.reshape(-1))  # the validation windows, back to text
     refitted = CharTokenizer.fit(val_text)
-    ids, wrong_ids = own.encode(val_text), refitted.encode(val_text)
-    x_own, y = lm_windows(ids, seq_len)
-    x_wrong, _ = lm_windows(wrong_ids, seq_len)  # targets stay the model's own ids
+    wrong_x = refitted.encode(val_text).reshape(splits.val.x.shape)  # the same characters
+    changed = float(np.mean(wrong_x != splits.val.x))
 
     def loss(x) -> float:
-        ds = Dataset(x, y)
+        ds = Dataset(x.astype(splits.val.x.dtype), splits.val.y)  # targets: the model's own ids
         scores = evaluate(
             model, result.best_params, result.best_model_state, ds, task="language_model"
         )
@@ -143,9 +140,9 @@ def tokenizer_scores(quick: bool, seed: int = 0) -> dict:
     return {
         "lm_train_windows": len(splits.train),
         "unigram_entropy": entropy,
-        "val_loss_own_tokenizer": loss(x_own),
-        "val_loss_refitted_tokenizer": loss(x_wrong),
-        "ids_changed_fraction": float(np.mean(ids != wrong_ids)),
+        "val_loss_own_tokenizer": loss(splits.val.x),
+        "val_loss_refitted_tokenizer": loss(wrong_x),
+        "ids_changed_fraction": changed,
         "vocab_own": own.vocab_size,
         "vocab_refitted": refitted.vocab_size,
     }
