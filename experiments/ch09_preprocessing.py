@@ -158,7 +158,7 @@ def draw(exp, tab: dict, lm: dict) -> None:
         axes[0].bar_label(bars, fmt="%.2f")
     axes[0].set_xticks(range(2), ["test set as collected", f"shifted test set (x{1 + SHIFT:g})"])
     axes[0].set_title("breast-cancer MLP: test statistics hide a shift")
-    names = ("consistent", "not standardized", "columns reordered")
+    names = ("consistent", "not\nstandardized", "columns\nreordered")
     values = [tab["clean_deployed"], tab["not_standardized"], tab["columns_reordered"]]
     bars = axes[1].bar(names, values, color=["C2", "C3", "C3"])
     axes[1].bar_label(bars, fmt="%.2f")
@@ -166,8 +166,9 @@ def draw(exp, tab: dict, lm: dict) -> None:
     for ax in axes[:2]:
         ax.axhline(tab["majority_class"], color="gray", linestyle="--", label="majority class")
         ax.set_ylabel("test accuracy")
-        ax.set_ylim(0, 1.3)
-        ax.legend(loc="upper center", ncol=3, fontsize=8)
+        ax.set_ylim(0, 1.55)
+        ax.set_yticks(np.linspace(0.0, 1.0, 6))
+        ax.legend(loc="upper left", fontsize=8)
     losses = [lm["val_loss_own_tokenizer"], lm["val_loss_refitted_tokenizer"]]
     bars = axes[2].bar(["own tokenizer", "tokenizer refitted\non new text"], losses,
                        color=["C2", "C3"])  # fmt: skip
