@@ -1,0 +1,582 @@
+"""The book, executed: every chapter's experiments run and gathered into one offline page.
+
+``jaxnn book`` prints which module implements which chapter. ``jaxnn book build --out DIR`` runs
+every experiment of the :mod:`jaxnn.experiments` package (the modules named ``chNN_<claim>``),
+each in its own process as ``python -m jaxnn.experiments.<name> --out DIR/<name> [--quick]``, and
+writes ``DIR/index.html``: one section per chapter (1-15), each experiment with its claim, its
+figures, the measured numbers, a pass/fail mark, the command that reproduces it, the machine it
+ran on and the time it took. The page is one self-contained file (figures embedded as data URIs,
+inline CSS, no fonts or scripts from elsewhere), so it reads offline and can be copied alone.
+
+A failed or crashed experiment is never hidden: the build prints it, exits 1, and the page marks
+it failed with the tail of its output. A rebuild reuses an experiment's results when its cache
+key (a hash of the experiment's source, the harness's source and the mode) is unchanged, so
+adding one chapter does not rerun the other fourteen. Only passing runs are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import html
+import importlib
+import importlib.util
+import json
+import os
+import pkgutil
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from jaxnn.errors import UserError
+
+__all__ = ["BOOK", "add_parser", "run", "main", "discover", "build", "render_page"]
+
+BOOK = (
+    (1, "Neural networks as function approximators", "jaxnn.models.mlp"),
+    (2, "Vectors, matrices and layers", "jaxnn.layers.dense, jaxnn.initializers"),
+    (3, "Activation functions and nonlinearity", "jaxnn.activations"),
+    (4, "Loss functions define the goal", "jaxnn.losses"),
+    (5, "Forward pass", "jaxnn.models.*.apply"),
+    (6, "Gradient descent", "jaxnn.train.step"),
+    (7, "Backpropagation", "jaxnn.gradcheck"),
+    (8, "Parameter updates and optimizers", "jaxnn.optim"),
+    (9, "Data pipelines and normalization", "jaxnn.data"),
+    (10, "Multilayer perceptrons", "jaxnn.models.mlp"),
+    (11, "Convolutional neural networks", "jaxnn.layers.conv, jaxnn.models.cnn"),
+    (
+        12,
+        "RNNs and Transformers",
+        "jaxnn.layers.{recurrent,attention}, jaxnn.models.{rnn,transformer}",
+    ),
+    (13, "Generalization, validation, regularization", "jaxnn.train.loop, jaxnn.layers.dropout"),
+    (14, "Common failure modes", "jaxnn.diagnostics, jaxnn.data.corrupt, divergence guard"),
+    (15, "End-to-end training loop", "jaxnn.train, jaxnn.train.checkpoint, jaxnn.parallel"),
+)
+
+PACKAGE = "jaxnn.experiments"
+HARNESS = "jaxnn.experiments._common"
+_NAME = re.compile(r"ch(\d\d)_[a-z0-9_]+")
+_LOG_TAIL = 4000  # characters of a failed run's output shown on the page
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``book`` (the chapter map) and ``book build`` (the executed book) to ``subparsers``."""
+    book = subparsers.add_parser(
+        "book", help="which module implements which chapter; `book build` runs the experiments"
+    )
+    sub = book.add_subparsers(dest="book_command")
+    b = sub.add_parser("build", help="run the experiments and write an offline page DIR/index.html")
+    b.add_argument("--out", required=True, help="output directory (results and index.html)")
+    b.add_argument("--quick", action="store_true", help="tiny sizes: seconds per experiment")
+    b.add_argument(
+        "--only",
+        default="",
+        help="comma-separated experiment names or prefixes to run, e.g. ch03,ch11",
+    )
+    b.add_argument("--force", action="store_true", help="rerun even when the cache key matches")
+    b.add_argument("--verbose", action="store_true", help="show each experiment's output live")
+    b.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per experiment")
+    b.add_argument(
+        "--package",
+        default=PACKAGE,
+        help=f"package whose chNN_* modules are the experiments (default {PACKAGE})",
+    )
+    return book
+
+
+def run(args) -> int:
+    """Run ``jaxnn book [build ...]``; returns the exit code (1 when an experiment failed)."""
+    if getattr(args, "book_command", None) != "build":
+        for number, title, where in BOOK:
+            print(f"{number:>2}. {title:<45} {where}")
+        return 0
+    results = build(
+        Path(args.out),
+        quick=args.quick,
+        only=[s for s in args.only.split(",") if s.strip()],
+        force=args.force,
+        timeout=args.timeout,
+        package=args.package,
+        verbose=args.verbose,
+    )
+    failed = [r["name"] for r in results if r["ran"] and r["status"] != "passed"]
+    print(f"wrote {Path(args.out) / 'index.html'}", flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m jaxnn.book [build ...]``: the same as ``jaxnn book [build ...]``."""
+    parser = argparse.ArgumentParser(prog="jaxnn")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["book", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return run(args)
+    except ValueError as err:
+        print(f"jaxnn book: error: {err}", file=sys.stderr)
+        return 2
+
+
+# --------------------------------------------------------------------------------------------
+# Discovery and cache
+# --------------------------------------------------------------------------------------------
+
+
+def discover(package: str = PACKAGE) -> list[str]:
+    """The experiment module names (``chNN_<claim>``) of ``package``, sorted by chapter, name.
+
+    Found through the import system (``pkgutil``), so an installed wheel works as a checkout does.
+    """
+    try:
+        pkg = importlib.import_module(package)
+    except ImportError as err:
+        raise UserError(
+            f"book build: expected an importable experiments package, got {package!r} ({err})"
+        ) from err
+    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if _NAME.fullmatch(m.name)]
+    return sorted(names, key=lambda n: (chapter_of(n), n))
+
+
+def chapter_of(name: str) -> int:
+    """The chapter number of an experiment module name: ``ch03_linear_collapse`` -> 3."""
+    return int(name[2:4])
+
+
+def select(names: list[str], only: list[str]) -> list[str]:
+    """The names matching any of ``only`` (a full name or a prefix such as ``ch03``)."""
+    if not only:
+        return list(names)
+    tokens = [t.strip() for t in only]
+    unknown = [t for t in tokens if not any(n.startswith(t) for n in names)]
+    if unknown:
+        raise UserError(
+            f"book build: --only {','.join(unknown)} matches no experiment; expected names or "
+            f"prefixes of: {', '.join(names)}"
+        )
+    return [n for n in names if any(n.startswith(t) for t in tokens)]
+
+
+def _source_path(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise UserError(f"book build: expected module {module} to have a source file, got none")
+    return Path(spec.origin)
+
+
+def harness_modules(package: str) -> list[str]:
+    """The modules every experiment shares: :data:`HARNESS` and each module of ``package``
+    that is not an experiment (``__init__``, ``_common``, a figure style)."""
+    pkg = importlib.import_module(package)
+    shared = [
+        f"{package}.{m.name}"
+        for m in pkgutil.iter_modules(pkg.__path__)
+        if not _NAME.fullmatch(m.name)
+    ]
+    return sorted({HARNESS, package, *shared})
+
+
+def cache_key(package: str, name: str, quick: bool) -> str:
+    """sha256 of the experiment's source, the harness's sources and the mode."""
+    h = hashlib.sha256()
+    for module in (f"{package}.{name}", *harness_modules(package)):
+        h.update(module.encode() + b"\0")
+        h.update(_source_path(module).read_bytes())
+        h.update(b"\0")
+    h.update(b"quick" if quick else b"full")
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    """Where the experiments run: platform, CPU, Python, and JAX's version and backend."""
+    info = {
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    try:
+        import jax
+
+        info.update(
+            jax=jax.__version__,
+            backend=jax.default_backend(),
+            devices=f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+        )
+    except Exception as err:  # the page still builds; the failure is shown, not hidden
+        info["jax"] = f"unavailable: {err}"
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def command_for(package: str, name: str, out: Path, quick: bool) -> list[str]:
+    """The command that runs (and reproduces) one experiment."""
+    cmd = ["python", "-m", f"{package}.{name}", "--out", str(out)]
+    return cmd + (["--quick"] if quick else [])
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _stream(cmd: list[str], log: Path, *, timeout: float, echo: bool) -> int | None:
+    """Run ``cmd``, copying its output (stdout and stderr) line by line to ``log`` and, with
+    ``echo``, to the terminal. Returns the exit code, or None when killed after ``timeout``."""
+    timed_out = threading.Event()
+    with open(log, "w", encoding="utf-8", errors="replace") as sink:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # its own process group: a timeout ends its children too
+        )
+
+        def kill():
+            timed_out.set()
+            os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                sink.write(line)
+                if echo:
+                    print(f"    {line}", end="", flush=True)
+            code = proc.wait()
+        finally:
+            timer.cancel()
+        if timed_out.is_set():
+            sink.write(f"\n[killed: still running after the --timeout of {timeout:g} s]\n")
+            return None
+    return code
+
+
+def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) -> dict:
+    """Run one experiment in a subprocess; returns its record (also written to ``run.json``)."""
+    exp_dir = out / name
+    if exp_dir.is_symlink() or (exp_dir.exists() and not exp_dir.is_dir()):
+        raise UserError(
+            f"book build: expected {exp_dir} to be a results directory written by a build, got a "
+            "link or a file; remove it or choose another --out"
+        )
+    if exp_dir.exists():
+        shutil.rmtree(exp_dir)  # our own subdirectory of DIR: results of an older run
+    exp_dir.mkdir(parents=True)
+    cmd = command_for(package, name, exp_dir, quick)
+    t0 = time.perf_counter()
+    code = _stream([sys.executable, *cmd[1:]], exp_dir / "log.txt", timeout=timeout, echo=echo)
+    seconds = time.perf_counter() - t0
+    doc = _read_json(exp_dir / "metrics.json")
+    passed = code == 0 and doc is not None and doc.get("claim_held") is True
+    record = {
+        "name": name,
+        "status": "passed" if passed else "failed",
+        "returncode": code,
+        "seconds": round(seconds, 2),
+        "command": shlex.join(cmd),
+        "quick": quick,
+        "key": key,
+        "machine": host,
+        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    (exp_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    if passed:
+        (exp_dir / ".cache-key").write_text(key + "\n")
+    return record
+
+
+def _cached(exp_dir: Path, key: str) -> dict | None:
+    """The stored record when ``exp_dir`` holds a passing run with cache key ``key``."""
+    key_file = exp_dir / ".cache-key"
+    stored = key_file.read_text().strip() if key_file.is_file() else None
+    record = _read_json(exp_dir / "run.json")
+    if stored != key or record is None or record.get("status") != "passed":
+        return None
+    return record
+
+
+def build(
+    out: Path, *, quick=False, only=(), force=False, timeout=3600.0, package=PACKAGE, verbose=False
+):
+    """Run the selected experiments (reusing cached passes) and write ``out/index.html``.
+
+    Returns:
+      One dict per discovered experiment: ``name``, ``status`` (passed, failed, not built,
+      stale), ``ran`` (run or reused in this build) and the stored record.
+    """
+    names = discover(package)
+    chosen = select(names, list(only))
+    out.mkdir(parents=True, exist_ok=True)
+    host = machine()
+    print(
+        f"book build: {len(chosen)} of {len(names)} experiments, "
+        f"{'quick' if quick else 'full'} mode -> {out}",
+        flush=True,
+    )
+    results = []
+    for i, name in enumerate(chosen, 1):
+        key = cache_key(package, name, quick)
+        record = None if force else _cached(out / name, key)
+        prefix = f"[{i}/{len(chosen)}] {name}"
+        if record is not None:
+            print(f"{prefix}: cached ({record['status']}, {record['seconds']:.1f} s)", flush=True)
+        else:
+            print(f"{prefix}: running ...", flush=True)
+            record = run_one(
+                package, name, out, quick=quick, timeout=timeout, key=key, host=host, echo=verbose
+            )
+            print(f"{prefix}: {record['status']} in {record['seconds']:.1f} s", flush=True)
+            if record["status"] != "passed":
+                print(_tail(out / name / "log.txt", 1500), file=sys.stderr, flush=True)
+        results.append({**record, "ran": True})
+    done = {r["name"] for r in results}
+    for name in names:
+        if name not in done:
+            results.append(_previous(out / name, name, cache_key(package, name, quick), quick))
+    results.sort(key=lambda r: (chapter_of(r["name"]), r["name"]))
+    page = render_page(out, results, quick=quick, host=host)
+    (out / "index.html").write_text(page, encoding="utf-8")
+    return results
+
+
+def _previous(exp_dir: Path, name: str, key: str, quick: bool) -> dict:
+    """A result left in ``exp_dir`` by an earlier build (same mode), or a "not built" record."""
+    record = _read_json(exp_dir / "run.json")
+    if record is None or record.get("quick") != quick:
+        return {"name": name, "status": "not built", "ran": False, "quick": quick}
+    if record.get("key") != key:
+        return {**record, "status": "stale", "ran": False}
+    return {**record, "ran": False}
+
+
+def _tail(path: Path, chars: int = _LOG_TAIL) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no output)"
+    return text[-chars:] if len(text) > chars else text
+
+
+# --------------------------------------------------------------------------------------------
+# The page
+# --------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font:15px/1.5 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d1d1f;
+ background:#f6f6f3;margin:0}
+main{max-width:1100px;margin:0 auto;padding:24px}
+header{border-bottom:2px solid #ddd;margin-bottom:16px}
+h1{margin:0 0 4px}h2{margin:32px 0 8px;border-bottom:1px solid #ddd}
+.chapter>p.where{color:#666;margin:0 0 8px;font-family:monospace;font-size:13px}
+article{background:#fff;border:1px solid #ddd;border-left:6px solid #999;border-radius:6px;
+ padding:12px 16px;margin:12px 0}
+article.passed{border-left-color:#2e7d32}article.failed{border-left-color:#c62828}
+article.stale,article.notbuilt{border-left-color:#b08900}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600;
+ font-size:13px;margin-right:8px}
+.badge.passed{background:#2e7d32}.badge.failed{background:#c62828}
+.badge.stale,.badge.notbuilt,.badge.missing{background:#b08900}
+.claim{font-size:16px;margin:6px 0}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0;display:block}
+.metrics{columns:3 300px;column-gap:24px;font-size:13px;margin:6px 0}
+.metrics div{display:flex;justify-content:space-between;gap:12px;break-inside:avoid;
+ border-bottom:1px solid #eee;padding:1px 0}
+.metrics .k{font-weight:600}.metrics .v{font-family:Menlo,Consolas,monospace;text-align:right;
+ overflow-wrap:anywhere}
+pre,code{font-family:Menlo,Consolas,monospace;font-size:12.5px}
+pre{background:#f3f3f3;padding:8px;overflow-x:auto;white-space:pre-wrap}
+.meta{color:#555;font-size:13px}.quick{background:#fff3cd;border:1px solid #e0c36c;
+ padding:6px 10px;border-radius:6px}
+ul.checks{margin:4px 0;padding-left:20px}li.held::marker{content:"\\2713  ";color:#2e7d32}
+li.broken::marker{content:"\\2717  ";color:#c62828}
+nav a{margin-right:8px}
+"""
+
+# Reports what the browser rendered (for the headless check): sections and images that loaded.
+_CHECK_SCRIPT = """
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var loaded = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; });
+  var b = document.body;
+  b.setAttribute("data-sections", document.querySelectorAll("section.chapter").length);
+  b.setAttribute("data-images", imgs.length);
+  b.setAttribute("data-images-loaded", loaded.length);
+  b.setAttribute("data-rendered", "yes");
+});
+"""
+
+
+def _esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def _image(path: Path) -> str:
+    """An ``<img>`` with the PNG embedded as a data URI (the page stays one file)."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{_esc(path.name)}" src="data:image/png;base64,{data}">'
+
+
+def _metrics_table(metrics: dict) -> str:
+    """The measured numbers as a compact grid of name/value rows, flowing in columns."""
+    rows = [
+        f'<div><span class="k">{_esc(k)}</span><span class="v">{_esc(_fmt(v))}</span></div>'
+        for k, v in metrics.items()
+        if k != "figures"
+    ]
+    return f'<div class="metrics">{"".join(rows)}</div>' if rows else ""
+
+
+def _checks_list(doc: dict) -> str:
+    items = [
+        f'<li class="{"held" if c.get("held") else "broken"}">{_esc(c.get("assertion", ""))}</li>'
+        for c in doc.get("checks", [])
+    ]
+    return f'<ul class="checks">{"".join(items)}</ul>' if items else ""
+
+
+def _machine_line(record: dict) -> str:
+    m = record.get("machine") or {}
+    parts = [
+        m.get("platform"),
+        m.get("cpu"),
+        f"{m.get('cpu_count')} cores" if m.get("cpu_count") else None,
+        f"Python {m['python']}" if m.get("python") else None,
+        f"jax {m['jax']}" if m.get("jax") else None,
+        f"backend {m['backend']}" if m.get("backend") else None,
+        m.get("devices"),
+    ]
+    return "; ".join(_esc(p) for p in parts if p)
+
+
+_STATUS_TEXT = {
+    "passed": "claim holds",
+    "failed": "FAILED",
+    "stale": "stale: the code changed since this result",
+    "not built": "not built",
+}
+
+
+def _experiment(out: Path, record: dict) -> str:
+    """One experiment's ``<article>``: claim, mark, figures, numbers, checks, how to reproduce."""
+    name, status = record["name"], record["status"]
+    exp_dir = out / name
+    doc = _read_json(exp_dir / "metrics.json") if status != "not built" else None
+    cls = status.replace(" ", "")
+    parts = [
+        f'<article class="{cls}" id="{_esc(name)}" data-status="{_esc(status)}">',
+        f'<div><span class="badge {cls}">{_esc(_STATUS_TEXT[status])}</span>'
+        f"<code>{_esc(name)}</code></div>",
+    ]
+    if doc is not None:
+        parts.append(f'<p class="claim">{_esc(doc.get("claim", ""))}</p>')
+        for fig in doc.get("metrics", {}).get("figures", []):
+            if (exp_dir / fig).is_file() and fig.endswith(".png"):
+                parts.append(_image(exp_dir / fig))
+        parts.append(_checks_list(doc))
+        parts.append(_metrics_table(doc.get("metrics", {})))
+        parts += [f'<p class="meta">note: {_esc(n)}</p>' for n in doc.get("notes", [])]
+    if status == "failed":
+        parts.append(f"<p>output (tail):</p><pre>{_esc(_tail(exp_dir / 'log.txt'))}</pre>")
+    if "command" in record:
+        parts.append(
+            f'<p class="meta">reproduce: <code>{_esc(record["command"])}</code><br>'
+            f"took {record['seconds']:.1f} s, {_esc(record.get('finished', ''))}, on "
+            f"{_machine_line(record)}</p>"
+        )
+    parts.append("</article>")
+    return "\n".join(parts)
+
+
+def _chapter(out: Path, number: int, title: str, where: str, records: list[dict]) -> str:
+    head = (
+        f'<section class="chapter" id="chapter-{number}" data-chapter="{number}">'
+        f"<h2>{number}. {_esc(title)}</h2><p class=where>{_esc(where)}</p>"
+    )
+    if not records:
+        body = '<p><span class="badge missing">missing</span>no experiment for this chapter yet</p>'
+    else:
+        body = "\n".join(_experiment(out, r) for r in records)
+    return f"{head}\n{body}\n</section>"
+
+
+def render_page(out: Path, results: list[dict], *, quick: bool, host: dict) -> str:
+    """The whole ``index.html`` as a string: header, summary, then chapters 1-15 in order."""
+    counts = {s: sum(r["status"] == s for r in results) for s in _STATUS_TEXT}
+    covered = {chapter_of(r["name"]) for r in results}
+    missing = [n for n, _, _ in BOOK if n not in covered]
+    chapters = [
+        _chapter(out, n, title, where, [r for r in results if chapter_of(r["name"]) == n])
+        for n, title, where in BOOK
+    ]
+    mode = (
+        '<p class="quick"><b>Quick mode</b>: tiny sizes that run in seconds on a CPU; the numbers '
+        "are smaller than those of a full run (<code>jaxnn book build</code> without "
+        "<code>--quick</code>).</p>"
+        if quick
+        else "<p>Full mode.</p>"
+    )
+    summary = (
+        f"<p>{counts['passed']} experiments hold their claim, {counts['failed']} failed, "
+        f"{counts['stale'] + counts['not built']} not (re)built; "
+        f"chapters without an experiment: {', '.join(map(str, missing)) or 'none'}.</p>"
+    )
+    nav = " ".join(f'<a href="#chapter-{n}">{n}</a>' for n, _, _ in BOOK)
+    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>Neural Networks Explained, executed</title><style>{_CSS}</style></head>\n"
+        "<body><main><header><h1>Neural Networks Explained, executed</h1>"
+        "<p>Each chapter's claims, measured with jaxnn, drawn and asserted. "
+        f"Built {built} on {_machine_line({'machine': host})}.</p>{mode}{summary}"
+        f"<nav>chapters: {nav}</nav></header>\n"
+        + "\n".join(chapters)
+        + f"\n</main><script>{_CHECK_SCRIPT}</script></body></html>\n"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
