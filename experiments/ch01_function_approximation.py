@@ -33,7 +33,7 @@ from jaxnn.experiments._common import Experiment, plt
 from jaxnn.experiments._style import TRAIN, VAL, baseline_line
 
 from jaxnn.data import Dataset, load, pipeline
-from jaxnn.models import build, get_module
+from jaxnn.models import build, get
 from jaxnn.train import FitConfig, evaluate, fit
 
 CLAIM = (
@@ -58,7 +58,7 @@ def width_sweep(widths, n: int, epochs: int, seed: int) -> tuple[dict, object]:
     )
     runs = {}
     for w in widths:
-        cfg_w = get_module("mlp").config_for(splits.info, hidden=(w,), activation="relu")
+        cfg_w = get("mlp").config_for(splits.info, hidden=(w,), activation="relu")
         model = build("mlp", cfg_w)
         runs[w] = (model, fit(model, splits, cfg, verbose=False))
     return runs, splits
@@ -85,7 +85,7 @@ def random_label_splits(n_train: int, seed: int):
 
 def memorize(splits, epochs: int, seed: int) -> dict:
     """Train a wide MLP; accuracy of its *final* parameters on train and validation."""
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(512, 512)))
+    model = build("mlp", splits.info, hidden=(512, 512))
     cfg = FitConfig(
         epochs=epochs, batch_size=50, lr=1e-3, seed=seed, progress=False, checkpoint=False
     )
@@ -104,7 +104,7 @@ def draw(exp, runs, splits, mse, memo, chance):
     axes[0].scatter(splits.train.x[:, 0], splits.train.y[:, 0], s=4, color="#bbbbbb", label="train")
     axes[0].plot(x[:, 0], np.sin(x[:, 0]), color="black", linestyle=":", label="sin x")
     for w, (model, result) in runs.items():
-        y, _ = model.apply(result.best_params, result.best_model_state, x)
+        y, _ = model.apply(result.best_params, x, state=result.best_model_state)
         axes[0].plot(x[:, 0], np.asarray(y)[:, 0], label=f"width {w}")
     axes[0].set_xlabel("input x")
     axes[0].set_ylabel("prediction y")

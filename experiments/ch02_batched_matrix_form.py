@@ -106,13 +106,13 @@ def main(argv=None) -> None:
     model = build("mlp", cfg)
     params, state = model.init(jax.random.PRNGKey(0))
     x = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (32, 20)))  # (B, 20)
-    batched = np.asarray(model.apply(params, state, x)[0])  # (B, 5)
+    batched = np.asarray(model.apply(params, x, state=state)[0])  # (B, 5)
     t0 = time.perf_counter()
     looped = per_neuron(params, x)  # (B, 5)
     loop_rate = len(x) / (time.perf_counter() - t0)
     max_diff = float(np.abs(batched - looped).max())
 
-    forward = jax.jit(lambda x: model.apply(params, state, x)[0])
+    forward = jax.jit(lambda x: model.apply(params, x, state=state)[0])
     sizes = [2**k for k in range(max_log2 + 1)]
     data = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (sizes[-1], 20)))
     rates = [throughput(forward, data[:b], repeats) for b in sizes]

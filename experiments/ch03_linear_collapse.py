@@ -50,8 +50,9 @@ def collapse_error(key) -> float:
     k_init, k_x = jax.random.split(key)
     params = mlp.init(k_init, cfg)
     x = jax.random.normal(k_x, (256, 2))  # (B, 2)
-    deep = mlp.apply(params, x, cfg=cfg)  # (B, 2)
-    single = mlp.apply(compose_affine(params), x)  # (B, 2)
+    deep = mlp.apply(params, x, cfg=cfg)[0]  # (B, 2)
+    one_layer = mlp.Config(input_dim=2, hidden=(), num_classes=2, activation="identity")
+    single = mlp.apply(compose_affine(params), x, cfg=one_layer)[0]  # (B, 2)
     return float(jnp.max(jnp.abs(deep - single)))
 
 
@@ -92,7 +93,7 @@ def main(argv=None) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
     points = standardizer.apply(grid)
     for ax, (label, (model, result)) in zip(axes, runs.items(), strict=True):
-        logits, _ = model.apply(result.best_params, result.best_model_state, points)
+        logits, _ = model.apply(result.best_params, points, state=result.best_model_state)
         pred = np.asarray(jnp.argmax(logits, axis=-1)).reshape(gx.shape)
         ax.contourf(gx, gy, pred, levels=[-0.5, 0.5, 1.5], cmap="coolwarm", alpha=0.35)
         ax.scatter(

@@ -38,7 +38,7 @@ from jaxnn.experiments._style import PALETTE, baseline_line
 
 from jaxnn import losses
 from jaxnn.data import load, pipeline
-from jaxnn.models import build, get_module
+from jaxnn.models import build
 from jaxnn.train import FitConfig, fit
 
 CLAIM = (
@@ -51,12 +51,12 @@ SCALES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 def val_logits(epochs: int, seed: int):
     splits, _ = pipeline.standardize(load("digits", seed=seed))
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(128,)))
+    model = build("mlp", splits.info, hidden=(128,))
     cfg = FitConfig(
         epochs=epochs, batch_size=32, lr=1e-3, seed=seed, progress=False, checkpoint=False
     )
     result = fit(model, splits, cfg, verbose=False)
-    logits, _ = model.apply(result.best_params, result.best_model_state, splits.val.x)
+    logits, _ = model.apply(result.best_params, splits.val.x, state=result.best_model_state)
     return np.asarray(logits), np.asarray(splits.val.y)  # (N, 10), (N,)
 
 

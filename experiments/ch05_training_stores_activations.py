@@ -120,7 +120,7 @@ def inference_vs_train_step(width: int, depth: int, batch: int, repeats: int) ->
     opt_state = tx.init(params)
 
     def infer(params, x):
-        return model.apply(params, state, x)[0]  # (B, 10)
+        return model.apply(params, x, state=state)[0]  # (B, 10)
 
     def train_step(params, opt_state, x, y):
         loss, grads = jax.value_and_grad(lambda p: losses.cross_entropy(infer(p, x), y))(params)

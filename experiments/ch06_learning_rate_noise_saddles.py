@@ -44,7 +44,7 @@ from jaxnn.experiments._style import BASELINE, PALETTE, baseline_line
 
 from jaxnn import losses, optim
 from jaxnn.data import load, pipeline
-from jaxnn.models import build, get_module
+from jaxnn.models import build
 from jaxnn.train import FitConfig, fit
 
 CLAIM = (
@@ -57,7 +57,7 @@ BATCHES = (1, 4, 16, 64, 256)
 
 
 def lr_sweep(splits, epochs: int) -> dict:
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(64,)))
+    model = build("mlp", splits.info, hidden=(64,))
     runs = {}
     for lr in LRS:
         cfg = FitConfig(
@@ -75,12 +75,12 @@ def lr_sweep(splits, epochs: int) -> dict:
 
 def gradient_noise(splits, draws: int, seed: int = 0) -> list[float]:
     """Mean ``||g_B - g|| / ||g||`` at initialization for each batch size ``B`` in BATCHES."""
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(64,)))
+    model = build("mlp", splits.info, hidden=(64,))
     params, state = model.init(jax.random.PRNGKey(seed))
     x, y = jnp.asarray(splits.train.x), jnp.asarray(splits.train.y)
 
     def loss(p, xi, yi):
-        return losses.cross_entropy(model.apply(p, state, xi[None])[0], yi[None])
+        return losses.cross_entropy(model.apply(p, xi[None], state=state)[0], yi[None])
 
     per_example = jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))(params, x, y)
     flat = jnp.concatenate(

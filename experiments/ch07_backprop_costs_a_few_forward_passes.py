@@ -62,7 +62,7 @@ def make_loss(width: int, key):
     y = jax.random.normal(k_y, (64, 1), jnp.float64)  # (B, 1)
 
     def loss(p):
-        return losses.mse(mlp.apply(p, x, cfg=cfg), y)
+        return losses.mse(mlp.apply(p, x, cfg=cfg)[0], y)
 
     return loss, params
 

@@ -39,7 +39,7 @@ from jaxnn.experiments._common import Experiment, plt
 from jaxnn.experiments._style import PALETTE, baseline_line
 
 from jaxnn.data import corrupt, load, pipeline
-from jaxnn.models import build, get_module
+from jaxnn.models import build
 from jaxnn.train import FitConfig, fit
 
 CLAIM = (
@@ -59,7 +59,7 @@ def train_all(epochs: int, seed: int) -> dict:
     splits, _ = pipeline.standardize(load("digits", seed=seed))
     noisy, _ = corrupt.label_noise(splits.train, NOISE, num_classes=10, seed=seed)
     splits = splits.replace(train=noisy)
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(256, 256)))
+    model = build("mlp", splits.info, hidden=(256, 256))
     results = {}
     for label, (name, lr, wd) in OPTIMIZERS.items():
         cfg = FitConfig(

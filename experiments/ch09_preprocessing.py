@@ -41,7 +41,7 @@ from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn.data import Dataset, DatasetInfo, Splits, corrupt, load, pipeline, split_indices
 from jaxnn.data.text import CharTokenizer
-from jaxnn.models import build, get_module
+from jaxnn.models import build, get
 from jaxnn.train import FitConfig, evaluate, fit
 
 CLAIM = (
@@ -79,7 +79,7 @@ def tabular_scores(seed: int) -> dict:
     """Train on standardized features; score the test split under each preprocessing."""
     raw = breast_cancer_splits(seed)
     splits, train_stats = pipeline.standardize(raw)
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(64,)))
+    model = build("mlp", splits.info, hidden=(64,))
     cfg = FitConfig(epochs=30, batch_size=32, lr=3e-3, seed=seed, progress=False, checkpoint=False)
     result = fit(model, splits, cfg, verbose=False)
     test = raw.test.unseal("ch09: score the test split under several preprocessings")
@@ -118,7 +118,7 @@ def tokenizer_scores(quick: bool, seed: int = 0) -> dict:
     own = splits.info.tokenizer
     entropy = unigram_entropy(splits.train.y, own.vocab_size)
     splits = splits.replace(train=splits.train.take(range(min(n_train, len(splits.train)))))
-    cfg = get_module("transformer").config_for(splits.info, dim=32, num_heads=4, num_layers=1)
+    cfg = get("transformer").config_for(splits.info, dim=32, num_heads=4, num_layers=1)
     model = build("transformer", cfg)
     fit_cfg = FitConfig(
         epochs=epochs, batch_size=32, lr=3e-3, optimizer="adamw", weight_decay=0.01, seed=seed,

@@ -32,7 +32,7 @@ import numpy as np
 from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn.data import load, pipeline
-from jaxnn.models import build, get_module, param_count
+from jaxnn.models import build, get, param_count
 from jaxnn.train import FitConfig, fit
 
 CLAIM = (
@@ -54,7 +54,7 @@ def count_params(name: str, side: int) -> dict:
     """Parameters of the MLP or CNN for ``side x side x 1`` images, without allocating them."""
     info = types.SimpleNamespace(input_shape=(side, side, 1), num_classes=10)
     overrides = {"hidden": (HIDDEN, HIDDEN)} if name == "mlp" else {}
-    cfg = get_module(name).config_for(info, **overrides)
+    cfg = get(name).config_for(info, **overrides)
     shapes = jax.eval_shape(lambda: build(name, cfg).init(jax.random.PRNGKey(0))[0])
     if name == "mlp":
         first = param_count(shapes["dense_0"])
@@ -82,7 +82,7 @@ def table_scores(name: str, seed: int, epochs: int) -> dict:
     )
     scores = {}
     for label, hidden in (("linear", ()), ("mlp", (64, 64))):
-        model = build("mlp", get_module("mlp").config_for(splits.info, hidden=hidden))
+        model = build("mlp", splits.info, hidden=hidden)
         scores[label] = fit(model, splits, cfg, verbose=False).summary["test_accuracy"]
     test = splits.test.unseal("ch10: score the random-forest baseline")
     forest = RandomForestClassifier(n_estimators=200, random_state=seed)

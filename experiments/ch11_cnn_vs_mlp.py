@@ -24,7 +24,7 @@ from __future__ import annotations
 from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn.data import load, pipeline
-from jaxnn.models import build, get_module, param_count
+from jaxnn.models import build, get, param_count
 from jaxnn.train import FitConfig, fit
 
 CLAIM = (
@@ -44,8 +44,8 @@ def main(argv=None) -> None:
         epochs=epochs, batch_size=100, lr=3e-3, progress=False, checkpoint=False, seed=0
     )
     configs = {
-        "mlp": get_module("mlp").config_for(splits.info, hidden=(256, 256)),
-        "cnn": get_module("cnn").config_for(splits.info),
+        "mlp": get("mlp").config_for(splits.info, hidden=(256, 256)),
+        "cnn": get("cnn").config_for(splits.info),
     }
     results = {}
     for name, cfg in configs.items():

@@ -32,7 +32,7 @@ from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn.data import load
 from jaxnn.layers import init_transformer_block, sinusoidal_positions, transformer_block
-from jaxnn.models import build, get_module, param_count
+from jaxnn.models import build, get, param_count
 from jaxnn.train import FitConfig, fit
 
 CLAIM = (
@@ -89,7 +89,7 @@ def main(argv=None) -> None:
         exp.notes.append("--quick: 1 layer, width 32, 4 epochs of 640 windows; same assertions")
     else:
         overrides, epochs = {"dim": 64, "num_heads": 4, "num_layers": 2}, 3
-    cfg = get_module("transformer").config_for(splits.info, **overrides)
+    cfg = get("transformer").config_for(splits.info, **overrides)
     fit_cfg = FitConfig(
         epochs=epochs,
         batch_size=32,

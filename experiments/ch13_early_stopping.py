@@ -26,7 +26,7 @@ import numpy as np
 from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn.data import load, pipeline
-from jaxnn.models import build, get_module
+from jaxnn.models import build
 from jaxnn.train import FitConfig, evaluate, fit
 
 CLAIM = (
@@ -42,7 +42,7 @@ def main(argv=None) -> None:
         exp.notes.append("--quick: 200 training examples, patience 5, at most 60 epochs")
     splits, _ = pipeline.standardize(load("mnist1d", seed=0))
     splits = splits.replace(train=splits.train.take(range(n_train)))
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(512, 512)))
+    model = build("mlp", splits.info, hidden=(512, 512))
     fit_cfg = FitConfig(
         epochs=max_epochs,
         batch_size=50,

@@ -39,7 +39,7 @@ from jaxnn.experiments._common import Experiment, plt
 
 from jaxnn import diagnostics as D
 from jaxnn.data import corrupt, load, pipeline
-from jaxnn.models import build, get_module
+from jaxnn.models import build, get
 from jaxnn.train import FitConfig, fit
 
 CLAIM = (
@@ -52,7 +52,7 @@ CLAIM = (
 def _fit(splits, *, hidden, lr, epochs, n_train=None):
     if n_train is not None:
         splits = splits.replace(train=splits.train.take(range(n_train)))
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=hidden))
+    model = build("mlp", splits.info, hidden=hidden)
     cfg = FitConfig(epochs=epochs, batch_size=50, lr=lr, progress=False, checkpoint=False)
     return model, fit(model, splits, cfg, verbose=False)
 
@@ -61,7 +61,7 @@ def label_noise_scores(digits, rate, epochs):
     """Precision of the top-loss flags against the record, and the true-label control."""
     noisy, record = corrupt.label_noise(digits.train, rate, num_classes=10, seed=0)
     model, result = _fit(digits.replace(train=noisy), hidden=(64,), lr=3e-3, epochs=epochs)
-    logits, _ = model.apply(result.best_params, result.best_model_state, noisy.x)  # (N, C)
+    logits, _ = model.apply(result.best_params, noisy.x, state=result.best_model_state)  # (N, C)
     wrong = set(record["indices"].tolist())
 
     def precision_recall(labels):
@@ -84,13 +84,13 @@ def gradient_verdicts(m1d):
         ("relu_x3", "relu", 3.0),
         ("relu_he", "relu", np.sqrt(2.0)),
     ):
-        cfg = get_module("mlp").config_for(m1d.info, hidden=(32,) * 10, activation=activation)
+        cfg = get("mlp").config_for(m1d.info, hidden=(32,) * 10, activation=activation)
         model = build("mlp", cfg)
         params, state = model.init(jax.random.key(0))
         params = jax.tree.map(lambda p, s=scale: p * s, params)
 
         def loss(p, model=model, state=state):
-            logits, _ = model.apply(p, state, x)  # (B, C)
+            logits, _ = model.apply(p, x, state=state)  # (B, C)
             return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
         out[case] = D.gradient_health(jax.grad(loss)(params))

@@ -58,13 +58,13 @@ def train_run(out_dir: str, quick: bool, resume: bool = False) -> dict:
     ``out_dir/last_epoch_test.json``). Runs in this process or in a child process alike.
     """
     from jaxnn.data import corrupt, load, pipeline
-    from jaxnn.models import build, get_module
+    from jaxnn.models import build
     from jaxnn.train import FitConfig, evaluate, fit
 
     splits, _ = pipeline.standardize(load("digits", seed=0))
     noisy, _ = corrupt.label_noise(splits.train, NOISE, num_classes=10, seed=0)
     splits = splits.replace(train=noisy)
-    model = build("mlp", get_module("mlp").config_for(splits.info, hidden=(512, 512)))
+    model = build("mlp", splits.info, hidden=(512, 512))
     cfg = FitConfig(
         epochs=epochs_for(quick),
         batch_size=50,

@@ -1,4 +1,4 @@
-"""The ``jaxnn`` command line: ``train``, ``eval``, ``predict``, ``sample`` and ``book``.
+"""The ``jaxnn`` command line: ``train``, ``eval``, ``predict``, ``sample``, ``book``, ...
 
 The ``train`` flags are generated from the fields of :class:`RunConfig` and
 :class:`jaxnn.train.FitConfig` (``batch_size`` -> ``--batch-size``, booleans get ``--x/--no-x``),
@@ -29,28 +29,10 @@ import time
 import typing
 from pathlib import Path
 
-from jaxnn import __version__
+from jaxnn import __version__, book
 from jaxnn.errors import UserError
 
-__all__ = ["RunConfig", "main", "build_parser", "BOOK"]
-
-BOOK = (
-    (1, "Neural networks as function approximators", "jaxnn.models.mlp"),
-    (2, "Vectors, matrices and layers", "jaxnn.layers.dense, jaxnn.initializers"),
-    (3, "Activation functions and nonlinearity", "jaxnn.activations"),
-    (4, "Loss functions define the goal", "jaxnn.losses"),
-    (5, "Forward pass", "jaxnn.models.*.apply"),
-    (6, "Gradient descent", "jaxnn.train.step"),
-    (7, "Backpropagation", "jaxnn.gradcheck"),
-    (8, "Parameter updates and optimizers", "jaxnn.optim"),
-    (9, "Data pipelines and normalization", "jaxnn.data"),
-    (10, "Multilayer perceptrons", "jaxnn.models.mlp"),
-    (11, "Convolutional neural networks", "jaxnn.layers.conv, jaxnn.models.cnn"),
-    (12, "RNNs and Transformers", "jaxnn.layers.{recurrent,attention}, models.{rnn,transformer}"),
-    (13, "Generalization, validation, regularization", "jaxnn.train.loop, jaxnn.layers.dropout"),
-    (14, "Common failure modes", "jaxnn.diagnostics, jaxnn.data.corrupt, divergence guard"),
-    (15, "End-to-end training loop", "jaxnn.train, jaxnn.train.checkpoint, jaxnn.parallel"),
-)  # fmt: skip
+__all__ = ["RunConfig", "main", "build_parser"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--length", type=int, default=200, help="new tokens (default: 200)")
     sample.add_argument("--temperature", type=float, default=0.8, help="(default: 0.8; 0: greedy)")
     sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    sub.add_parser("book", help="which module implements which chapter")
+    book.add_parser(sub)
     return parser
 
 
@@ -470,13 +452,6 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def cmd_book(args) -> int:
-    """``jaxnn book``: print the chapter-to-module map."""
-    for number, title, where in BOOK:
-        print(f"{number:>2}. {title:<45} {where}")
-    return 0
-
-
 # ---------------------------------------------------------------------------------------------
 # Entry point: one line per expected failure.
 
@@ -505,7 +480,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "predict": cmd_predict,
     "sample": cmd_sample,
-    "book": cmd_book,
+    "book": lambda args: book.run(args),
 }
 
 
