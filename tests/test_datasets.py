@@ -113,6 +113,20 @@ def test_mnist1d_generation_is_offline_matches_package_and_disk_cache_and_keeps_
     assert np.array_equal(fresh[3], ref["y_test"])
 
 
+def test_a_zeroed_mnist1d_cache_fails_its_checksum_and_is_regenerated(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXNN_CACHE_DIR", str(tmp_path))
+    fresh = datasets_mod._mnist1d_arrays.__wrapped__(True)
+    (path,) = tmp_path.glob("mnist1d-*.npz")
+    with np.load(path) as f:
+        kept = {k: f[k] for k in f.files}
+    np.savez(path, **{**kept, "x": np.zeros_like(kept["x"])})  # right shapes, wrong values
+    with pytest.warns(UserWarning, match="failed its checksum; regenerating"):
+        again = datasets_mod._mnist1d_arrays.__wrapped__(True)
+    assert np.array_equal(again[0], fresh[0])
+    with np.load(path) as f:
+        assert np.array_equal(f["x"], fresh[0])  # the file was rewritten
+
+
 def test_digits_equal_scikit_learn_scaled_to_unit_interval():
     from sklearn.datasets import load_digits
 

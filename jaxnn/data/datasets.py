@@ -29,6 +29,7 @@ import importlib.util
 import inspect
 import os
 import random
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,6 +77,28 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("JAXNN_CACHE_DIR", Path.home() / ".cache" / "jaxnn"))
 
 
+def _arrays_sha256(arrays) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(str(a.dtype).encode() + str(a.shape).encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+def _read_mnist1d_cache(path: Path):
+    """The cached arrays, or None (with a warning) when the file fails its checksum."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = tuple(f[k] for k in ("x", "y", "x_test", "y_test"))
+            saved = str(f["sha256"])
+    except (OSError, ValueError, KeyError, EOFError):
+        saved, arrays = None, ()
+    if saved is not None and saved == _arrays_sha256(arrays):
+        return arrays
+    warnings.warn(f"load('mnist1d'): the cache {path} failed its checksum; regenerating it", stacklevel=2)
+    return None
+
+
 @functools.lru_cache(maxsize=2)
 def _mnist1d_arrays(disk_cache: bool):
     """(x_train (4000, 40), y_train, x_test (1000, 40), y_test), cached in memory and on disk."""
@@ -85,14 +108,10 @@ def _mnist1d_arrays(disk_cache: bool):
     args.pop("url")  # make_dataset generates the data locally; nothing is downloaded
     digest = hashlib.sha256(repr(sorted(args.items())).encode()).hexdigest()[:12]
     path = _cache_dir() / f"mnist1d-{digest}.npz"
-    if disk_cache and path.exists():
-        try:
-            with np.load(path) as f:
-                arrays = tuple(f[k] for k in ("x", "y", "x_test", "y_test"))
-            if arrays[0].shape == (4000, 40) and arrays[2].shape == (1000, 40):
-                return _readonly(*arrays)
-        except (OSError, ValueError, KeyError):
-            pass  # a damaged cache file is regenerated below
+    if disk_cache and path.is_file():
+        cached = _read_mnist1d_cache(path)
+        if cached is not None:
+            return _readonly(*cached)
     np_state, py_state = np.random.get_state(), random.getstate()
     try:
         data = make_dataset(get_dataset_args())  # seeds the global RNGs: restored below
@@ -109,7 +128,10 @@ def _mnist1d_arrays(disk_cache: bool):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(tmp, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3])
+            np.savez(
+                tmp, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3],
+                sha256=np.array(_arrays_sha256(arrays)),
+            )  # fmt: skip
             os.replace(tmp, path)  # atomic: concurrent writers never leave a half-written file
         except OSError:
             pass  # an unwritable cache directory only costs the regeneration time
