@@ -95,7 +95,9 @@ def _read_mnist1d_cache(path: Path):
         saved, arrays = None, ()
     if saved is not None and saved == _arrays_sha256(arrays):
         return arrays
-    warnings.warn(f"load('mnist1d'): the cache {path} failed its checksum; regenerating it", stacklevel=2)
+    warnings.warn(
+        f"load('mnist1d'): the cache {path} failed its checksum; regenerating it", stacklevel=2
+    )
     return None
 
 
