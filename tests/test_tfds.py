@@ -39,6 +39,20 @@ def test_unprepared_dataset_says_how_to_prepare_it_instead_of_downloading(tmp_pa
     assert not any(tmp_path.rglob("*.array_record*"))  # nothing was fetched
 
 
+def test_without_tensorflow_the_error_says_what_works_in_this_install(tmp_path, monkeypatch):
+    from jaxnn.data import tfds as jaxnn_tfds
+
+    monkeypatch.setattr(jaxnn_tfds, "_tensorflow_installed", lambda: False)
+    with pytest.raises(ValueError) as err:
+        load("tfds:mnist", data_dir=str(tmp_path))
+    message = str(err.value)
+    assert "has no TensorFlow" in message and "pip install tensorflow" in message
+    assert "reading it needs no TensorFlow" in message
+    monkeypatch.setattr(jaxnn_tfds, "_tensorflow_installed", lambda: True)
+    with pytest.raises(ValueError, match="prepare it once with network access"):
+        load("tfds:mnist", data_dir=str(tmp_path))
+
+
 def test_unknown_tfds_name_is_a_value_error():
     with pytest.raises(ValueError, match="no_such_dataset_xyz"):
         load("tfds:no_such_dataset_xyz")

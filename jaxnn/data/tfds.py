@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxnn.data.containers import Dataset, DatasetInfo, Splits, split_indices
+from jaxnn.errors import UserError
 
 __all__ = ["load_tfds"]
 
@@ -24,6 +25,34 @@ def _import_tfds():
             "`pip install 'jaxnn[tfds]'`"
         ) from e
     return tfds
+
+
+def _tensorflow_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def _not_prepared(name: str, split_names, data_dir, cause: Exception) -> str:
+    """What works in this install to prepare a TFDS dataset, in one message."""
+    where = data_dir or "the TFDS data directory (~/tensorflow_datasets or $TFDS_DATA_DIR)"
+    if _tensorflow_installed():
+        how = (
+            f"prepare it once with network access: `tfds build {name} "
+            f"--file_format=array_record` (or load('tfds:{name}', download=True))"
+        )
+    else:
+        how = (
+            "this install has no TensorFlow, which `tfds build` and download=True need: run "
+            "`pip install tensorflow` and then "
+            f"`tfds build {name} --file_format=array_record` on a machine with network access, "
+            "or copy a data directory prepared elsewhere (ArrayRecord format) here; reading it "
+            "needs no TensorFlow"
+        )
+    return (
+        f"load('tfds:{name}'): splits {split_names} are not prepared in {where}; {how}. "
+        f"Cause: {type(cause).__name__}: {str(cause)[:200]}"
+    )
 
 
 def _to_arrays(examples, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -89,14 +118,7 @@ def load_tfds(
             name, split=split_names, data_dir=data_dir, download=bool(download), try_gcs=False
         )
     except Exception as e:
-        where = data_dir or "the TFDS data directory (~/tensorflow_datasets or $TFDS_DATA_DIR)"
-        raise ValueError(
-            f"load('tfds:{name}'): splits {split_names} are not prepared in {where} and "
-            f"download=False. Prepare them once on a machine with network access, in the "
-            f"ArrayRecord format: `tfds build {name} --file_format=array_record` (or "
-            f"load('tfds:{name}', download=True)), then copy the data directory here. "
-            f"Cause: {type(e).__name__}: {str(e)[:300]}"
-        ) from e
+        raise UserError(_not_prepared(name, split_names, data_dir, e)) from e
     arrays = []
     for split, src in zip(split_names, sources, strict=True):
         n = len(src) if max_examples is None else min(len(src), int(max_examples))
