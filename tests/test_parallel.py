@@ -1,7 +1,10 @@
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -108,3 +111,69 @@ def test_two_processes_on_localhost_give_the_one_process_result(tmp_path):
     assert int(multi["processes"]) == 2 and int(multi["devices"]) == 4
     for a, b in zip(_params(single), _params(multi), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _two_process_train(out, port, epochs):
+    argv = ["-m", "jaxnn", "train", "--model", "mlp", "--dataset", "synthetic:moons",
+            "--batch-size", "64", "--epochs", str(epochs), "--out", str(out), "--no-progress",
+            "--num-processes", "2", "--coordinator", f"127.0.0.1:{port}"]  # fmt: skip
+    return [
+        subprocess.Popen(
+            [sys.executable, *argv, "--process-id", str(i)],
+            env=_env(1),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+
+
+@pytest.mark.slow
+def test_a_two_process_run_killed_in_one_process_resumes_to_the_uninterrupted_result(tmp_path):
+    straight = _two_process_train(tmp_path / "straight", _free_port(), 4)
+    for p in straight:
+        assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-3000:]
+    run = tmp_path / "killed"
+    procs = _two_process_train(run, _free_port(), 4)
+    deadline = time.time() + 600
+    while time.time() < deadline and not any(
+        p.name.isdigit() for p in (run / "checkpoints").glob("[0-9]*")
+    ):
+        time.sleep(0.1)
+    procs[1].send_signal(signal.SIGKILL)  # one process dies; its peer cannot go on alone
+    procs[1].wait(timeout=60)
+    try:
+        procs[0].wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(timeout=60)
+    assert procs[1].returncode == -signal.SIGKILL
+    port = _free_port()
+    resumed = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jaxnn",
+                "train",
+                "--out",
+                str(run),
+                "--resume",
+                "--num-processes",
+                "2",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--process-id",
+                str(i),
+            ],
+            env=_env(1),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    for p in resumed:
+        assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-3000:]
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (tmp_path / "straight", run)]
+    assert summaries[1]["epochs_run"] == 4
+    assert summaries[0]["params_sha256"] == summaries[1]["params_sha256"]
