@@ -35,8 +35,9 @@ activation (``logistic``, ``tanh``, or an output equal to ``relu(x)``/``sigmoid(
 or of the operand of the comparison that feeds a ``where``). This needs no hook in the models,
 works for any function written in ``jax.numpy`` (a user's own model or loss included), and
 sees every primitive, so the first NaN is located at the op that made it. An ``intermediates``
-output, or a ``jax.debug.callback`` per layer, would need a change in every model. The price: the evaluation is eager (slow for big models; use a small batch), and the
-inside of ``lax.scan``/``while_loop`` bodies (a recurrent cell) is evaluated as one step.
+output, or a ``jax.debug.callback`` per layer, would need a change in every model. The price:
+the evaluation is eager (slow for big models; use a small batch), and the inside of
+``lax.scan``/``while_loop`` bodies (a recurrent cell) is evaluated as one step.
 """
 
 from __future__ import annotations
@@ -903,8 +904,8 @@ def activation_report(
     x,
     *,
     model_state=None,
-    max_dead: float = 0.5,
-    max_saturated: float = 0.5,
+    max_dead: float = 0.3,
+    max_saturated: float = 0.3,
     eps: float = 0.01,
 ) -> ActivationReport:
     """Per layer: dead ReLUs, saturated sigmoid and tanh units, and the mean and std.
