@@ -1059,21 +1059,25 @@ def find_nonfinite(
     def loss(p, xb, yb):
         return jnp.mean(loss_fn(model.apply(p, state, xb, train=False)[0], yb))
 
+    value, grads = jax.jit(jax.value_and_grad(loss))(params, x, y)
+    if not _finite(value):
+        return _nonfinite_forward(loss, params, x, y, max_examples)
+    return _nonfinite_gradient(loss, grads, params, x, y, max_examples)
+
+
+def _nonfinite_forward(loss, params, x, y, max_examples) -> NonfiniteReport:
     tap = _tap(loss, params, x, y, stop_at_nonfinite=True)
-    if tap.culprit is not None:
-        c = tap.culprit
-        rows = _rows_with_nonfinite(c["value"], len(x))
-        if rows is None:
-            rows = _examples_alone(lambda xb, yb: loss(params, xb, yb), x, y, max_examples)
-        why = f"the forward pass first goes non-finite at {c['op']} after {c['layer']}"
-        why += f" (examples {list(rows[:10])})"
-        return NonfiniteReport("nonfinite", why, "forward", c["op"], c["layer"], None, rows)
-    return _nonfinite_gradient(loss, params, x, y, max_examples)
+    c = tap.culprit or {"op": None, "layer": None, "value": []}
+    rows = _rows_with_nonfinite(c["value"], len(x))
+    if rows is None:
+        rows = _examples_alone(lambda xb, yb: loss(params, xb, yb), x, y, max_examples)
+    why = f"the forward pass first goes non-finite at {c['op']} after {c['layer']}"
+    why += f" (examples {list(rows[:10])})"
+    return NonfiniteReport("nonfinite", why, "forward", c["op"], c["layer"], None, rows)
 
 
-def _nonfinite_gradient(loss, params, x, y, max_examples) -> NonfiniteReport:
+def _nonfinite_gradient(loss, grads, params, x, y, max_examples) -> NonfiniteReport:
     grad = jax.grad(loss)
-    grads = grad(params, x, y)
     leaves = jax.tree_util.tree_flatten_with_path(grads)[0]
     bad = [jax.tree_util.keystr(path) for path, g in leaves if not _finite(g)]
     if not bad:
