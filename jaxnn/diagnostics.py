@@ -71,6 +71,7 @@ __all__ = [
     "activation_report",
     "find_nonfinite",
     "class_report",
+    "jsonable",
     "LabelSignalReport",
     "LeakageReport",
     "OverfitReport",
@@ -623,19 +624,20 @@ class _Report:
         return {
             "verdict": self.verdict,
             "flagged": self.flagged,
-            **{f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)},
+            **{f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)},
         }
 
 
-def _plain(value):
+def jsonable(value):
+    """``value`` with arrays, NumPy scalars and dataclasses turned into JSON types (NaN -> None)."""
     if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (np.ndarray, jax.Array)):
-        return _plain(np.asarray(value).tolist())
+        return jsonable(np.asarray(value).tolist())
     if isinstance(value, (np.floating, float)):
         value = float(value)
         return value if math.isfinite(value) else None

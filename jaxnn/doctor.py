@@ -54,6 +54,7 @@ __all__ = [
     "examine",
     "examine_run",
     "preflight",
+    "rank",
     "write_report",
     "add_parser",
     "run",
@@ -160,8 +161,8 @@ class DoctorReport:
             "ok": self.ok,
             "ranked": [dataclasses.asdict(f) for f in self.ranked],
             "findings": [dataclasses.asdict(f) for f in self.findings],
-            "details": D._plain(self.details),
-            "context": D._plain(self.context),
+            "details": D.jsonable(self.details),
+            "context": D.jsonable(self.context),
         }
 
     def text(self) -> str:
@@ -251,8 +252,7 @@ def _check_lr_range(case):
         task=case.task,
         seed=case.seed,
     )
-    verdict, why, key, details = _from_report(report)
-    return verdict, why, key, details
+    return _from_report(report)
 
 
 def _check_nonfinite(case):

@@ -190,61 +190,76 @@ def _few_examples(per_class: int):
 
 
 def _run(out, model, splits, **cfg):
-    cfg = {"epochs": 8, "batch_size": 50, "lr": 3e-3, "progress": False, "seed": 0, **cfg}
+    cfg = {"epochs": 4, "batch_size": 50, "lr": 3e-3, "progress": False, "seed": 0, **cfg}
     fit(model, splits, FitConfig(**cfg), out_dir=out, verbose=False)
     return out
 
 
-@functools.cache
-def _runs(root):
-    from pathlib import Path
-
-    root = Path(root)
+def _subset():
     s = _digits()
-    subset = s.replace(train=s.train.take(range(400)))
-    return {
-        "clean": _run(root / "clean", _mlp(hidden=(64,)), subset),
-        "big_model_few_examples": _run(
-            root / "big", _mlp(hidden=(512, 512)), _few_examples(10), epochs=30, batch_size=20
-        ),
-        "model_too_small": _run(root / "small", _mlp(hidden=(1,)), subset),
-    }
+    return s.replace(train=s.train.take(range(400)))
+
+
+RUNS = {  # name -> (model, splits, FitConfig overrides), trained on first use
+    "clean": (lambda: _mlp(hidden=(64,)), _subset, {}),
+    "big_model_few_examples": (
+        lambda: _mlp(hidden=(512, 512)),
+        lambda: _few_examples(10),
+        {"batch_size": 20},
+    ),
+    "model_too_small": (lambda: _mlp(hidden=(1,)), _subset, {}),
+    "lr_far_too_high": (lambda: _mlp(hidden=(64,)), _subset, {"lr": 10.0}),
+}
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    return _runs(str(tmp_path_factory.mktemp("runs")))
+    root = tmp_path_factory.mktemp("runs")
+
+    @functools.cache
+    def get(name):
+        model, splits, overrides = RUNS[name]
+        return _run(root / name, model(), splits(), **overrides)
+
+    return get
 
 
 RUN_CHECKS = ("tiny_overfit", "fit", "classes")
 
 
 def test_examine_run_calls_a_big_model_on_few_examples_overfitting(runs):
-    report = doctor.examine_run(runs["big_model_few_examples"], checks=RUN_CHECKS, progress=False)
+    report = doctor.examine_run(runs("big_model_few_examples"), checks=RUN_CHECKS, progress=False)
     assert report.top.check == "fit" and report.top.verdict == "overfitting", report.text()
     assert "regularization" in report.top.fix
 
 
+@pytest.mark.slow  # quick twin: the model_too_small fault before training
 def test_examine_run_ranks_the_failed_tiny_overfit_of_a_one_unit_model_first(runs):
-    report = doctor.examine_run(runs["model_too_small"], checks=RUN_CHECKS, progress=False)
+    report = doctor.examine_run(runs("model_too_small"), checks=RUN_CHECKS, progress=False)
     assert report.top.check == "tiny_overfit", report.text()
     assert {f.check: f.verdict for f in report.findings}["fit"] == "underfitting"
 
 
 def test_examine_run_passes_the_clean_run_and_writes_doctor_json_and_figures(runs):
-    report = doctor.examine_run(runs["clean"], checks=RUN_CHECKS, progress=False)
+    report = doctor.examine_run(runs("clean"), checks=RUN_CHECKS, progress=False)
     assert report.ok, report.text()
-    saved = json.loads((runs["clean"] / "doctor.json").read_text())
+    saved = json.loads((runs("clean") / "doctor.json").read_text())
     assert saved["ok"] is True and [f["check"] for f in saved["findings"]] == list(RUN_CHECKS)
     assert saved["context"]["summary"]["stopped_reason"] == "completed"
 
 
 @pytest.mark.slow
 def test_examine_run_full_checklist_passes_the_clean_run(runs):
-    report = doctor.examine_run(runs["clean"], progress=False)
+    report = doctor.examine_run(runs("clean"), progress=False)
     assert report.ok, report.text()
     for name in ("doctor.json", "doctor_lr.png", "doctor_grads.png", "doctor_activations.png"):
-        assert (runs["clean"] / name).stat().st_size > 0
+        assert (runs("clean") / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_examine_run_of_a_run_with_lr_10_ranks_the_lr_range_test_first(runs):
+    report = doctor.examine_run(runs("lr_far_too_high"), progress=False)
+    assert report.top.check == "lr_range" and report.top.verdict == "too_high", report.text()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,7 +298,7 @@ def test_cli_examines_a_model_before_training_and_writes_the_report(tmp_path, ca
 
 def test_cli_exits_0_on_a_clean_run_directory(runs, tmp_path, capsys):
     args = _parse(
-        ["doctor", "--out", str(runs["clean"]), "--checks", "fit", "--report-dir", str(tmp_path)]
+        ["doctor", "--out", str(runs("clean")), "--checks", "fit", "--report-dir", str(tmp_path)]
     )
     assert doctor.run(args) == 0
     assert "no problem found" in capsys.readouterr().out
