@@ -612,7 +612,7 @@ class _Report:
     """Mixin of the typed reports below: ``flagged`` and a JSON-ready ``to_dict``."""
 
     __slots__ = ()
-    _QUIET = ("healthy", "overfits", "ok", "clean", "finite", "signal")
+    _QUIET = ("healthy", "overfits", "ok", "clean", "finite", "signal", "inconclusive")
 
     @property
     def flagged(self) -> bool:
@@ -1177,7 +1177,7 @@ def overfit_tiny_batch(
 
 @dataclasses.dataclass(frozen=True)
 class LRRangeReport(_Report):
-    """What :func:`lr_range_test` found (verdict ``ok``, ``too_high``, ``too_low``, ``no_signal``).
+    """What :func:`lr_range_test` found (``ok``, ``too_high``, ``too_low``, ``inconclusive``).
 
     Attributes:
       lrs, losses, smoothed: the sweep, up to the divergence point.
@@ -1252,7 +1252,7 @@ def _divergence(losses, smoothed, factor: float) -> int:
 
 def _lr_verdict(lr, no_signal, min_lr, div_lr, low_factor) -> tuple[str, str]:
     if no_signal:
-        return "no_signal", "the loss did not fall at any learning rate of the sweep"
+        return "inconclusive", "the loss fell at no rate of the sweep (too few steps to judge)"
     if lr is None:
         return "ok", f"the loss falls fastest below {min_lr:.2g}"
     if (div_lr is not None and lr >= div_lr) or lr > min_lr:
@@ -1292,7 +1292,9 @@ def lr_range_test(
     not finite or whose ``s_i`` exceeds ``diverge_factor`` times the lowest ``s`` so far, and the
     curve is cut there. With ``eta*`` the rate at the lowest ``s``:
 
-    - ``no_signal``: ``s`` never fell by ``min_drop`` of its start (nothing learns at any rate);
+    - ``inconclusive``: ``s`` never fell by ``min_drop`` of its start, so there is no minimum to
+      judge by (a slow learner needs a longer sweep; a model that learns nothing at all fails
+      :func:`overfit_tiny_batch`);
     - ``too_high``: ``lr > eta*`` or ``lr`` at or past the divergence point;
     - ``too_low``: ``lr < low_factor * eta*``;
     - ``ok`` otherwise; the suggestion is ``eta* / 10`` (the rate a run can hold from the start).

@@ -49,6 +49,8 @@ __all__ = [
     "CHECKS",
     "PREFLIGHT",
     "Finding",
+    "Budget",
+    "BUDGETS",
     "DoctorReport",
     "diagnose",
     "examine",
@@ -98,8 +100,6 @@ _FIXES = {
     "too_high": "lower the learning rate (about {suggested:.2g}); add warm-up and gradient "
     "clipping",
     "too_low": "raise the learning rate (about {suggested:.2g})",
-    "no_signal": "the loss falls at no learning rate: check that the loss sees the right "
-    "outputs and labels",
     "tiny_overfit": "debug the pipeline on the tiny subset first (inputs and labels aligned, "
     "loss on the right outputs); then raise capacity or the learning rate",
     "vanishing": "use ReLU-family activations with He initialization, normalization (batch or "
@@ -134,6 +134,36 @@ class Finding:
     evidence: str
     fix: str = ""
     seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much work the checks do; sized so the checklist takes well under a minute per model.
+
+    Attributes:
+      tiny_examples: examples of the tiny-subset overfit.
+      tiny_steps: its training steps.
+      sweep_steps: steps of the learning-rate sweep.
+      sweep_batch: examples per sweep step, and the batch of the non-finite check.
+      sample: examples for the gradient and activation checks.
+    """
+
+    tiny_examples: int = 16
+    tiny_steps: int = 200
+    sweep_steps: int = 150
+    sweep_batch: int = 64
+    sample: int = 256
+
+
+# per model: convolutions, recurrences and attention cost more per example on a CPU
+BUDGETS = {
+    "mlp": Budget(),
+    "cnn": Budget(tiny_steps=150, sweep_steps=100, sweep_batch=32, sample=128),
+    "rnn": Budget(sweep_steps=100, sweep_batch=32, sample=128),
+    "transformer": Budget(
+        tiny_examples=8, tiny_steps=100, sweep_steps=100, sweep_batch=8, sample=8
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +224,7 @@ class _Case:
     history: list | None
     loss_fn: Callable | None
     seed: int
-    batch: int
+    budget: Budget
 
     @property
     def task(self) -> str:
@@ -247,8 +277,8 @@ def _check_lr_range(case):
         case.splits.train,
         lr=case.lr,
         optimizer=case.optimizer,
-        steps=150,
-        batch_size=case.batch,
+        steps=case.budget.sweep_steps,
+        batch_size=case.budget.sweep_batch,
         task=case.task,
         seed=case.seed,
     )
@@ -259,7 +289,7 @@ def _check_nonfinite(case):
     report = D.find_nonfinite(
         case.model,
         case.params,
-        case.sample(case.batch),
+        case.sample(case.budget.sweep_batch),
         model_state=case.model_state,
         loss_fn=case.loss_fn,
         task=case.task,
@@ -270,7 +300,7 @@ def _check_nonfinite(case):
 def _check_gradients(case):
     from jaxnn.train.step import per_example_metrics
 
-    x, y = case.sample(256)
+    x, y = case.sample(case.budget.sample)
     loss_fn = case.loss_fn or (lambda out, yb: per_example_metrics(case.task, out, yb)[0])
 
     def loss(p):
@@ -286,7 +316,7 @@ def _check_gradients(case):
 
 def _check_activations(case):
     report = D.activation_report(
-        case.model, case.params, case.sample(256)[0], model_state=case.model_state
+        case.model, case.params, case.sample(case.budget.sample)[0], model_state=case.model_state
     )
     return _from_report(report)
 
@@ -327,7 +357,7 @@ _RUNNERS = {
     "fit": _check_fit,
     "classes": _check_classes,
 }
-_QUIET = ("healthy", "clean", "signal", "overfits", "ok", "finite", "skipped")
+_QUIET = ("healthy", "clean", "signal", "overfits", "ok", "finite", "skipped", "inconclusive")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,7 +428,7 @@ def diagnose(
     loss_fn=None,
     checks=None,
     seed: int = 0,
-    batch_size: int = 64,
+    budget: Budget | None = None,
     progress: bool = True,
 ) -> DoctorReport:
     """Run the checklist on a model and its data; rank what it finds.
@@ -414,7 +444,7 @@ def diagnose(
       loss_fn: ``(outputs, y) -> per-example loss`` if the run uses its own.
       checks: names from :data:`CHECKS` to run (default: all that apply).
       seed: initialization and sampling seed.
-      batch_size: batch of the LR sweep and of the non-finite check.
+      budget: how much work each check does (default: :data:`BUDGETS` for the model).
       progress: show progress on stderr.
 
     Returns:
@@ -432,9 +462,9 @@ def diagnose(
     unknown = sorted(set(names) - set(CHECKS))
     if unknown:
         raise UserError(f"doctor: expected checks from {', '.join(CHECKS)}, got {unknown}")
-    batch = min(batch_size, len(splits.train))
+    budget = budget or BUDGETS.get(model.name, Budget())
     case = _Case(
-        model, splits, tx, lr, optimizer, params, model_state, history, loss_fn, seed, batch
+        model, splits, tx, lr, optimizer, params, model_state, history, loss_fn, seed, budget
     )
     bar, findings, details = _Progress(names, progress), [], {}
     try:

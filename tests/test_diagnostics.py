@@ -622,3 +622,12 @@ def test_reports_serialize_to_plain_json():
     out = D.class_report(np.array([0, 1]), np.array([0, 0]), 2)
     text = json.dumps(out.to_dict())
     assert '"verdict": "healthy"' in text and '"flagged": false' in text
+
+
+def test_lr_range_test_is_inconclusive_and_quiet_when_no_rate_of_the_sweep_is_large_enough():
+    splits = _digits()
+    out = D.lr_range_test(
+        _mlp(splits, hidden=(64,)), splits.train, lr=1e-3, steps=40, start_lr=1e-9, end_lr=1e-8
+    )
+    assert out.verdict == "inconclusive" and not out.flagged
+    assert out.suggested_lr is None and out.divergence_lr is None

@@ -310,3 +310,12 @@ def test_cli_says_what_to_pass_when_it_gets_neither_a_run_nor_a_model(tmp_path):
         doctor.run(_parse(["doctor", "--model", "mlp"]))
     with pytest.raises(UserError, match="expected a run directory with config.json"):
         doctor.run(_parse(["doctor", "--out", str(tmp_path)]))
+
+
+def test_progress_is_one_line_per_check_on_stderr_when_it_is_not_a_terminal(capsys):
+    doctor.diagnose(_mlp(), _digits(), checks=("class_balance", "leakage"), progress=True)
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" (")[0] for line in err] == [
+        "doctor [1/2] class_balance: healthy",
+        "doctor [2/2] leakage: clean",
+    ]
