@@ -536,13 +536,16 @@ def examine(
 
 
 def _restore(out: Path, config: dict):
-    """``(model, splits, params, model_state)``: the best checkpoint, or init if there is none."""
+    """``(model, splits, params, model_state, restored)``: the best-validation checkpoint, or
+    the initialization for a run that failed before writing one (``restored`` says which)."""
     from jaxnn.cli import load_run
 
-    if any((out / "checkpoints").glob("*")):
+    try:
         model, splits, params, model_state, _ = load_run(out)
-        return model, splits, params, model_state
-    fit = config["fit"]  # a run that failed before its first checkpoint
+        return model, splits, params, model_state, "best-validation checkpoint"
+    except Exception as err:  # a failed run may have no complete checkpoint
+        reason = f"initialization (no checkpoint restored: {type(err).__name__}: {err})"
+    fit = config["fit"]
     splits = _load(
         config["dataset"],
         seed=fit["seed"],
@@ -551,7 +554,7 @@ def _restore(out: Path, config: dict):
     )
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model_config"].items()}
     model = _build(config["model"], splits.info, fields)
-    return (model, splits, *model.init(jax.random.key(fit["seed"])))
+    return (model, splits, *model.init(jax.random.key(fit["seed"])), reason)
 
 
 def examine_run(out_dir, *, report_dir=None, checks=None, progress: bool = True) -> DoctorReport:
@@ -577,7 +580,7 @@ def examine_run(out_dir, *, report_dir=None, checks=None, progress: bool = True)
         )
     config = json.loads((out / "config.json").read_text())
     fit = config["fit"]
-    model, splits, params, model_state = _restore(out, config)
+    model, splits, params, model_state, restored = _restore(out, config)
     metrics = out / "metrics.jsonl"
     history = read_metrics(metrics) if metrics.is_file() else []
     tx, _ = optim.make_optimizer(
@@ -599,10 +602,11 @@ def examine_run(out_dir, *, report_dir=None, checks=None, progress: bool = True)
         seed=fit["seed"],
         progress=progress,
     )
+    context = {**report.context, "run": str(out), "params": restored}
     summary = out / "summary.json"
     if summary.is_file():
-        context = {**report.context, "summary": json.loads(summary.read_text())}
-        report = dataclasses.replace(report, context=context)
+        context["summary"] = json.loads(summary.read_text())
+    report = dataclasses.replace(report, context=context)
     write_report(report, out if report_dir is None else report_dir)
     return report
 
@@ -616,6 +620,15 @@ def _figure():
 
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     return fig, fig.add_subplot()
+
+
+def _save(fig, path: Path) -> None:
+    """Write a figure through a fresh temporary file, so a link at ``path`` is replaced, not
+    followed (a run directory is untrusted input)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fig.savefig(tmp, dpi=100, format="png")
+    tmp.replace(path)
 
 
 def _plot_lr(details: dict, path: Path) -> bool:
@@ -634,7 +647,7 @@ def _plot_lr(details: dict, path: Path) -> bool:
         ax.axvline(details["divergence_lr"], color="k", linestyle=":", label="diverges")
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="LR range test")
     ax.legend(fontsize="small")
-    fig.savefig(path, dpi=100)
+    _save(fig, path)
     return True
 
 
@@ -647,7 +660,7 @@ def _plot_grads(details: dict, path: Path) -> bool:
     ax.bar(range(len(values)), values)
     ax.set_xticks(range(len(values)), list(norms), rotation=45, ha="right", fontsize="small")
     ax.set(yscale="log", ylabel="gradient norm", title="per-layer gradient norms, input to output")
-    fig.savefig(path, dpi=100)
+    _save(fig, path)
     return True
 
 
@@ -662,7 +675,7 @@ def _plot_activations(details: dict, path: Path) -> bool:
         ax.stairs(a["hist_counts"], edges, label=a["name"])
     ax.set(yscale="log", xlabel="activation", ylabel="count", title="activation histograms")
     ax.legend(fontsize="x-small")
-    fig.savefig(path, dpi=100)
+    _save(fig, path)
     return True
 
 
@@ -676,7 +689,8 @@ def write_report(report: DoctorReport, report_dir) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     data = report.to_dict()
     path = out / "doctor.json"
-    tmp = path.with_suffix(".json.tmp")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
     written = [path]

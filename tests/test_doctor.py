@@ -319,3 +319,21 @@ def test_progress_is_one_line_per_check_on_stderr_when_it_is_not_a_terminal(caps
         "doctor [1/2] class_balance: healthy",
         "doctor [2/2] leakage: clean",
     ]
+
+
+def test_write_report_replaces_links_in_the_report_dir_instead_of_writing_through_them(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("keep")
+    report_dir = tmp_path / "run"
+    report_dir.mkdir()
+    for name in ("doctor.json", "doctor_activations.png"):
+        (report_dir / name).symlink_to(outside / "victim")
+    report = doctor.diagnose(
+        _mlp(), _digits(), checks=("class_balance", "activations"), progress=False
+    )
+    written = doctor.write_report(report, report_dir)
+    assert [p.name for p in written] == ["doctor.json", "doctor_activations.png"]
+    assert (outside / "victim").read_text() == "keep"
+    assert not any(p.is_symlink() for p in written)
+    assert json.loads((report_dir / "doctor.json").read_text())["ok"] is True
