@@ -263,10 +263,17 @@ def _check_leakage(case):
 
 
 def _check_tiny_overfit(case):
-    batch = case.sample(16)
     from jaxnn.models import param_count
 
-    report = D.overfit_tiny_batch(case.model, case.tx, batch, task=case.task, seed=case.seed)
+    b = case.budget
+    report = D.overfit_tiny_batch(
+        case.model,
+        case.tx,
+        case.sample(b.tiny_examples),
+        steps=b.tiny_steps,
+        task=case.task,
+        seed=case.seed,
+    )
     verdict, why, key, details = _from_report(report, "tiny_overfit")
     return verdict, f"{why} ({param_count(case.params)} parameters)", key, details
 
@@ -323,7 +330,9 @@ def _check_activations(case):
 
 def _check_fit(case):
     history = [
-        r for r in case.history or [] if r.get("train_loss") is not None and r.get("val_loss")
+        r
+        for r in case.history or []
+        if r.get("train_loss") is not None and r.get("val_loss") is not None
     ]
     if len(history) < 2:
         n = len(history)
