@@ -344,3 +344,290 @@ def test_spurious_feature_check_rejects_mismatched_inputs():
         D.spurious_feature_check(x, y, x[:, :2], y, num_classes=2)
     with pytest.raises(ValueError, match=r"directions \(K, \.\.\.\)"):
         D.spurious_feature_check(x, y, x, y, num_classes=2, directions=np.ones((2, 4)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the checklist's newer checks: shared small fixtures
+
+
+def _mlp(splits, **overrides):
+    return build("mlp", get_module("mlp").config_for(splits.info, **overrides))
+
+
+def _shuffled(ds, num_classes=10):
+    # every label replaced with probability 1 - 1/C by a uniform other class: y' is uniform and
+    # independent of x, as after a shuffle
+    return label_noise(ds, 1 - 1 / num_classes, num_classes=num_classes, seed=0)[0]
+
+
+def _ce(outputs, y):
+    return optax.softmax_cross_entropy_with_integer_labels(outputs, y)
+
+
+def _log_of_softmax_loss(outputs, y):
+    # a hand-written cross-entropy: log(softmax) is -inf where a probability underflows to 0
+    probs = jax.nn.softmax(outputs)
+    return -jnp.sum(jax.nn.one_hot(y, outputs.shape[-1]) * jnp.log(probs), axis=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# label_signal
+
+
+def test_label_signal_finds_no_signal_in_shuffled_labels_and_signal_in_clean_ones():
+    splits = _digits()
+    clean = D.label_signal(splits.train, splits.val, num_classes=10)
+    shuffled = D.label_signal(_shuffled(splits.train), splits.val, num_classes=10)
+    assert clean.verdict == "signal" and not clean.flagged and clean.accuracy > 0.9
+    assert shuffled.verdict == "no_signal" and shuffled.flagged
+    assert shuffled.accuracy < shuffled.threshold
+
+
+# ---------------------------------------------------------------------------------------------
+# leakage_check
+
+
+def test_leakage_check_counts_exact_and_near_duplicates_of_training_examples_in_test():
+    splits = _digits()
+    test = splits.test.unseal("test")
+    x = test.x.copy()
+    x[:20] = splits.train.x[:20]  # exact copies
+    x[20:40] = splits.train.x[20:40] + 1e-3  # copies with a tiny perturbation
+    leaky = splits.replace(test=type(test)(x, test.y))
+    out = D.leakage_check(leaky)
+    assert out.verdict == "leakage" and out.flagged
+    assert out.pairs["train/test"]["exact"] == 20
+    assert out.pairs["train/test"]["near"] == 20
+    assert out.pairs["train/test"]["examples"][:3] == [0, 1, 2]
+    assert out.pairs["train/val"]["exact"] == out.pairs["train/val"]["near"] == 0
+
+
+def test_leakage_check_passes_the_clean_splits_and_records_why_the_test_split_was_opened():
+    splits = load("digits", seed=0)
+    before = splits.test.unseal_count
+    out = D.leakage_check(splits)
+    assert out.verdict == "clean" and not out.flagged
+    assert all(p["fraction"] == 0 for p in out.pairs.values())
+    assert splits.test.unseal_count == before + 1
+    assert "nothing is scored" in splits.test.unseal_log[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# overfit_tiny_batch
+
+
+def test_overfit_tiny_batch_memorizes_16_examples_with_a_working_setup():
+    splits = _digits()
+    batch = (splits.train.x[:16], splits.train.y[:16])
+    out = D.overfit_tiny_batch(_mlp(splits, hidden=(64,)), optax.adam(3e-3), batch, steps=150)
+    assert out.verdict == "overfits" and not out.flagged
+    assert out.final_loss < 0.05 * out.initial_loss and out.final_accuracy == 1.0
+    assert len(out.losses) == 150
+
+
+@pytest.mark.parametrize(
+    "hidden,lr", [((1,), 3e-3), ((64,), 1e-6)], ids=["one_hidden_unit", "lr_1e-6"]
+)
+def test_overfit_tiny_batch_fails_with_a_one_unit_model_or_a_tiny_learning_rate(hidden, lr):
+    splits = _digits()
+    batch = (splits.train.x[:16], splits.train.y[:16])
+    out = D.overfit_tiny_batch(_mlp(splits, hidden=hidden), optax.adam(lr), batch, steps=150)
+    assert out.verdict == "fails" and out.flagged
+    assert out.final_loss > 0.05 * out.initial_loss
+
+
+# ---------------------------------------------------------------------------------------------
+# lr_range_test
+
+
+@functools.cache
+def _lr_reports():
+    splits = _digits()
+    model = _mlp(splits, hidden=(64,))
+    return {
+        lr: D.lr_range_test(model, splits.train, lr=lr, steps=120, start_lr=1e-6, end_lr=10.0)
+        for lr in (10.0, 1e-3, 1e-7)
+    }
+
+
+def test_lr_range_test_calls_lr_10_too_high_and_1e_7_too_low_for_adam():
+    reports = _lr_reports()
+    assert reports[10.0].verdict == "too_high"
+    assert reports[1e-7].verdict == "too_low"
+    assert reports[10.0].flagged and reports[1e-7].flagged
+
+
+def test_lr_range_test_passes_the_default_adam_rate_and_suggests_a_range_around_it():
+    out = _lr_reports()[1e-3]
+    assert out.verdict == "ok" and not out.flagged
+    low, high = out.suggested_range
+    assert low < out.suggested_lr < high < out.min_loss_lr
+    assert out.divergence_lr is None or out.divergence_lr > out.min_loss_lr
+    # the curve is cut at the divergence point and the rates rise geometrically
+    ratios = np.diff(np.log(out.lrs))
+    np.testing.assert_allclose(ratios, ratios[0], rtol=1e-6)
+    assert np.isfinite(out.losses).all() and len(out.lrs) == len(out.smoothed)
+
+
+# ---------------------------------------------------------------------------------------------
+# activation_report
+
+
+def test_activation_report_names_each_dense_layer_and_its_relu_in_order():
+    splits = _digits()
+    model = _mlp(splits, hidden=(32, 16))
+    params, _ = model.init(jax.random.key(0))
+    out = D.activation_report(model, params, splits.train.x[:128])
+    names = [a.name for a in out.layers]
+    assert names == [
+        "['dense_0']",
+        "relu after ['dense_0']",
+        "['dense_1']",
+        "relu after ['dense_1']",
+        "['dense_2']",
+    ]
+    assert [a.shape for a in out.layers][:2] == [(128, 32), (128, 32)]
+    relu = out.layers[1]
+    h = np.maximum(
+        np.asarray(splits.train.x[:128]).reshape(128, -1) @ params["dense_0"]["w"]
+        + params["dense_0"]["b"],
+        0,
+    )
+    np.testing.assert_allclose(relu.mean, h.mean(), rtol=1e-5)
+    assert relu.dead_fraction == pytest.approx(float((h.max(0) <= 0).mean()))
+
+
+def test_activation_report_sees_the_relus_of_the_cnn_after_each_convolution():
+    splits = _digits()
+    model = build("cnn", get_module("cnn").config_for(splits.info, channels=(4, 4), hidden=8))
+    params, _ = model.init(jax.random.key(0))
+    out = D.activation_report(model, params, splits.train.x[:32])
+    kinds = [(a.kind, a.name) for a in out.layers]
+    assert kinds[:2] == [("layer", "['conv_0']"), ("relu", "relu after ['conv_0']")]
+    assert out.verdict == "healthy"
+
+
+def _one_huge_step(model, params, x, y, lr):
+    def loss(p):
+        return _ce(model.apply(p, {}, x)[0], y).mean()
+
+    return jax.tree.map(lambda p, g: p - lr * g, params, jax.grad(loss)(params))
+
+
+def test_activation_report_flags_dead_relus_after_one_huge_step_and_not_before():
+    splits = _digits()
+    model = _mlp(splits, hidden=(64, 64))
+    params, _ = model.init(jax.random.key(0))
+    x, y = splits.train.x[:256], splits.train.y[:256]
+    healthy = D.activation_report(model, params, x)
+    dead = D.activation_report(model, _one_huge_step(model, params, x, y, 100.0), x)
+    assert healthy.verdict == "healthy" and healthy.worst_dead_fraction < 0.1
+    assert dead.verdict == "dead_relu" and dead.worst_dead_fraction > 0.4
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_activation_report_flags_saturation_of_over_scaled_weights_only(activation):
+    splits = _digits()
+    model = _mlp(splits, hidden=(64, 64), activation=activation)
+    params, _ = model.init(jax.random.key(0))
+    x = splits.train.x[:256]
+    assert D.activation_report(model, params, x).verdict == "healthy"
+    loud = jax.tree.map(lambda p: 10.0 * p, params)
+    out = D.activation_report(model, loud, x)
+    assert out.verdict == "saturated" and out.worst_saturated_fraction > 0.3
+    assert {a.kind for a in out.layers} == {"layer", activation}
+
+
+def test_activation_report_recognizes_jax_nn_relu_but_not_a_max_against_minus_infinity():
+    def apply(params, state, x, *, train=False, key=None):
+        h = jax.nn.relu(x @ params["w"])  # (B, 4)
+        return jnp.maximum(h, -jnp.inf) @ params["v"], state
+
+    model = type("M", (), {"apply": staticmethod(apply), "init": None})()
+    params = {
+        "w": jnp.asarray(np.random.default_rng(0).normal(size=(3, 4)), jnp.float32),
+        "v": jnp.ones((4, 2)),
+    }
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(8, 3)), jnp.float32)
+    out = D.activation_report(model, params, x, model_state={})
+    assert [a.kind for a in out.layers] == ["layer", "relu", "layer"]
+    assert [a.name for a in out.layers][0] == "['w']"
+
+
+# ---------------------------------------------------------------------------------------------
+# find_nonfinite
+
+
+def test_find_nonfinite_names_the_log_after_the_output_layer_and_the_example_that_underflows():
+    splits = _digits()
+    model = _mlp(splits, hidden=(32,))
+    params, _ = model.init(jax.random.key(0))
+    x, y = np.array(splits.train.x[:64]), splits.train.y[:64]
+    x[7] *= 1e4  # one example with huge logits: its softmax underflows to exact zeros
+    out = D.find_nonfinite(model, params, (x, y), loss_fn=_log_of_softmax_loss)
+    assert out.verdict == "nonfinite" and out.flagged
+    assert (out.stage, out.op, out.layer) == ("forward", "log", "['dense_1']")
+    assert out.examples == (7,)
+
+
+def test_find_nonfinite_passes_the_same_batch_under_a_log_softmax_loss_and_the_clean_batch():
+    splits = _digits()
+    model = _mlp(splits, hidden=(32,))
+    params, _ = model.init(jax.random.key(0))
+    x, y = np.array(splits.train.x[:64]), splits.train.y[:64]
+    assert D.find_nonfinite(model, params, (x, y), loss_fn=_log_of_softmax_loss).verdict == "finite"
+    x[7] *= 1e4
+    out = D.find_nonfinite(model, params, (x, y))  # the default loss uses log-sum-exp
+    assert out.verdict == "finite" and not out.flagged
+
+
+def test_find_nonfinite_names_the_parameter_whose_gradient_is_nan_from_a_sqrt_at_zero():
+    splits = _digits()
+    model = _mlp(splits, hidden=(32,))
+    params, _ = model.init(jax.random.key(0))
+    x, y = splits.train.x[:16], splits.train.y[:16]
+
+    def sqrt_loss(outputs, y):  # sqrt(0) is finite, its derivative is not
+        return jnp.sqrt(jnp.maximum(outputs[:, 0] - 1e9, 0.0))
+
+    out = D.find_nonfinite(model, params, (x, y), loss_fn=sqrt_loss)
+    assert out.stage == "backward" and out.op == "div"
+    assert out.parameter in ("['dense_0']['b']", "['dense_0']['w']", "['dense_1']['b']")
+    assert out.examples == tuple(range(16))
+
+
+# ---------------------------------------------------------------------------------------------
+# class_report
+
+
+def test_class_report_computes_precision_recall_support_and_flags_an_ignored_class():
+    y = np.array([0, 0, 1, 1, 2, 2, 2, 2])
+    pred = np.array([0, 1, 1, 1, 0, 0, 0, 0])  # class 2 is never predicted
+    out = D.class_report(pred, y, 3)
+    assert out.support == (2, 2, 4) and out.predicted == (5, 3, 0)
+    np.testing.assert_allclose(out.precision[:2], [1 / 5, 2 / 3])
+    np.testing.assert_allclose(out.recall, [0.5, 1.0, 0.0])
+    assert out.ignored == (2,) and out.verdict == "ignored_classes"
+    assert D.class_report(jax.nn.one_hot(y, 3), y, 3).verdict == "healthy"
+
+
+def test_class_report_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"got shapes \(3,\) and \(2,\)"):
+        D.class_report(np.zeros(3, int), np.zeros(2, int), 2)
+
+
+def test_reports_serialize_to_plain_json():
+    import json
+
+    out = D.class_report(np.array([0, 1]), np.array([0, 0]), 2)
+    text = json.dumps(out.to_dict())
+    assert '"verdict": "healthy"' in text and '"flagged": false' in text
+
+
+def test_lr_range_test_is_inconclusive_and_quiet_when_no_rate_of_the_sweep_is_large_enough():
+    splits = _digits()
+    out = D.lr_range_test(
+        _mlp(splits, hidden=(64,)), splits.train, lr=1e-3, steps=40, start_lr=1e-9, end_lr=1e-8
+    )
+    assert out.verdict == "inconclusive" and not out.flagged
+    assert out.suggested_lr is None and out.divergence_lr is None
