@@ -48,6 +48,8 @@ class RunConfig:
         other flag needed; a flag that changes what is trained is refused).
       config: start from a saved config.json (e.g. RUN/config.json); flags override its values.
       normalize: standardize inputs with statistics of the training split only.
+      doctor: first run the cheap checks of the chapter-14 checklist (labels, leakage, the
+        tiny-subset overfit) and stop with the report when one fails.
       model_config: override a model config field, KEY=VALUE (repeatable), e.g. hidden=(256,256).
       data_option: pass an option to the dataset loader, KEY=VALUE (repeatable), e.g. seq_len=64.
       coordinator: HOST:PORT of process 0 for a multi-process run (jax.distributed).
@@ -61,6 +63,7 @@ class RunConfig:
     resume: bool = False
     config: str = ""
     normalize: bool = True
+    doctor: bool = False
     model_config: tuple[str, ...] = ()
     data_option: tuple[str, ...] = ()
     coordinator: str = ""
@@ -72,7 +75,7 @@ class RunConfig:
 
 # Fields a resumed run may change (recorded in the config's history); any other is refused.
 RESUMABLE = ("epochs", "patience", "progress", "keep_last", "keep_best", "eval_batch_size")
-_NOT_SAVED = ("out", "resume", "config", "coordinator", "num_processes", "process_id")
+_NOT_SAVED = ("out", "resume", "config", "doctor", "coordinator", "num_processes", "process_id")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--temperature", type=float, default=0.8, help="(default: 0.8; 0: greedy)")
     sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
     book.add_parser(sub)
+    _lazy_add_parser("jaxnn.doctor", sub)
     return parser
+
+
+def _lazy_add_parser(module: str, sub) -> None:
+    import importlib
+
+    importlib.import_module(module).add_parser(sub)
 
 
 def _recipe_help() -> str:
@@ -320,11 +330,25 @@ def cmd_train(args) -> int:
         f"input {info.input_shape}, {info.num_classes} outputs",
         flush=True,
     )
+    if run.doctor and not _preflight_passes(model, splits, fit_cfg):
+        return 1
     run_info = {"data": _data_record(run.dataset, options, run.normalize), "history": history}
     result = fit(model, splits, fit_cfg, out_dir=run.out, resume=run.resume, run_info=run_info)
     keys = ("best_epoch", "best_val_accuracy", "test_accuracy", "test_loss", "epochs_run")
     say(json.dumps({k: result.summary[k] for k in (*keys, "stopped_reason")}), flush=True)
     return 1 if result.summary["stopped_reason"] == "diverged" else 0
+
+
+def _preflight_passes(model, splits, fit_cfg) -> bool:
+    """``--doctor``: the cheap checks before training; print the report when one fails."""
+    from jaxnn.doctor import preflight
+    from jaxnn.train.loop import make_optimizer
+
+    tx, _ = make_optimizer(fit_cfg, total_steps=max(fit_cfg.epochs, 1))
+    report = preflight(model, splits, tx, seed=fit_cfg.seed)
+    if not report.ok:
+        print(report.text(), flush=True)
+    return report.ok
 
 
 def _check_out_dir(out: Path) -> None:
@@ -452,6 +476,12 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def _doctor():
+    from jaxnn import doctor
+
+    return doctor
+
+
 # ---------------------------------------------------------------------------------------------
 # Entry point: one line per expected failure.
 
@@ -481,6 +511,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "sample": cmd_sample,
     "book": lambda args: book.run(args),
+    "doctor": lambda args: _doctor().run(args),
 }
 
 

@@ -157,7 +157,7 @@ class Budget:
 
 # per model: convolutions, recurrences and attention cost more per example on a CPU
 BUDGETS = {
-    "mlp": Budget(),
+    "mlp": Budget(tiny_steps=500),  # 500 steps of 16 examples cost milliseconds
     "cnn": Budget(tiny_steps=150, sweep_steps=100, sweep_batch=32, sample=128),
     "rnn": Budget(sweep_steps=100, sweep_batch=32, sample=128),
     "transformer": Budget(
@@ -311,7 +311,7 @@ def _check_gradients(case):
     loss_fn = case.loss_fn or (lambda out, yb: per_example_metrics(case.task, out, yb)[0])
 
     def loss(p):
-        out, _ = case.model.apply(p, case.model_state, x, train=False)
+        out, _ = case.model.apply(p, x, state=case.model_state, train=False)
         return loss_fn(out, y).mean()
 
     out = D.gradient_health(jax.jit(jax.grad(loss))(case.params))
@@ -349,7 +349,7 @@ def _check_classes(case):
     if case.task != "classification":
         return "skipped", f"task {case.task}: no classes", None, {}
     val = case.splits.val
-    logits, _ = case.model.apply(case.params, case.model_state, val.x[:2000], train=False)
+    logits, _ = case.model.apply(case.params, val.x[:2000], state=case.model_state, train=False)
     report = D.class_report(logits, val.y[:2000], case.splits.info.num_classes)
     return _from_report(report)
 
@@ -511,7 +511,7 @@ def _load(dataset: str, *, seed: int, options: dict, normalize: bool):
 def _build(name: str, info, overrides: dict):
     from jaxnn import models
 
-    return models.build(name, models.get_module(name).config_for(info, **overrides))
+    return models.build(name, info, **overrides)
 
 
 def examine(
@@ -547,20 +547,21 @@ def examine(
 def _restore(out: Path, config: dict):
     """``(model, splits, params, model_state, restored)``: the best-validation checkpoint, or
     the initialization for a run that failed before writing one (``restored`` says which)."""
-    from jaxnn.cli import load_run
+    from jaxnn.train.run import load_run
 
-    try:
-        model, splits, params, model_state, _ = load_run(out)
-        return model, splits, params, model_state, "best-validation checkpoint"
-    except Exception as err:  # a failed run may have no complete checkpoint
-        reason = f"initialization (no checkpoint restored: {type(err).__name__}: {err})"
     fit = config["fit"]
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
     splits = _load(
         config["dataset"],
         seed=fit["seed"],
-        options=config.get("data_options", {}),
-        normalize=config.get("normalize", True),
+        options=data.get("options", {}),
+        normalize=data.get("normalize", True),
     )
+    try:
+        run = load_run(out)
+        return run.model, splits, run.params, run.model_state, "best-validation checkpoint"
+    except UserError as err:  # a failed run may have no complete checkpoint
+        reason = f"initialization (no checkpoint restored: {err})"
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model_config"].items()}
     model = _build(config["model"], splits.info, fields)
     return (model, splits, *model.init(jax.random.key(fit["seed"])), reason)

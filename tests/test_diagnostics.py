@@ -351,7 +351,7 @@ def test_spurious_feature_check_rejects_mismatched_inputs():
 
 
 def _mlp(splits, **overrides):
-    return build("mlp", get_module("mlp").config_for(splits.info, **overrides))
+    return build("mlp", splits.info, **overrides)
 
 
 def _shuffled(ds, num_classes=10):
@@ -499,7 +499,7 @@ def test_activation_report_names_each_dense_layer_and_its_relu_in_order():
 
 def test_activation_report_sees_the_relus_of_the_cnn_after_each_convolution():
     splits = _digits()
-    model = build("cnn", get_module("cnn").config_for(splits.info, channels=(4, 4), hidden=8))
+    model = build("cnn", splits.info, channels=(4, 4), hidden=8)
     params, _ = model.init(jax.random.key(0))
     out = D.activation_report(model, params, splits.train.x[:32])
     kinds = [(a.kind, a.name) for a in out.layers]
@@ -509,7 +509,7 @@ def test_activation_report_sees_the_relus_of_the_cnn_after_each_convolution():
 
 def _one_huge_step(model, params, x, y, lr):
     def loss(p):
-        return _ce(model.apply(p, {}, x)[0], y).mean()
+        return _ce(model.apply(p, x, state={})[0], y).mean()
 
     return jax.tree.map(lambda p, g: p - lr * g, params, jax.grad(loss)(params))
 

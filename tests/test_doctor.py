@@ -20,7 +20,7 @@ from jaxnn import doctor
 from jaxnn.data import Dataset, load, pipeline
 from jaxnn.data.corrupt import class_imbalance, label_noise
 from jaxnn.errors import UserError
-from jaxnn.models import build, get_module
+from jaxnn.models import build
 from jaxnn.train import FitConfig, fit
 
 
@@ -30,7 +30,7 @@ def _digits():
 
 
 def _mlp(**overrides):
-    return build("mlp", get_module("mlp").config_for(_digits().info, **overrides))
+    return build("mlp", _digits().info, **overrides)
 
 
 def _shuffled_labels():
@@ -56,7 +56,7 @@ def _dead_relus():
 
     def loss(p):
         return optax.softmax_cross_entropy_with_integer_labels(
-            model.apply(p, state, x)[0], y
+            model.apply(p, x, state=state)[0], y
         ).mean()
 
     huge_step = jax.tree.map(lambda p, g: p - 100.0 * g, params, jax.jit(jax.grad(loss))(params))
