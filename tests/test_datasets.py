@@ -114,7 +114,7 @@ def test_mnist1d_generation_is_offline_matches_package_and_disk_cache_and_keeps_
 
 
 def test_digits_equal_scikit_learn_scaled_to_unit_interval():
-    from sklearn.datasets import load_digits
+    load_digits = pytest.importorskip("sklearn.datasets").load_digits  # optional cross-check
 
     x, y = datasets_mod._digits_arrays()
     ref = load_digits()
