@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnn._checks import check_floating_dtype
+from jaxnn._partials import named_partial
 
 __all__ = [
     "compute_fans",
@@ -150,15 +151,12 @@ def variance_scaling(
     return std * jax.random.truncated_normal(key, -2.0, 2.0, dims, dtype)
 
 
-def _named_partial(name: str, **fixed):
+def _named_partial(name: str, **fixed) -> functools.partial:
     """``functools.partial(variance_scaling, **fixed)`` that calls itself ``name``."""
-    init = functools.partial(variance_scaling, **fixed)
-    init.__name__ = init.__qualname__ = name
-    init.__module__ = __name__
     args = ", ".join(f"{k}={v!r}" for k, v in fixed.items())
-    init.__doc__ = f"``variance_scaling(key, shape, dtype, {args})``: see :func:`variance_scaling`."
+    doc = f"``variance_scaling(key, shape, dtype, {args})``: see :func:`variance_scaling`."
     _NAMES[tuple(fixed.values())] = name  # errors then name the initializer that was called
-    return init
+    return named_partial(variance_scaling, name, doc, **fixed)
 
 
 glorot_uniform = _named_partial("glorot_uniform", scale=1.0, mode="fan_avg", distribution="uniform")
