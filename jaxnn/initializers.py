@@ -151,7 +151,7 @@ def variance_scaling(
     return std * jax.random.truncated_normal(key, -2.0, 2.0, dims, dtype)
 
 
-def _named_partial(name: str, **fixed) -> functools.partial:
+def _initializer(name: str, **fixed) -> functools.partial:
     """``functools.partial(variance_scaling, **fixed)`` that calls itself ``name``."""
     args = ", ".join(f"{k}={v!r}" for k, v in fixed.items())
     doc = f"``variance_scaling(key, shape, dtype, {args})``: see :func:`variance_scaling`."
@@ -159,14 +159,14 @@ def _named_partial(name: str, **fixed) -> functools.partial:
     return named_partial(variance_scaling, name, doc, **fixed)
 
 
-glorot_uniform = _named_partial("glorot_uniform", scale=1.0, mode="fan_avg", distribution="uniform")
-glorot_normal = _named_partial(
+glorot_uniform = _initializer("glorot_uniform", scale=1.0, mode="fan_avg", distribution="uniform")
+glorot_normal = _initializer(
     "glorot_normal", scale=1.0, mode="fan_avg", distribution="truncated_normal"
 )
-he_uniform = _named_partial("he_uniform", scale=2.0, mode="fan_in", distribution="uniform")
-he_normal = _named_partial("he_normal", scale=2.0, mode="fan_in", distribution="truncated_normal")
-lecun_uniform = _named_partial("lecun_uniform", scale=1.0, mode="fan_in", distribution="uniform")
-lecun_normal = _named_partial(
+he_uniform = _initializer("he_uniform", scale=2.0, mode="fan_in", distribution="uniform")
+he_normal = _initializer("he_normal", scale=2.0, mode="fan_in", distribution="truncated_normal")
+lecun_uniform = _initializer("lecun_uniform", scale=1.0, mode="fan_in", distribution="uniform")
+lecun_normal = _initializer(
     "lecun_normal", scale=1.0, mode="fan_in", distribution="truncated_normal"
 )
 
