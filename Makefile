@@ -1,25 +1,46 @@
-# Two targets a new user needs: `make train` and `make test`. Each creates .venv on first use.
+# `make train` installs what training needs (no extras) and trains; `make test` adds the dev and
+# tfds extras and runs the suite. Each creates .venv on first use and keeps its own stamp, so either
+# order works. `make test-min` runs the suite in .venv-min against the oldest supported versions.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
-STAMP := $(VENV)/.installed-stamp
+PY := $(VENV)/bin/python
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+MIN_VENV := .venv-min
+MIN_STAMP := $(MIN_VENV)/.installed-min
 
-.PHONY: train test lint clean
+.PHONY: train test test-min lint clean
 
-$(STAMP): pyproject.toml
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[dev,tfds]"
-	touch $(STAMP)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
 
-train: $(STAMP)
-	$(VENV)/bin/jaxnn train --model mlp --dataset mnist1d --epochs 60 --lr 3e-3 --batch-size 100 \
+$(RUNTIME_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[dev,tfds]"
+	touch $@
+
+$(MIN_STAMP): pyproject.toml constraints-min.txt
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install -q -c constraints-min.txt -e ".[dev]"
+	touch $@
+
+train: $(RUNTIME_STAMP)
+	$(PY) -m jaxnn train --model mlp --dataset mnist1d --epochs 60 --lr 3e-3 --batch-size 100 \
 		--model-config "hidden=(256,256)" --patience 10 --out runs/quickstart
 
-test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2
+test: $(DEV_STAMP)
+	$(PY) -m pytest -q -n 2
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+test-min: $(MIN_STAMP)
+	$(MIN_VENV)/bin/python -m pytest -q -n 2
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(MIN_VENV) runs

@@ -128,7 +128,7 @@ def test_a_zeroed_mnist1d_cache_fails_its_checksum_and_is_regenerated(tmp_path, 
 
 
 def test_digits_equal_scikit_learn_scaled_to_unit_interval():
-    from sklearn.datasets import load_digits
+    load_digits = pytest.importorskip("sklearn.datasets").load_digits  # optional cross-check
 
     x, y = datasets_mod._digits_arrays()
     ref = load_digits()

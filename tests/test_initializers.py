@@ -109,3 +109,44 @@ def test_negative_dimension_raises_with_given_shape():
 def test_integer_dtype_raises_expected_floating():
     with pytest.raises(ValueError, match=r"expected floating-point dtype, got dtype int32"):
         I.glorot_normal(jax.random.key(0), (3, 3), jnp.int32)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_named_initializer_is_variance_scaling_with_fixed_arguments(name):
+    init = getattr(I, name)
+    fixed = init.keywords
+    key, shape = jax.random.key(11), (3, 3, 8, 16)
+    assert init.func is I.variance_scaling
+    assert jnp.array_equal(init(key, shape), I.variance_scaling(key, shape, **fixed))
+    assert init.__name__ == name and init.__module__ == "jaxnn.initializers"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_error_from_named_initializer_names_it(name):
+    with pytest.raises(ValueError, match=rf"^{name}: expected a shape of rank >= 2"):
+        getattr(I, name)(jax.random.key(0), (5,))
+
+
+def test_variance_scaling_fan_out_mode_uses_output_fan():
+    w = np.asarray(
+        I.variance_scaling(
+            jax.random.key(12), (64, 512), scale=1.0, mode="fan_out", distribution="uniform"
+        ),
+        np.float64,
+    )
+    assert abs(w.var() * 512 - 1) < 0.03
+    assert np.abs(w).max() <= math.sqrt(3 / 512)
+
+
+@pytest.mark.parametrize(
+    ("mode", "distribution", "message"),
+    [
+        ("fan_sum", "uniform", r"variance_scaling: expected mode in .*got 'fan_sum'"),
+        ("fan_in", "normal", r"variance_scaling: expected distribution in .*got 'normal'"),
+    ],
+)
+def test_variance_scaling_unknown_mode_or_distribution_raises(mode, distribution, message):
+    with pytest.raises(ValueError, match=message):
+        I.variance_scaling(
+            jax.random.key(0), (3, 3), scale=1.0, mode=mode, distribution=distribution
+        )

