@@ -34,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from jaxnn.errors import UserError
@@ -312,7 +312,7 @@ def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) 
         "quick": quick,
         "key": key,
         "machine": host,
-        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     (exp_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     if passed:
@@ -564,7 +564,7 @@ def render_page(out: Path, results: list[dict], *, quick: bool, host: dict) -> s
         f"chapters without an experiment: {', '.join(map(str, missing)) or 'none'}.</p>"
     )
     nav = " ".join(f'<a href="#chapter-{n}">{n}</a>' for n, _, _ in BOOK)
-    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'

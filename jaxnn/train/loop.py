@@ -120,26 +120,33 @@ class FitConfig:
 
     def __post_init__(self):
         _check_field_types(self)
-        for name in ("epochs", "batch_size", "eval_batch_size", "keep_last"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"FitConfig: expected {name} > 0, got {getattr(self, name)}")
-        for name in ("patience", "devices", "warmup_steps", "keep_best", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise UserError(f"FitConfig: expected {name} >= 0, got {getattr(self, name)}")
-        for name in ("lr", "divergence_factor"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise UserError(f"FitConfig: expected {name} > 0, got {getattr(self, name)}")
+        _check_field_ranges(self)
         if self.optimizer == "adam" and self.weight_decay > 0:
             raise UserError(
                 f"FitConfig: 'adam' takes no weight decay, got weight_decay={self.weight_decay}; "
                 "use 'adamw' for Adam with decoupled weight decay"
             )
-        if not 0 <= self.seed <= _MAX_SEED:
-            raise UserError(f"FitConfig: expected seed in [0, 2**32 - 1], got {self.seed}")
         for name, choices in self.CHOICES.items():
             if getattr(self, name) not in choices:
                 got = getattr(self, name)
                 raise UserError(f"FitConfig: expected {name} in {', '.join(choices)}, got {got!r}")
+
+
+def _check_field_ranges(cfg: FitConfig) -> None:
+    """Raise a :class:`UserError` naming the first field out of its range."""
+    checks = [(n, "> 0", lambda v: v > 0) for n in ("epochs", "batch_size", "eval_batch_size")]
+    checks += [("keep_last", "> 0", lambda v: v > 0)]
+    checks += [
+        (n, ">= 0", lambda v: v >= 0)
+        for n in ("patience", "devices", "warmup_steps", "keep_best", "weight_decay")
+    ]
+    checks += [
+        (n, "> 0", lambda v: math.isfinite(v) and v > 0) for n in ("lr", "divergence_factor")
+    ]
+    checks += [("seed", "in [0, 2**32 - 1]", lambda v: 0 <= v <= _MAX_SEED)]
+    for name, want, ok in checks:
+        if not ok(getattr(cfg, name)):
+            raise UserError(f"FitConfig: expected {name} {want}, got {getattr(cfg, name)}")
 
 
 def _check_field_types(cfg) -> None:
