@@ -539,7 +539,7 @@ def test_activation_report_flags_saturation_of_over_scaled_weights_only(activati
 
 
 def test_activation_report_recognizes_jax_nn_relu_but_not_a_max_against_minus_infinity():
-    def apply(params, state, x, *, train=False, key=None):
+    def apply(params, x, *, state=None, train=False, key=None):
         h = jax.nn.relu(x @ params["w"])  # (B, 4)
         return jnp.maximum(h, -jnp.inf) @ params["v"], state
 
