@@ -18,6 +18,23 @@ def _shape(x) -> tuple[int, ...]:
     return tuple(np.shape(x))
 
 
+def as_array(name: str, x, what: str = "input") -> jax.Array:
+    """``x`` as a JAX array (tracers pass through); raise unless it is numeric array data.
+
+    Strings, ``None``, dicts, ragged lists and Python ints beyond int64 are refused with a
+    ``ValueError`` naming ``what``, instead of the ``TypeError`` or ``OverflowError`` JAX raises.
+    """
+    if isinstance(x, jax.Array):
+        return x
+    try:
+        arr = jnp.asarray(x)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ValueError(
+            f"{name}: expected {what} to be a numeric array, got {type(x).__name__} {x!r:.60}"
+        ) from err
+    return arr
+
+
 def check_rank(name: str, x, ranks: int | Sequence[int]) -> None:
     """Raise unless ``x.ndim`` is one of ``ranks``."""
     ranks = (ranks,) if isinstance(ranks, int) else tuple(ranks)
@@ -55,11 +72,50 @@ def check_same_shape(name: str, a, b, a_name: str = "a", b_name: str = "b") -> N
         )
 
 
+#: The largest size a check accepts: array dimensions are at most int32 in XLA's index arithmetic.
+MAX_SIZE = 2**31 - 1
+
+
 def check_positive_int(name: str, value, what: str) -> int:
-    """Raise unless ``value`` is a positive Python integer; return it."""
+    """Raise unless ``value`` is a positive Python integer, at most :data:`MAX_SIZE`; return it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name}: expected {what} to be a positive integer, got {value!r}")
+    if value > MAX_SIZE:
+        raise ValueError(f"{name}: expected {what} to be at most 2**31 - 1, got {value!r}")
     return int(value)
+
+
+def check_key(name: str, key) -> None:
+    """Raise unless ``key`` is a PRNG key: ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
+
+    Checks the dtype and shape only, so it is free under ``jit``.
+    """
+    dtype = getattr(key, "dtype", None)
+    typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
+    raw = dtype == np.uint32 and np.shape(key)[-1:] == (2,)
+    if not (isinstance(key, (jax.Array, np.ndarray)) and (typed or raw)):
+        got = (
+            f"{type(key).__name__} of dtype {dtype} and shape {_shape(key)}"
+            if dtype is not None
+            else repr(key)
+        )
+        raise ValueError(f"{name}: expected a PRNG key from jax.random.key(seed), got {got:.80}")
+
+
+def param_array(name: str, params, *path: str, ndim: int | None = None) -> jax.Array:
+    """``params[path[0]][path[1]]...`` as an array; raise if a level is missing or malformed."""
+    node = params
+    for depth, key in enumerate(path):
+        if not isinstance(node, dict) or key not in node:
+            where = "params" + "".join(f"[{k!r}]" for k in path[:depth])
+            got = sorted(node) if isinstance(node, dict) else type(node).__name__
+            raise ValueError(f"{name}: expected {where} to hold a key {key!r}, got {got}")
+        node = node[key]
+    where = "params" + "".join(f"[{k!r}]" for k in path)
+    arr = as_array(name, node, where)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected {where} of rank {ndim}, got shape {tuple(arr.shape)}")
+    return arr
 
 
 def check_integer_dtype(name: str, x, what: str = "labels") -> None:
@@ -117,3 +173,11 @@ def check_axis(name: str, x, axis: int) -> int:
             f"got axis {axis!r} with shape {_shape(x)}"
         )
     return int(axis) % ndim
+
+
+def check_nonempty_axis(name: str, x, axis: int) -> None:
+    """Raise if axis ``axis`` of ``x`` is empty (a reduction over it has no value)."""
+    if _shape(x)[axis] == 0:
+        raise ValueError(
+            f"{name}: expected a non-empty axis {axis} to reduce over, got shape {_shape(x)}"
+        )

@@ -19,8 +19,9 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxnn._checks import check_axis
+from jaxnn._checks import as_array, check_axis, check_floating_dtype, check_nonempty_axis
 
 __all__ = [
     "relu",
@@ -36,6 +37,12 @@ __all__ = [
 ]
 
 
+def _floating(name: str, x) -> jax.Array:
+    x = as_array(name, x)
+    check_floating_dtype(name, x)
+    return x
+
+
 def relu(x: jax.Array) -> jax.Array:
     """Rectified linear unit: ``relu(x) = max(0, x)``.
 
@@ -48,8 +55,11 @@ def relu(x: jax.Array) -> jax.Array:
 
     Returns:
       An array like ``x``.
+
+    Raises:
+      ValueError: if ``x`` is not numeric array data.
     """
-    x = jnp.asarray(x)
+    x = as_array("relu", x)
     # ``where`` (not ``maximum``, whose derivative at a tie is 1/2) selects the zero branch at 0.
     return jnp.where(x > 0, x, jnp.zeros_like(x))
 
@@ -66,8 +76,17 @@ def leaky_relu(x: jax.Array, negative_slope: float = 0.01) -> jax.Array:
 
     Returns:
       An array like ``x``.
+
+    Raises:
+      ValueError: if ``x`` is not numeric array data or ``negative_slope`` is not a number.
     """
-    x = jnp.asarray(x)
+    x = as_array("leaky_relu", x)
+    if isinstance(negative_slope, (bool, str)) or not isinstance(
+        negative_slope, (int, float, np.number, jax.Array)
+    ):
+        raise ValueError(f"leaky_relu: expected a number negative_slope, got {negative_slope!r}")
+    if not isinstance(negative_slope, jax.Array):
+        negative_slope = float(negative_slope)  # a Python int beyond int64 would overflow in JAX
     return jnp.where(x >= 0, x, negative_slope * x)
 
 
@@ -85,8 +104,11 @@ def gelu(x: jax.Array, approximate: bool = False) -> jax.Array:
 
     Returns:
       An array like ``x``.
+
+    Raises:
+      ValueError: if ``x`` is not a floating-point array.
     """
-    x = jnp.asarray(x)
+    x = _floating("gelu", x)
     if approximate:
         inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
         return 0.5 * x * (1.0 + jnp.tanh(inner))
@@ -104,8 +126,11 @@ def tanh(x: jax.Array) -> jax.Array:
 
     Returns:
       An array like ``x``.
+
+    Raises:
+      ValueError: if ``x`` is not a floating-point array.
     """
-    return jnp.tanh(x)
+    return jnp.tanh(_floating("tanh", x))
 
 
 def sigmoid(x: jax.Array) -> jax.Array:
@@ -120,8 +145,11 @@ def sigmoid(x: jax.Array) -> jax.Array:
 
     Returns:
       An array like ``x``; finite (exactly 0 or 1 at the extremes) for ``|x| = 1e4``.
+
+    Raises:
+      ValueError: if ``x`` is not a floating-point array.
     """
-    x = jnp.asarray(x)
+    x = _floating("sigmoid", x)
     positive = x >= 0
     # -|x| written with ``where`` so that its derivative at 0 comes from the x >= 0 branch.
     z = jnp.exp(jnp.where(positive, -x, x))
@@ -143,10 +171,12 @@ def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
       An array like ``x`` whose entries along ``axis`` sum to 1.
 
     Raises:
-      ValueError: if ``axis`` is not an axis of ``x``.
+      ValueError: if ``x`` is not a floating-point array, or ``axis`` is not a non-empty axis of
+        ``x``.
     """
-    x = jnp.asarray(x)
+    x = _floating("softmax", x)
     axis = check_axis("softmax", x, axis)
+    check_nonempty_axis("softmax", x, axis)
     shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
     e = jnp.exp(shifted)
     return e / jnp.sum(e, axis=axis, keepdims=True)
@@ -167,10 +197,12 @@ def log_softmax(x: jax.Array, axis: int = -1) -> jax.Array:
       An array like ``x`` with ``logsumexp`` along ``axis`` equal to 0.
 
     Raises:
-      ValueError: if ``axis`` is not an axis of ``x``.
+      ValueError: if ``x`` is not a floating-point array, or ``axis`` is not a non-empty axis of
+        ``x``.
     """
-    x = jnp.asarray(x)
+    x = _floating("log_softmax", x)
     axis = check_axis("log_softmax", x, axis)
+    check_nonempty_axis("log_softmax", x, axis)
     shifted = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
     return shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=axis, keepdims=True))
 
@@ -186,8 +218,11 @@ def identity(x: jax.Array) -> jax.Array:
 
     Returns:
       ``x`` as an array.
+
+    Raises:
+      ValueError: if ``x`` is not numeric array data.
     """
-    return jnp.asarray(x)
+    return as_array("identity", x)
 
 
 _BY_NAME: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -219,6 +254,8 @@ def get(name: str) -> Callable[[jax.Array], jax.Array]:
     Raises:
       ValueError: if ``name`` is unknown; the message lists the valid names.
     """
-    if name not in _BY_NAME:
-        raise ValueError(f"unknown activation: expected one of {', '.join(NAMES)}, got {name!r}")
+    if not isinstance(name, str) or name not in _BY_NAME:
+        raise ValueError(
+            f"by_name: unknown activation, expected one of {', '.join(NAMES)}, got {name!r}"
+        )
     return _BY_NAME[name]

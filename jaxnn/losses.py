@@ -18,9 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn._checks import (
+    as_array,
     check_floating_dtype,
     check_labels_in_range,
     check_min_rank,
+    check_probability,
     check_same_shape,
 )
 from jaxnn.activations import log_softmax
@@ -39,8 +41,23 @@ def _reduce(per_example: jax.Array, reduction: str) -> jax.Array:
 
 
 def _check_reduction(name: str, reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"{name}: expected reduction in {_REDUCTIONS}, got {reduction!r}")
+
+
+def _check_examples(name: str, shape: tuple[int, ...], reduction: str, inside: str) -> None:
+    """Refuse empty examples, and a mean over no examples: both would be 0 / 0 = NaN.
+
+    ``shape`` is the input's shape; its first ``examples`` axes index the examples and the rest
+    (``inside``) is averaged within each example.
+    """
+    batch, rest = (shape[:1], shape[1:]) if inside == "features" else (shape[:-1], shape[-1:])
+    if 0 in rest:
+        raise ValueError(f"{name}: expected non-empty {inside} in each example, got shape {shape}")
+    if reduction == "mean" and 0 in batch:
+        raise ValueError(
+            f"{name}: expected at least one example for reduction='mean', got shape {shape}"
+        )
 
 
 def _mean_over_features(values: jax.Array) -> jax.Array:
@@ -101,12 +118,14 @@ def mse(pred: jax.Array, target: jax.Array, *, reduction: str = "mean") -> jax.A
       A scalar, or ``(B,)`` for ``reduction="none"``.
 
     Raises:
-      ValueError: on rank-0 inputs, mismatched shapes or an unknown reduction.
+      ValueError: on non-numeric or rank-0 inputs, mismatched shapes, empty examples, no examples
+        for ``reduction="mean"`` or an unknown reduction.
     """
     _check_reduction("mse", reduction)
-    pred, target = jnp.asarray(pred), jnp.asarray(target)
+    pred, target = as_array("mse", pred, "pred"), as_array("mse", target, "target")
     check_min_rank("mse", pred, 1)
     check_same_shape("mse", pred, target, "pred", "target")
+    _check_examples("mse", pred.shape, reduction, "features")
     return _reduce(_mean_over_features((pred - target) ** 2), reduction)
 
 
@@ -143,17 +162,17 @@ def cross_entropy(
     Raises:
       ValueError: on a rank that fits neither form, float labels where the rank says integer,
         a labels shape or class count that does not match ``logits``, concrete labels outside
-        ``[0, C)``, ``label_smoothing`` outside ``[0, 1)`` or an unknown reduction. Labels traced
+        ``[0, C)``, no classes, no examples for ``reduction="mean"``, ``label_smoothing``
+        outside ``[0, 1)`` or an unknown reduction. Labels traced
         under ``jit`` cannot be range-checked; out-of-range values then give unspecified losses.
     """
     _check_reduction("cross_entropy", reduction)
-    if not 0.0 <= float(label_smoothing) < 1.0:
-        raise ValueError(
-            f"cross_entropy: expected label_smoothing in [0, 1), got {label_smoothing}"
-        )
-    logits = jnp.asarray(logits)
+    label_smoothing = check_probability("cross_entropy", label_smoothing, "label_smoothing")
+    logits = as_array("cross_entropy", logits, "logits")
+    labels = as_array("cross_entropy", labels, "labels")
     check_floating_dtype("cross_entropy", logits, "logits")
     integer = _is_integer_labels("cross_entropy", logits, labels)
+    _check_examples("cross_entropy", logits.shape, reduction, "classes")
     logp = log_softmax(logits, axis=-1)  # (..., C)
     num_classes = logits.shape[-1]
     if integer and label_smoothing == 0.0:
@@ -195,14 +214,16 @@ def binary_cross_entropy(
       A scalar, or ``(B,)`` for ``reduction="none"``.
 
     Raises:
-      ValueError: on rank-0 logits, mismatched shapes, concrete labels outside ``[0, 1]`` or an
-        unknown reduction.
+      ValueError: on rank-0 logits, mismatched shapes, concrete labels outside ``[0, 1]``, empty
+        examples, no examples for ``reduction="mean"`` or an unknown reduction.
     """
     _check_reduction("binary_cross_entropy", reduction)
-    logits = jnp.asarray(logits)
+    logits = as_array("binary_cross_entropy", logits, "logits")
+    labels = as_array("binary_cross_entropy", labels, "labels")
     check_floating_dtype("binary_cross_entropy", logits, "logits")
     check_min_rank("binary_cross_entropy", logits, 1)
     check_same_shape("binary_cross_entropy", logits, labels, "logits", "labels")
+    _check_examples("binary_cross_entropy", logits.shape, reduction, "features")
     if not isinstance(labels, jax.core.Tracer):
         arr = np.asarray(labels, dtype=np.float64)
         if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
@@ -236,15 +257,26 @@ def l2_penalty(params, weight_decay: float = 1.0, *, exclude_1d: bool = False) -
       A scalar (0 for a pytree with no penalized leaves).
 
     Raises:
-      ValueError: if a concrete ``weight_decay`` is negative (or NaN).
+      ValueError: if ``weight_decay`` is not a number, a concrete ``weight_decay`` is negative
+        (or NaN), or a leaf is not numeric array data.
     """
-    if isinstance(weight_decay, (int, float, np.number)) and not weight_decay >= 0:
+    is_number = isinstance(weight_decay, (int, float, np.number)) and not isinstance(
+        weight_decay, bool
+    )
+    if not (is_number or isinstance(weight_decay, jax.Array)) or (
+        is_number and not weight_decay >= 0
+    ):
         raise ValueError(f"l2_penalty: expected weight_decay >= 0, got {weight_decay!r}")
+    if is_number:
+        weight_decay = float(weight_decay)  # a Python int beyond int64 would overflow in JAX
     leaves = [
-        jnp.asarray(leaf)
+        as_array("l2_penalty", leaf, "every params leaf")
         for leaf in jax.tree_util.tree_leaves(params)
-        if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating)
-        and not (exclude_1d and np.ndim(leaf) <= 1)
+    ]
+    leaves = [
+        leaf
+        for leaf in leaves
+        if jnp.issubdtype(leaf.dtype, jnp.floating) and not (exclude_1d and leaf.ndim <= 1)
     ]
     if not leaves:
         return jnp.zeros(())
@@ -267,9 +299,12 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
       A float32 scalar in ``[0, 1]``.
 
     Raises:
-      ValueError: on the same malformed labels as :func:`cross_entropy`.
+      ValueError: on the same malformed labels as :func:`cross_entropy`, no classes or no
+        examples.
     """
-    logits = jnp.asarray(logits)
+    logits = as_array("accuracy", logits, "logits")
+    labels = as_array("accuracy", labels, "labels")
     integer = _is_integer_labels("accuracy", logits, labels)
+    _check_examples("accuracy", logits.shape, "mean", "classes")
     labels = jnp.asarray(labels) if integer else jnp.argmax(jnp.asarray(labels), axis=-1)
     return jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))

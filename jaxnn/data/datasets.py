@@ -49,6 +49,7 @@ from jaxnn.data.containers import (
     three_way,
 )
 from jaxnn.data.sources import load_source, resolve_spec, text_splits
+from jaxnn.errors import UserError
 
 __all__ = [
     "NAMES",
@@ -430,8 +431,9 @@ def load(name: str, *, seed: int = 0, **options) -> Splits:
       :class:`Splits` with ``train``, ``val``, a sealed ``test`` and ``info``.
 
     Raises:
-      ValueError: for an unknown name (the message lists :data:`NAMES`), an unknown option, a bad
-        seed, or data that fails the split checks.
+      ValueError: for an unknown name (the message lists :data:`NAMES`), an unknown option, an
+        option value of the wrong type or range (``n="abc"``, ``val_fraction=1.5``; a
+        :class:`~jaxnn.errors.UserError`), a bad seed, or data that fails the split checks.
     """
     if not isinstance(name, str):
         raise ValueError(f"load: expected a dataset name string, got {type(name).__name__}")
@@ -453,4 +455,46 @@ def load(name: str, *, seed: int = 0, **options) -> Splits:
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"load({name!r}): unknown option(s) {unknown}; expected some of {valid}")
+    _check_options(name, options)
     return loader(seed=seed, **options)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+# Each option a loader takes: (the test its value must pass, what the test means).
+_OPTION_RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "n": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "noise": (lambda v: _is_real(v) and 0 <= float(v) < float("inf"), "a finite number >= 0"),
+    "arms": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
+    "val_fraction": (lambda v: _is_real(v) and 0 < v < 1, "a number in (0, 1)"),
+    "test_fraction": (lambda v: _is_real(v) and 0 < v < 1, "a number in (0, 1)"),
+    "seq_len": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "stride": (lambda v: v is None or (_is_int(v) and v > 0), "a positive integer"),
+    "tokenizer": (lambda v: v in ("char", "bpe"), "'char' or 'bpe'"),
+    "vocab_size": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "disk_cache": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    "data_dir": (lambda v: v is None or isinstance(v, (str, os.PathLike)), "a directory path"),
+    "download": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    "train_split": (lambda v: isinstance(v, str), "a split name"),
+    "test_split": (lambda v: isinstance(v, str), "a split name"),
+    "val_split": (lambda v: v is None or isinstance(v, str), "a split name"),
+    "max_examples": (lambda v: v is None or (_is_int(v) and v > 0), "a positive integer"),
+}
+
+
+def _check_options(name: str, options: dict) -> None:
+    """Refuse an option value of the wrong type or range before any data is read or made."""
+    for key, value in options.items():
+        ok, what = _OPTION_RULES.get(key, (lambda v: True, ""))
+        try:
+            good = bool(ok(value))
+        except (TypeError, ValueError, OverflowError):  # e.g. a list compared with a number
+            good = False
+        if not good:
+            raise UserError(f"load({name!r}): expected option {key} to be {what}, got {value!r}")

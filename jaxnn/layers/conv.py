@@ -25,7 +25,14 @@ import numpy as np
 from jax import lax
 
 from jaxnn import initializers
-from jaxnn._checks import check_floating_dtype, check_positive_int
+from jaxnn._checks import (
+    MAX_SIZE,
+    as_array,
+    check_floating_dtype,
+    check_key,
+    check_positive_int,
+    param_array,
+)
 from jaxnn._partials import named_partial
 
 __all__ = [
@@ -65,12 +72,15 @@ def _explicit_pads(name, spatial, window, stride, dilation, padding) -> list[tup
             raise ValueError(f"{name}: expected padding 'SAME', 'VALID' or an int, got {padding!r}")
         effective = tuple((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
         return list(lax.padtype_to_pads(spatial, effective, stride, padding.upper()))
-    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+    if _is_int(padding):
         pads = [(int(padding), int(padding))] * nsp
     elif (
         isinstance(padding, (tuple, list))
         and len(padding) == nsp
-        and all(isinstance(p, (tuple, list)) and len(p) == 2 for p in padding)
+        and all(
+            isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(v) for v in p)
+            for p in padding
+        )
     ):
         pads = [(int(lo), int(hi)) for lo, hi in padding]
     else:
@@ -78,9 +88,13 @@ def _explicit_pads(name, spatial, window, stride, dilation, padding) -> list[tup
             f"{name}: expected padding 'SAME', 'VALID', an int or {nsp} (lo, hi) pairs, "
             f"got {padding!r}"
         )
-    if any(lo < 0 or hi < 0 for lo, hi in pads):
+    if any(not (0 <= lo <= MAX_SIZE and 0 <= hi <= MAX_SIZE) for lo, hi in pads):
         raise ValueError(f"{name}: expected non-negative padding, got {padding!r}")
     return pads
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _check_fits(name, x, window, dilation, pads, what) -> None:
@@ -97,7 +111,8 @@ def _check_fits(name, x, window, dilation, pads, what) -> None:
             )
 
 
-def _check_input(name: str, x, nsp: int) -> None:
+def _check_input(name: str, x, nsp: int) -> jax.Array:
+    x = as_array(name, x)
     if np.ndim(x) != nsp + 2:
         raise ValueError(
             f"{name}: expected input of rank {nsp + 2} ({_LAYOUT[nsp][0]}), got rank {np.ndim(x)} "
@@ -106,6 +121,7 @@ def _check_input(name: str, x, nsp: int) -> None:
     if 0 in x.shape:
         raise ValueError(f"{name}: expected an input with no empty axis, got shape {x.shape}")
     check_floating_dtype(name, x)
+    return x
 
 
 # ----------------------------------------------------------------------------------------------
@@ -113,6 +129,7 @@ def _check_input(name: str, x, nsp: int) -> None:
 
 
 def _init_conv(name, key, kernel_size, in_ch, out_ch, nsp, w_init, dtype) -> dict:
+    check_key(name, key)
     kernel = _spatial_tuple(name, kernel_size, nsp, "kernel_size")
     in_ch = check_positive_int(name, in_ch, "in_ch")
     out_ch = check_positive_int(name, out_ch, "out_ch")
@@ -126,13 +143,13 @@ def _conv(name, params, x, nsp, stride, padding, dilation) -> jax.Array:
     if not isinstance(params, dict) or "w" not in params or "b" not in params:
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise ValueError(f"{name}: expected params with keys ['b', 'w'], got {got}")
-    w, b = params["w"], params["b"]
-    if w.ndim != nsp + 2 or b.shape != (w.shape[-1],):
+    w, b = param_array(name, params, "w"), param_array(name, params, "b")
+    if w.ndim != nsp + 2 or b.shape != (w.shape[-1],) or 0 in w.shape:
         raise ValueError(
             f"{name}: expected w of shape {_LAYOUT[nsp][1]} and b of shape (O,), "
             f"got w {w.shape}, b {b.shape}"
         )
-    _check_input(name, x, nsp)
+    x = _check_input(name, x, nsp)
     if x.shape[-1] != w.shape[-2]:
         raise ValueError(
             f"{name}: expected input with {w.shape[-2]} channels on the last axis "
@@ -143,9 +160,10 @@ def _conv(name, params, x, nsp, stride, padding, dilation) -> jax.Array:
     window = tuple(w.shape[:nsp])
     pads = _explicit_pads(name, x.shape[1:-1], window, stride, dilation, padding)
     _check_fits(name, x, window, dilation, pads, "dilated kernel")
+    dtype = jnp.result_type(x, w)  # conv_general_dilated wants one dtype for both
     y = lax.conv_general_dilated(
-        x,
-        w,
+        x.astype(dtype),
+        w.astype(dtype),
         window_strides=stride,
         padding=pads,
         rhs_dilation=dilation,
@@ -360,9 +378,9 @@ def pool(
       ``(N, L', C)`` or ``(N, H', W', C)``.
 
     Raises:
-      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding, a
-        window larger than the padded input, an unknown ``kind`` or ``method``, or
-        ``method="reshape"`` with overlapping or padded windows.
+      ValueError: wrong rank, non-floating input, non-positive window or stride, bad padding,
+        padding as large as the window, a window larger than the padded input, an unknown
+        ``kind`` or ``method``, or ``method="reshape"`` with overlapping or padded windows.
     """
     if kind not in _POOL_KINDS or spatial_dims not in _LAYOUT:
         raise ValueError(
@@ -370,19 +388,24 @@ def pool(
             f"{kind!r} and {spatial_dims!r}"
         )
     name, nsp = f"{kind}_pool{spatial_dims}d", spatial_dims
-    _check_input(name, x, nsp)
+    x = _check_input(name, x, nsp)
     window = _spatial_tuple(name, window, nsp, "window")
     stride = window if stride is None else _spatial_tuple(name, stride, nsp, "stride")
-    if method not in _POOL_METHODS:
+    if not isinstance(method, str) or method not in _POOL_METHODS:
         raise ValueError(f"{name}: expected method in {_POOL_METHODS}, got {method!r}")
     ones = (1,) * nsp
     pads = _explicit_pads(name, x.shape[1:-1], window, stride, ones, padding)
+    if any(lo >= k or hi >= k for (lo, hi), k in zip(pads, window, strict=True)):
+        raise ValueError(
+            f"{name}: expected padding smaller than the window {window} (a window of padding "
+            f"alone has no value), got padding {pads}"
+        )
     _check_fits(name, x, window, ones, pads, "window")
     tiles = stride == window and all(p == (0, 0) for p in pads)
     if method == "reshape" and not tiles:
         raise ValueError(
-            f"{name}: method='reshape' needs stride == window and no padding, got window "
-            f"{window}, stride {stride}, padding {pads}"
+            f"{name}: expected stride == window and no padding for method='reshape', got "
+            f"window {window}, stride {stride}, padding {pads}"
         )
     if tiles and method != "reduce_window":
         return _pool_reshape(x, window, kind)
@@ -418,8 +441,10 @@ def global_avg_pool(x: jax.Array) -> jax.Array:
       ``(N, C)``.
 
     Raises:
-      ValueError: if ``x`` has fewer than 3 axes or an empty axis.
+      ValueError: if ``x`` is not a floating-point array, has fewer than 3 axes or an empty axis.
     """
+    x = as_array("global_avg_pool", x)
+    check_floating_dtype("global_avg_pool", x)
     if np.ndim(x) < 3:
         raise ValueError(
             f"global_avg_pool: expected input of rank >= 3 (N, *spatial, C), got rank "

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnn import initializers
-from jaxnn._checks import check_min_rank, check_positive_int
+from jaxnn._checks import as_array, check_key, check_min_rank, check_positive_int, param_array
 
 __all__ = ["init_dense", "dense"]
 
@@ -37,7 +37,11 @@ def init_dense(
 
     Returns:
       ``{"w": (in_dim, out_dim), "b": (out_dim,)}`` with zero bias.
+
+    Raises:
+      ValueError: if ``key`` is not a PRNG key or a size is not a positive integer.
     """
+    check_key("init_dense", key)
     check_positive_int("init_dense", in_dim, "in_dim")
     check_positive_int("init_dense", out_dim, "out_dim")
     return {
@@ -65,7 +69,8 @@ def dense(params: dict, x: jax.Array) -> jax.Array:
     if not isinstance(params, dict) or "w" not in params or "b" not in params:
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise ValueError(f"dense: expected params with keys ['b', 'w'], got {got}")
-    w, b = params["w"], params["b"]
+    w, b = param_array("dense", params, "w"), param_array("dense", params, "b")
+    x = as_array("dense", x)
     if w.ndim != 2 or b.shape != (w.shape[1],):
         raise ValueError(
             f"dense: expected w of shape (in, out) and b of shape (out,), "

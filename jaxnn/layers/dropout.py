@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxnn._checks import check_floating_dtype, check_probability
+from jaxnn._checks import as_array, check_floating_dtype, check_key, check_probability
 
 __all__ = ["dropout"]
 
@@ -37,9 +37,10 @@ def dropout(
 
     Raises:
       ValueError: ``rate`` outside ``[0, 1)``, non-floating ``x``, or ``train`` with ``rate > 0``
-        and no ``key``.
+        and no PRNG ``key``.
     """
     rate = check_probability("dropout", rate, "rate")
+    x = as_array("dropout", x)
     check_floating_dtype("dropout", x)
     if not train or rate == 0.0:
         return x
@@ -47,5 +48,6 @@ def dropout(
         raise ValueError(
             f"dropout: expected a PRNG key when train=True and rate={rate} > 0, got key=None"
         )
+    check_key("dropout", key)
     keep = jax.random.bernoulli(key, 1.0 - rate, jnp.shape(x))  # same shape as x
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype))

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn._checks import check_integer_dtype, check_positive_int
+from jaxnn._checks import as_array, check_integer_dtype, check_key, check_positive_int, param_array
 
 __all__ = [
     "init_embedding",
@@ -28,12 +28,18 @@ def _check_table(name: str, params) -> jax.Array:
     if not isinstance(params, dict) or "table" not in params:
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise ValueError(f"{name}: expected params with key 'table', got {got}")
-    table = params["table"]
+    table = param_array(name, params, "table")
     if np.ndim(table) != 2:
         raise ValueError(
             f"{name}: expected a table of shape (rows, dim), got shape {tuple(np.shape(table))}"
         )
     return table
+
+
+def _check_init(name: str, key, stddev) -> None:
+    check_key(name, key)
+    if isinstance(stddev, bool) or not isinstance(stddev, (int, float, np.number)):
+        raise ValueError(f"{name}: expected a number stddev, got {stddev!r}")
 
 
 def init_embedding(
@@ -53,7 +59,12 @@ def init_embedding(
 
     Returns:
       ``{"table": (V, D)}``.
+
+    Raises:
+      ValueError: if ``key`` is not a PRNG key, a size is not a positive integer or ``stddev`` is
+        not a number.
     """
+    _check_init("init_embedding", key, stddev)
     check_positive_int("init_embedding", vocab_size, "vocab_size")
     check_positive_int("init_embedding", dim, "dim")
     return {"table": stddev * jax.random.normal(key, (vocab_size, dim), dtype)}  # (V, D)
@@ -78,6 +89,7 @@ def embedding(params: dict, ids: jax.Array) -> jax.Array:
         params are malformed.
     """
     table = _check_table("embedding", params)
+    ids = as_array("embedding", ids, "token ids")
     check_integer_dtype("embedding", ids, "token ids")
     vocab_size = table.shape[0]
     if not isinstance(ids, jax.core.Tracer):  # concrete ids can be range-checked for free
@@ -131,7 +143,12 @@ def init_learned_positions(
 
     Returns:
       ``{"table": (max_len, D)}``.
+
+    Raises:
+      ValueError: if ``key`` is not a PRNG key, a size is not a positive integer or ``stddev`` is
+        not a number.
     """
+    _check_init("init_learned_positions", key, stddev)
     check_positive_int("init_learned_positions", max_len, "max_len")
     check_positive_int("init_learned_positions", dim, "dim")
     return {"table": stddev * jax.random.normal(key, (max_len, dim), dtype)}  # (max_len, D)

@@ -20,7 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxnn._checks import check_floating_dtype, check_min_rank, check_positive_int
+from jaxnn._checks import (
+    as_array,
+    check_floating_dtype,
+    check_min_rank,
+    check_positive_int,
+    param_array,
+)
 
 __all__ = [
     "init_layer_norm",
@@ -36,7 +42,7 @@ def _check_params(name: str, tree, keys: tuple[str, ...], what: str) -> int:
     if not isinstance(tree, dict) or any(k not in tree for k in keys):
         got = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
         raise ValueError(f"{name}: expected {what} with keys {sorted(keys)}, got {got}")
-    shapes = {k: tuple(np.shape(tree[k])) for k in keys}
+    shapes = {k: tuple(param_array(name, tree, k).shape) for k in keys}
     dim = shapes[keys[0]]
     if len(dim) != 1 or any(s != dim for s in shapes.values()):
         raise ValueError(f"{name}: expected {what} {sorted(keys)} of one shape (F,), got {shapes}")
@@ -88,6 +94,7 @@ def layer_norm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
         ``eps <= 0``.
     """
     dim = _check_params("layer_norm", params, ("scale", "bias"), "params")
+    x = as_array("layer_norm", x)
     check_min_rank("layer_norm", x, 1)
     check_floating_dtype("layer_norm", x)
     _check_eps("layer_norm", eps)
@@ -177,12 +184,14 @@ def batch_norm(
 
     Raises:
       ValueError: malformed params or state, rank < 2, a last axis other than ``F``,
-        ``momentum``/``eps`` out of range, or a ``train`` that is not a Python bool.
+        ``momentum``/``eps`` out of range, a ``train`` that is not a Python bool, or an empty
+        batch in training.
     """
     dim = _check_params("batch_norm", params, ("scale", "bias"), "params")
     state_dim = _check_params("batch_norm", state, ("mean", "var"), "state")
     if state_dim != dim:
         raise ValueError(f"batch_norm: expected state of size {dim} like params, got {state_dim}")
+    x = as_array("batch_norm", x)
     check_min_rank("batch_norm", x, 2)
     check_floating_dtype("batch_norm", x)
     _check_eps("batch_norm", eps)
@@ -195,6 +204,11 @@ def batch_norm(
     if not isinstance(train, (bool, np.bool_)):
         raise ValueError(
             f"batch_norm: expected train to be a Python bool (static under jit), got {train!r}"
+        )
+    if train and 0 in x.shape[:-1]:
+        raise ValueError(
+            f"batch_norm: expected at least one value per feature for batch statistics in "
+            f"training, got shape {x.shape}"
         )
     if train:
         axes = tuple(range(x.ndim - 1))

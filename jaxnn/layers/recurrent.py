@@ -21,7 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn import activations
-from jaxnn._checks import check_floating_dtype, check_positive_int, check_rank
+from jaxnn._checks import (
+    as_array,
+    check_floating_dtype,
+    check_key,
+    check_positive_int,
+    check_rank,
+    param_array,
+)
 from jaxnn.layers.dense import dense, init_dense
 
 __all__ = [
@@ -41,6 +48,7 @@ _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 def _init_cell(key, in_dim: int, hidden: int, gates: int, name: str, dtype) -> dict:
     """Input weights Glorot-uniform; recurrent weights one orthogonal ``(H, H)`` block per gate."""
+    check_key(name, key)
     check_positive_int(name, in_dim, "in_dim")
     check_positive_int(name, hidden, "hidden")
     k_in, k_hid = jax.random.split(key)
@@ -61,17 +69,27 @@ def _hidden_size(name: str, params, gates: int) -> tuple[int, int]:
     if not isinstance(params, dict) or not {"input", "hidden"} <= set(params):
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise ValueError(f"{name}: expected params with keys ['hidden', 'input'], got {got}")
-    w_in, w_hid = params["input"]["w"], params["hidden"]["w"]
-    hidden = w_hid.shape[0]
-    if w_hid.shape != (hidden, gates * hidden) or w_in.ndim != 2 or w_in.shape[1] != gates * hidden:
+    w_in, w_hid = (param_array(name, params, layer, "w") for layer in ("input", "hidden"))
+    b_in, b_hid = (param_array(name, params, layer, "b") for layer in ("input", "hidden"))
+    hidden = w_hid.shape[0] if w_hid.ndim else 0
+    if (
+        hidden == 0
+        or w_hid.shape != (hidden, gates * hidden)
+        or w_in.ndim != 2
+        or w_in.shape[0] == 0
+        or w_in.shape[1] != gates * hidden
+        or b_in.shape != (gates * hidden,)
+        or b_hid.shape != (gates * hidden,)
+    ):
         raise ValueError(
-            f"{name}: expected input weights (D, {gates}*H) and hidden weights (H, {gates}*H), "
-            f"got {w_in.shape} and {w_hid.shape}"
+            f"{name}: expected input weights (D, {gates}*H), hidden weights (H, {gates}*H) and "
+            f"biases ({gates}*H,), got {w_in.shape}, {w_hid.shape}, {b_in.shape}, {b_hid.shape}"
         )
     return w_in.shape[0], hidden
 
 
-def _check_input(name: str, x, in_dim: int, ranks: tuple[int, ...], layout: str) -> None:
+def _check_input(name: str, x, in_dim: int, ranks: tuple[int, ...], layout: str) -> jax.Array:
+    x = as_array(name, x)
     check_rank(name, x, ranks)
     check_floating_dtype(name, x)
     if x.shape[-1] != in_dim:
@@ -79,19 +97,24 @@ def _check_input(name: str, x, in_dim: int, ranks: tuple[int, ...], layout: str)
             f"{name}: expected input {layout} with feature size D={in_dim} (from the params), "
             f"got shape {x.shape}"
         )
+    return x
 
 
-def _check_state(name: str, state, want: tuple[int, ...], what: str) -> None:
+def _check_state(name: str, state, want: tuple[int, ...], what: str) -> jax.Array:
+    state = as_array(name, state, what)
     if tuple(np.shape(state)) != want:
         raise ValueError(
             f"{name}: expected {what} of shape {want}, got shape {tuple(np.shape(state))}"
         )
+    check_floating_dtype(name, state, what)
+    return state
 
 
 def _zeros_or(state, shape, x, params):
+    """The initial carry, in the dtype every step returns (so ``lax.scan`` sees one type)."""
+    dtype = jnp.result_type(x, *jax.tree_util.tree_leaves(params))
     if state is not None:
-        return jnp.asarray(state)
-    dtype = jnp.result_type(x, params["hidden"]["w"])
+        return jnp.asarray(state, jnp.result_type(dtype, state))  # (B, H)
     return jnp.zeros(shape, dtype)  # (B, H)
 
 
@@ -153,8 +176,8 @@ def init_rnn(key: jax.Array, in_dim: int, hidden: int, *, dtype=jnp.float32) -> 
 def _single_state_cell(name: str, step, gates: str, params: dict, h, x):
     """Check inputs and take one step of a cell whose state is one array ``h`` (RNN, GRU)."""
     in_dim, hidden = _hidden_size(name, params, _GATES[gates])
-    _check_input(name, x, in_dim, (1, 2), "(B, D)")
-    _check_state(name, h, x.shape[:-1] + (hidden,), "hidden state h")
+    x = _check_input(name, x, in_dim, (1, 2), "(B, D)")
+    h = _check_state(name, h, x.shape[:-1] + (hidden,), "hidden state h")
     return step(params["hidden"], h, dense(params["input"], x))
 
 
@@ -177,10 +200,10 @@ def rnn_cell(params: dict, h: jax.Array, x: jax.Array) -> jax.Array:
 def _run_single_state(name: str, step, params: dict, x, h0):
     """Check inputs and scan a cell whose state is one array ``h`` (RNN, GRU)."""
     in_dim, hidden = _hidden_size(name, params, _GATES[name])
-    _check_input(name, x, in_dim, (2, 3), "(B, T, D)")
+    x = _check_input(name, x, in_dim, (2, 3), "(B, T, D)")
     shape = x.shape[:-2] + (hidden,)
     if h0 is not None:
-        _check_state(name, h0, shape, "h0")
+        h0 = _check_state(name, h0, shape, "h0")
     return _scan(step, params, x, _zeros_or(h0, shape, x, params), lambda h: h)
 
 
@@ -310,11 +333,12 @@ def lstm_cell(
       the new state ``(h', c')``.
     """
     in_dim, hidden = _hidden_size("lstm_cell", params, _GATES["lstm"])
-    _check_input("lstm_cell", x, in_dim, (1, 2), "(B, D)")
-    h, c = state
+    x = _check_input("lstm_cell", x, in_dim, (1, 2), "(B, D)")
+    if not isinstance(state, (tuple, list)) or len(state) != 2:
+        raise ValueError(f"lstm_cell: expected state (h, c), got {type(state).__name__}")
     want = x.shape[:-1] + (hidden,)
-    _check_state("lstm_cell", h, want, "hidden state h")
-    _check_state("lstm_cell", c, want, "cell state c")
+    h = _check_state("lstm_cell", state[0], want, "hidden state h")
+    c = _check_state("lstm_cell", state[1], want, "cell state c")
     return _lstm_step(params["hidden"], (h, c), dense(params["input"], x))
 
 
@@ -342,10 +366,11 @@ def lstm(
       ValueError: on wrong rank, feature size or state shape.
     """
     in_dim, hidden = _hidden_size("lstm", params, _GATES["lstm"])
-    _check_input("lstm", x, in_dim, (2, 3), "(B, T, D)")
+    x = _check_input("lstm", x, in_dim, (2, 3), "(B, T, D)")
     shape = x.shape[:-2] + (hidden,)
-    for state, what in ((h0, "h0"), (c0, "c0")):
-        if state is not None:
-            _check_state("lstm", state, shape, what)
+    h0, c0 = (
+        None if state is None else _check_state("lstm", state, shape, what)
+        for state, what in ((h0, "h0"), (c0, "c0"))
+    )
     carry0 = (_zeros_or(h0, shape, x, params), _zeros_or(c0, shape, x, params))
     return _scan(_lstm_step, params, x, carry0, lambda state: state[0])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxnn._checks import check_positive_int
+from jaxnn._checks import as_array, check_key, check_positive_int, param_array
 from jaxnn.activations import relu
 from jaxnn.layers.conv import conv1d, conv2d, init_conv1d, init_conv2d
 
@@ -41,10 +41,15 @@ def init_residual_block(
     Returns:
       ``{"conv1": {"w", "b"}, "conv2": {"w", "b"}}`` with kernels ``(k, k, C, C)`` (2-D) or
       ``(k, C, C)`` (1-D).
+
+    Raises:
+      ValueError: if ``key`` is not a PRNG key, a size is not a positive integer or ``ndim`` is
+        not 1 or 2.
     """
+    check_key("init_residual_block", key)
     check_positive_int("init_residual_block", channels, "channels")
     check_positive_int("init_residual_block", kernel_size, "kernel_size")
-    if ndim not in (1, 2):
+    if isinstance(ndim, bool) or ndim not in (1, 2):
         raise ValueError(f"init_residual_block: expected ndim 1 or 2, got {ndim!r}")
     init = init_conv2d if ndim == 2 else init_conv1d
     k1, k2 = jax.random.split(key)
@@ -75,13 +80,17 @@ def residual_block(params: dict, x: jax.Array) -> jax.Array:
     if not isinstance(params, dict) or set(params) != {"conv1", "conv2"}:
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
         raise ValueError(f"residual_block: expected params with keys ['conv1', 'conv2'], got {got}")
+    ranks = set()
     for name in ("conv1", "conv2"):
-        w = params[name].get("w") if isinstance(params[name], dict) else None
-        if w is None or w.ndim not in (3, 4) or w.shape[-1] != w.shape[-2]:
-            got = getattr(w, "shape", None)
+        w = param_array("residual_block", params, name, "w")
+        if w.ndim not in (3, 4) or w.shape[-1] != w.shape[-2]:
             raise ValueError(
-                f"residual_block: expected {name} kernel (k, C, C) or (k, k, C, C), got {got}"
+                f"residual_block: expected {name} kernel (k, C, C) or (k, k, C, C), got {w.shape}"
             )
-    conv = conv2d if params["conv1"]["w"].ndim == 4 else conv1d
+        ranks.add(w.ndim)
+    if len(ranks) != 1:
+        raise ValueError("residual_block: expected conv1 and conv2 kernels of one rank, got both")
+    conv = conv2d if ranks == {4} else conv1d
+    x = as_array("residual_block", x)
     h = relu(conv(params["conv1"], x))
     return relu(x + conv(params["conv2"], h))
