@@ -216,19 +216,25 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n**3 / best / 1e9
 
 
-def _time_rounds(runners: dict, *, rounds: int, steps: int, seed: int) -> dict:
-    """Per-step milliseconds of each runner, one value per round; the order is shuffled."""
+def _time_rounds(runners: dict, *, rounds: int, steps: int, seed: int) -> tuple[dict, dict]:
+    """Per-step wall and process-CPU milliseconds of each runner, one value per round.
+
+    The column order is shuffled every round. The CPU time (all threads of this process) is the
+    steadier measure on a machine shared with other jobs, where wall time includes waiting.
+    """
     order = list(runners)
-    times = {name: [] for name in runners}
+    wall = {name: [] for name in runners}
+    cpu = {name: [] for name in runners}
     shuffle = random.Random(seed)
     for _ in range(rounds):
         shuffle.shuffle(order)
         for name in order:
             time.sleep(SLEEP_S)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             runners[name](steps)
-            times[name].append(1e3 * (time.perf_counter() - start) / steps)
-    return times
+            wall[name].append(1e3 * (time.perf_counter() - start) / steps)
+            cpu[name].append(1e3 * (time.process_time() - start_cpu) / steps)
+    return wall, cpu
 
 
 def _summary(ms: list[float], units: int, flops, peak) -> dict:
@@ -259,10 +265,11 @@ def bench_workload(work: Workload, args, peak: float, options: dict) -> dict:
             continue
         run(args.warmup)
         runners[column], extra[column] = run, {"first_step_s": first_s, "flops": flops}
-    times = _time_rounds(runners, rounds=args.rounds, steps=args.steps, seed=args.seed)
+    times, cpu = _time_rounds(runners, rounds=args.rounds, steps=args.steps, seed=args.seed)
     flops = extra.get("jaxnn", {}).get("flops")
     for column, ms in times.items():
         row = {"status": "ok", **extra[column], **_summary(ms, units, flops, peak)}
+        row["cpu_median_ms"], row["cpu_rounds_ms"] = statistics.median(cpu[column]), cpu[column]
         record["columns"][column] = row
     record["ratios"] = _ratios(record["columns"])
     return record

@@ -44,7 +44,7 @@ def _check_report(saved: dict, names: list[str]) -> None:
 
 
 def test_quick_run_writes_well_formed_json_and_prints_a_table_row(tmp_path, capsys):
-    args = _quick_args(tmp_path, "mlp_b128")
+    args = _quick_args(tmp_path, "mlp_b128", columns="jaxnn,jax,torch")
     assert bench.run(args) == 0
     printed = capsys.readouterr().out
     assert "| mlp_b128 |" in printed
@@ -106,6 +106,7 @@ def test_torch_twin_has_the_jaxnn_parameter_count_and_logits(name):
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_flax_twin_trains_each_quick_workload_to_a_finite_loss():
     pytest.importorskip("flax")
     from jaxnn import bench_flax
