@@ -60,12 +60,14 @@ def _layer_norm(p, x, eps=1e-5):
 
 def _attention(p, x, heads, causal):
     b, t, d = x.shape
-    q, k, v = (_dense(p[n], x).reshape(b, t, heads, d // heads) for n in ("q", "k", "v"))
-    s = jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d // heads)  # (B, H, T, T)
+    q, k, v = (
+        _dense(p[n], x).reshape(b, t, heads, d // heads).transpose(0, 2, 1, 3) for n in "qkv"
+    )  # (B, H, T, Dh): heads in front of time, the faster layout for XLA's batched matmuls
+    s = jnp.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(d // heads)  # (B, H, T, T)
     if causal:
         s = jnp.where(jnp.tril(jnp.ones((t, t), bool)), s, -1e30)
     w = jax.nn.softmax(s, axis=-1)
-    return _dense(p["out"], jnp.einsum("bhqk,bkhd->bqhd", w, v).reshape(b, t, d))
+    return _dense(p["out"], jnp.einsum("bhqk,bhkd->bqhd", w, v).reshape(b, t, d))
 
 
 def _transformer(params, x, cfg):
