@@ -364,6 +364,8 @@ def bench(args) -> dict:
     peak = matmul_peak_gflops(256 if args.quick else 2048, 2 if args.quick else 5)
     env = _environment(peak)
     options = {} if args.step_options is None else json.loads(args.step_options)
+    if args.dtype != "float32":
+        options["compute_dtype"] = args.dtype
     report = {"environment": env, "columns": args.columns, "quick": args.quick}
     report["method"] = {k: getattr(args, k) for k in ("rounds", "steps", "warmup", "seed")}
     report["step_options"] = options
@@ -392,6 +394,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", default=None, help="write the report to this path")
     p.add_argument(
         "--step-options", default=None, help="JSON dict of extra make_train_step keywords"
+    )
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="jaxnn column's compute dtype (bfloat16: mixed precision, float32 master params)",
     )
 
 

@@ -163,3 +163,17 @@ def test_per_example_metrics_give_one_value_per_example(task, out_shape, y):
 def test_unknown_task_lists_the_valid_ones():
     with pytest.raises(ValueError, match="classification, language_model, regression"):
         make_train_step(MODEL, optax.sgd(0.1), task="ranking")
+
+
+def test_bfloat16_compute_trains_and_keeps_float32_master_params_and_optimizer_state():
+    state, step = _setup(compute_dtype="bfloat16")
+    step = jax.jit(step)
+    x, y = _batch()
+    losses = []
+    for _ in range(30):
+        state, m = step(state, x, y)
+        losses.append(float(m["loss"]))
+    assert losses[-1] < 0.5 * losses[0]
+    leaves = jax.tree.leaves((state.params, state.opt_state))
+    assert all(a.dtype in (jnp.float32, jnp.int32) for a in leaves)
+    assert m["loss"].dtype == jnp.float32

@@ -74,6 +74,12 @@ def _leaf_sq_norms(tree) -> jax.Array:
     return jnp.stack([jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)])
 
 
+def _cast_floats(tree, dtype):
+    """``tree`` with its floating-point leaves cast to ``dtype`` (integer ids stay as they are)."""
+    cast = lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+    return jax.tree.map(cast, tree)
+
+
 def _update(tx, grads, opt_state, params):
     updates, new_opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), new_opt_state, updates
@@ -103,6 +109,7 @@ def make_train_step(
     jitted: bool = True,
     guard: bool = True,
     update_norm: bool = False,
+    compute_dtype=None,
 ):
     """Build the train step ``(state, x, y) -> (state, metrics)``, jitted with the state donated.
 
@@ -127,6 +134,10 @@ def make_train_step(
         the pure function (to wrap in ``lax.scan``, ``chex.assert_max_traces`` or your own jit).
       guard: skip non-finite updates (the default). With False every update is applied and
         ``finite``/``bad_leaf`` are still reported.
+      compute_dtype: mixed precision, e.g. ``"bfloat16"``: the forward and backward passes run
+        on params and float inputs cast to this dtype, while the master params, the gradients
+        (cast back by the cast's own derivative), the optimizer state and the loss stay float32.
+        ``None`` (the default) computes in the params' dtype.
       update_norm: also report ``update_norm``, the global norm of the applied update. It costs
         one more pass over the parameters (the update is materialized and reduced), which showed
         as a few percent of an MLP step, so it is off by default and then reported as NaN.
@@ -145,9 +156,13 @@ def make_train_step(
             x = augment(aug_key, x)
 
         def loss_fn(params):
+            inputs = x
+            if compute_dtype is not None:
+                params, inputs = _cast_floats((params, x), compute_dtype)
             outputs, model_state = model.apply(
-                params, state.model_state, x, train=True, key=drop_key
+                params, state.model_state, inputs, train=True, key=drop_key
             )
+            outputs = outputs.astype(jnp.float32)
             loss, correct = per_example_metrics(task, outputs, y)
             return loss.mean(), (model_state, correct.mean())
 
