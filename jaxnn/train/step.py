@@ -2,9 +2,10 @@
 
 ``make_train_step`` returns one pure function ``(state, x, y) -> (state, metrics)`` and jits it. The
 same compiled step runs on CPU, GPU or TPU; on a device mesh its inputs are sharded and XLA inserts
-the gradient all-reduce. The step never applies a non-finite update: when the loss, a gradient or a
-new parameter is NaN/inf it returns the old parameters and reports the first offending leaf, so a
-divergence guard can stop the run with nothing corrupt in memory or on disk.
+the gradient all-reduce. The step never applies a non-finite update: when the loss or a gradient
+is NaN/inf (or a gradient so large that its square overflows) it returns the old parameters and
+reports the first offending leaf, so a divergence guard can stop the run with nothing corrupt in
+memory or on disk.
 """
 
 from __future__ import annotations
@@ -134,13 +135,13 @@ def make_train_step(
         the pure function (to wrap in ``lax.scan``, ``chex.assert_max_traces`` or your own jit).
       guard: skip non-finite updates (the default). With False every update is applied and
         ``finite``/``bad_leaf`` are still reported.
+      update_norm: also report ``update_norm``, the global norm of the applied update. It costs
+        one more pass over the parameters (the update is materialized and reduced), measurable
+        on an MLP step, so it is off by default and then reported as NaN.
       compute_dtype: mixed precision, e.g. ``"bfloat16"``: the forward and backward passes run
         on params and float inputs cast to this dtype, while the master params, the gradients
         (cast back by the cast's own derivative), the optimizer state and the loss stay float32.
         ``None`` (the default) computes in the params' dtype.
-      update_norm: also report ``update_norm``, the global norm of the applied update. It costs
-        one more pass over the parameters (the update is materialized and reduced), which showed
-        as a few percent of an MLP step, so it is off by default and then reported as NaN.
 
     Returns:
       The step. Metrics: ``loss``, ``accuracy``, ``grad_norm``, ``update_norm``, ``lr``,
