@@ -97,17 +97,16 @@ def _gru(params, x, cfg):
     h_seq = x.reshape(x.shape[0], *cfg.sequence_shape)  # (B, T, D)
     for i in range(cfg.num_layers):
         p = params[f"cell_{i}"]
-        gx = jnp.moveaxis(_dense(p["input"], h_seq), 1, 0)  # (T, B, 3H)
 
-        def body(h, gx_t, p=p):
-            x_r, x_z, x_n = jnp.split(gx_t, 3, axis=-1)
+        def body(h, x_t, p=p):  # the input projection inside the scan: faster on XLA's CPU
+            x_r, x_z, x_n = jnp.split(_dense(p["input"], x_t), 3, axis=-1)
             h_r, h_z, h_n = jnp.split(_dense(p["hidden"], h), 3, axis=-1)
             r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
             h = (1.0 - z) * jnp.tanh(x_n + r * h_n) + z * h
             return h, h
 
         h0 = jnp.zeros((x.shape[0], cfg.hidden), x.dtype)
-        h_last, ys = lax.scan(body, h0, gx)
+        h_last, ys = lax.scan(body, h0, jnp.moveaxis(h_seq, 1, 0))
         h_seq = jnp.moveaxis(ys, 0, 1)
     return _dense(params["head"], h_last)
 
