@@ -22,9 +22,9 @@ def _batch(seed=0, n=8):
     return rng.normal(size=(n, 6)).astype(np.float32), rng.integers(0, 3, n).astype(np.int32)
 
 
-def _setup(lr=1e-2):
+def _setup(lr=1e-2, **options):
     tx = optax.adam(lr)
-    step = make_train_step(MODEL, tx, schedule=lambda s: lr, jitted=False)
+    step = make_train_step(MODEL, tx, schedule=lambda s: lr, jitted=False, **options)
     return create_train_state(MODEL, tx, 0), step
 
 
@@ -72,7 +72,7 @@ def test_train_step_reports_grad_norm_equal_to_the_global_norm_of_the_gradient()
 
 
 def test_a_non_finite_batch_leaves_params_unchanged_and_names_the_first_bad_leaf():
-    state, step = _setup()
+    state, step = _setup(guard=True)
     x, y = _batch()
     x[0, 0] = np.nan
 
@@ -90,10 +90,33 @@ def test_a_non_finite_batch_leaves_params_unchanged_and_names_the_first_bad_leaf
     assert int(new.step) == 1
 
 
-def test_a_finite_step_reports_no_bad_leaf():
-    state, step = _setup()
-    _, m = step(state, *_batch())
+def test_without_the_guard_a_non_finite_batch_is_applied_and_still_reported():
+    state, step = _setup(guard=False)
+    x, y = _batch()
+    x[0, 0] = np.nan
+    new, m = step(state, x, y)
+    assert not bool(m["finite"]) and int(m["bad_leaf"]) >= 0
+    assert not all(np.all(np.isfinite(a)) for a in jax.tree.leaves(new.params))
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_a_finite_step_reports_no_bad_leaf_and_guarded_or_not_gives_the_same_update(guard):
+    state, step = _setup(guard=guard)
+    reference, _ = _setup(guard=not guard)[1](state, *_batch())
+    new, m = step(state, *_batch())
     assert bool(m["finite"]) and int(m["bad_leaf"]) == -1
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(reference), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)  # compiled apart: rounding only
+
+
+def test_update_norm_is_the_norm_of_the_parameter_change_when_asked_and_nan_by_default():
+    state, step = _setup(update_norm=True)
+    new, m = step(state, *_batch())
+    change = jax.tree.map(lambda a, b: a - b, new.params, state.params)
+    np.testing.assert_allclose(m["update_norm"], optax.global_norm(change), rtol=1e-4)
+    _, m_default = _setup()[1](state, *_batch())
+    assert np.isnan(float(m_default["update_norm"]))
+    np.testing.assert_allclose(m_default["grad_norm"], m["grad_norm"], rtol=1e-6)
 
 
 def test_eval_step_ignores_padded_examples():
@@ -140,3 +163,17 @@ def test_per_example_metrics_give_one_value_per_example(task, out_shape, y):
 def test_unknown_task_lists_the_valid_ones():
     with pytest.raises(ValueError, match="classification, regression, language_model"):
         make_train_step(MODEL, optax.sgd(0.1), task="ranking")
+
+
+def test_bfloat16_compute_trains_and_keeps_float32_master_params_and_optimizer_state():
+    state, step = _setup(compute_dtype="bfloat16")
+    step = jax.jit(step)
+    x, y = _batch()
+    losses = []
+    for _ in range(30):
+        state, m = step(state, x, y)
+        losses.append(float(m["loss"]))
+    assert losses[-1] < 0.5 * losses[0]
+    leaves = jax.tree.leaves((state.params, state.opt_state))
+    assert all(a.dtype in (jnp.float32, jnp.int32) for a in leaves)
+    assert m["loss"].dtype == jnp.float32

@@ -2,14 +2,13 @@
 
 ``make_train_step`` returns one pure function ``(state, x, y) -> (state, metrics)`` and jits it. The
 same compiled step runs on CPU, GPU or TPU; on a device mesh its inputs are sharded and XLA inserts
-the gradient all-reduce. The step never applies a non-finite update: when the loss, a gradient or a
-new parameter is NaN/inf it returns the old parameters and reports the first offending leaf, so a
-divergence guard can stop the run with nothing corrupt in memory or on disk.
+the gradient all-reduce. The step never applies a non-finite update: when the loss or a gradient
+is NaN/inf (or a gradient so large that its square overflows) it returns the old parameters and
+reports the first offending leaf, so a divergence guard can stop the run with nothing corrupt in
+memory or on disk.
 """
 
 from __future__ import annotations
-
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -71,8 +70,34 @@ def per_example_metrics(task: str, outputs, targets):
     return loss, correct
 
 
-def _all_finite(tree) -> jax.Array:
-    return jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)])
+def _leaf_sq_norms(tree) -> jax.Array:
+    """``(num_leaves,)`` squared L2 norm of each leaf, accumulated in float32."""
+    return jnp.stack([jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)])
+
+
+def _cast_floats(tree, dtype):
+    """``tree`` with its floating-point leaves cast to ``dtype`` (integer ids stay as they are)."""
+    cast = lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+    return jax.tree.map(cast, tree)
+
+
+def _update(tx, grads, opt_state, params):
+    updates, new_opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), new_opt_state, updates
+
+
+def _guarded_update(tx, grads, opt_state, params, ok):
+    """``tx`` applied when ``ok``, else the old params and optimizer state (and zero updates).
+
+    A ``lax.cond`` rather than a ``where`` over every leaf: the optimizer's arithmetic stays one
+    in-place pass over the parameters, as without the guard, and the skipped branch costs nothing.
+    """
+
+    def skip(operands):
+        _, opt_state, params = operands
+        return params, opt_state, jax.tree.map(jnp.zeros_like, params)
+
+    return jax.lax.cond(ok, lambda ops: _update(tx, *ops), skip, (grads, opt_state, params))
 
 
 def make_train_step(
@@ -83,11 +108,22 @@ def make_train_step(
     schedule=None,
     augment=None,
     jitted: bool = True,
+    guard: bool = True,
+    update_norm: bool = False,
+    compute_dtype=None,
 ):
     """Build the train step ``(state, x, y) -> (state, metrics)``, jitted with the state donated.
 
     Chapter 6: ``theta <- theta - eta * update(grad L(theta))``. The step key is
-    ``fold_in(state.rng, state.step)``, split into a dropout key and an augmentation key.
+    ``fold_in(state.rng, state.step)``, split into a dropout key and an augmentation key (XLA
+    drops both when no dropout or augmentation uses them).
+
+    The non-finite guard (Chapter 14) costs one reduction over the gradient, shared with
+    ``grad_norm``: the step is ``finite`` when the loss and every gradient leaf's squared norm
+    ``sum(g^2)`` are finite, which also flags gradients so large (``|g| > ~1e19`` in float32) that
+    their square overflows. A non-finite step applies no update (params, optimizer and model state
+    stay as they were). Since the optimizer state and params were finite and the gradient is
+    finite and bounded, the new params are finite for any finite learning rate below ``~1e19``.
 
     Args:
       model: a :class:`jaxnn.models.Model`.
@@ -97,11 +133,20 @@ def make_train_step(
       augment: ``(key, x) -> x`` applied to training inputs (optional).
       jitted: return the step compiled by :func:`jit` with ``donate_argnums=0`` (the default), or
         the pure function (to wrap in ``lax.scan``, ``chex.assert_max_traces`` or your own jit).
+      guard: skip non-finite updates (the default). With False every update is applied and
+        ``finite``/``bad_leaf`` are still reported.
+      update_norm: also report ``update_norm``, the global norm of the applied update. It costs
+        one more pass over the parameters (the update is materialized and reduced), measurable
+        on an MLP step, so it is off by default and then reported as NaN.
+      compute_dtype: mixed precision, e.g. ``"bfloat16"``: the forward and backward passes run
+        on params and float inputs cast to this dtype, while the master params, the gradients
+        (cast back by the cast's own derivative), the optimizer state and the loss stay float32.
+        ``None`` (the default) computes in the params' dtype.
 
     Returns:
-      The step. Metrics: ``loss``, ``accuracy``, ``grad_norm``,
-      ``update_norm``, ``lr``, ``finite`` (bool) and ``bad_leaf`` (index of the first parameter leaf
-      whose gradient or new value is non-finite, -1 if none).
+      The step. Metrics: ``loss``, ``accuracy``, ``grad_norm``, ``update_norm``, ``lr``,
+      ``finite`` (bool) and ``bad_leaf`` (index of the first parameter leaf whose gradient is
+      non-finite, -1 if none).
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
@@ -112,30 +157,41 @@ def make_train_step(
             x = augment(aug_key, x)
 
         def loss_fn(params):
+            inputs = x
+            if compute_dtype is not None:
+                params, inputs = _cast_floats((params, x), compute_dtype)
             outputs, model_state = model.apply(
-                params, x, state=state.model_state, train=True, key=drop_key
+                params, inputs, state=state.model_state, train=True, key=drop_key
             )
+            outputs = outputs.astype(jnp.float32)
             loss, correct = per_example_metrics(task, outputs, y)
             return loss.mean(), (model_state, correct.mean())
 
         (loss, (model_state, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        leaf_ok = _all_finite(grads) & _all_finite(params)  # (num_leaves,)
+        sq = _leaf_sq_norms(grads)  # (num_leaves,): the guard and grad_norm in one pass
+        leaf_ok = jnp.isfinite(sq)
         ok = jnp.isfinite(loss) & jnp.all(leaf_ok)
-        keep = functools.partial(jax.tree.map, lambda new, old: jnp.where(ok, new, old))
+        if guard:
+            params, opt_state, updates = _guarded_update(
+                tx, grads, state.opt_state, state.params, ok
+            )
+            model_state = jax.tree.map(
+                lambda new, old: jnp.where(ok, new, old), model_state, state.model_state
+            )
+        else:
+            params, opt_state, updates = _update(tx, grads, state.opt_state, state.params)
         new_state = TrainState(
             step=state.step + 1,
-            params=keep(params, state.params),
-            opt_state=keep(opt_state, state.opt_state),
+            params=params,
+            opt_state=opt_state,
             rng=state.rng,
-            model_state=keep(model_state, state.model_state),
+            model_state=model_state,
         )
         metrics = {
             "loss": loss,
             "accuracy": acc,
-            "grad_norm": optax.global_norm(grads),
-            "update_norm": optax.global_norm(updates),
+            "grad_norm": jnp.sqrt(jnp.sum(sq)),
+            "update_norm": optax.global_norm(updates) if update_norm else jnp.float32(jnp.nan),
             "lr": jnp.asarray(
                 schedule(state.step) if schedule is not None else jnp.nan, jnp.float32
             ),
