@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
     book.add_parser(sub)
     _lazy_add_parser("jaxnn.doctor", sub)
+    _lazy_add_parser("jaxnn.bench", sub)
     return parser
 
 
@@ -476,10 +477,10 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _doctor():
-    from jaxnn import doctor
+def _command_module(name: str):
+    import importlib
 
-    return doctor
+    return importlib.import_module(f"jaxnn.{name}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,7 +512,8 @@ COMMANDS = {
     "predict": cmd_predict,
     "sample": cmd_sample,
     "book": lambda args: book.run(args),
-    "doctor": lambda args: _doctor().run(args),
+    "doctor": lambda args: _command_module("doctor").run(args),
+    "bench": lambda args: _command_module("bench").run(args),
 }
 
 
