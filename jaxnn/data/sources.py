@@ -90,7 +90,7 @@ def parse_spec(spec) -> tuple[str, Path] | None:
     if not sep or kind not in KINDS:
         return None
     if not rest:
-        raise UserError(f"{spec!r}: expected a path after '{kind}:', got nothing")
+        raise UserError(f"load({spec!r}): expected a path after '{kind}:', got nothing")
     return kind, Path(rest).expanduser()
 
 
@@ -101,7 +101,7 @@ def resolve_spec(name: str) -> str:
     if it holds ``x.npy`` or ``x_train.npy``, else to ``images:``. Names that already carry a
     kind, and names that are neither (built-in datasets), are returned as given.
     """
-    if not isinstance(name, str) or parse_spec(name) is not None:
+    if not isinstance(name, str) or not name or parse_spec(name) is not None:
         return name
     kind = _SUFFIX_KINDS.get(Path(name).suffix.lower())
     if kind is not None:

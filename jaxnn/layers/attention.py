@@ -20,7 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn import activations
-from jaxnn._checks import check_floating_dtype, check_positive_int, check_rank
+from jaxnn._checks import (
+    check_floating_dtype,
+    check_key,
+    check_positive_int,
+    check_rank,
+    param_array,
+)
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout as apply_dropout
 from jaxnn.layers.norm import init_layer_norm, layer_norm
@@ -181,6 +187,7 @@ def init_multi_head_attention(
     check_positive_int(name, dim, "dim")
     _check_heads(name, dim, num_heads)
     kv_dim = dim if kv_dim is None else check_positive_int(name, kv_dim, "kv_dim")
+    check_key(name, key)
     kq, kk, kv, ko = jax.random.split(key, 4)
     return {
         "q": init_dense(kq, dim, dim, dtype=dtype),
@@ -229,9 +236,9 @@ def multi_head_attention(
             f"{name}: expected kv with the same batch axes as x {tuple(np.shape(x))[:-2]}, got "
             f"shape {tuple(np.shape(source))}"
         )
-    in_dim, dim = params["q"]["w"].shape
+    in_dim, dim = param_array(name, params, "q", "w", ndim=2).shape
     head_dim = _check_heads(name, dim, num_heads)
-    kv_dim = params["k"]["w"].shape[0]
+    kv_dim = param_array(name, params, "k", "w", ndim=2).shape[0]
     for arr, what, width in ((x, "x", in_dim), (source, "kv", kv_dim)):
         if np.shape(arr)[-1] != width:
             raise ValueError(
@@ -270,6 +277,7 @@ def init_transformer_block(
     check_positive_int(name, dim, "dim")
     check_positive_int(name, mlp_ratio, "mlp_ratio")
     _check_heads(name, dim, num_heads)
+    check_key(name, key)
     k_attn, k_fc, k_proj = jax.random.split(key, 3)
     return {
         "ln1": init_layer_norm(dim, dtype=dtype),
@@ -314,6 +322,11 @@ def transformer_block(
     Raises:
       ValueError: on bad shapes, or when dropout is active and ``key`` is None.
     """
+    if not isinstance(params, dict) or not {"ln1", "attn", "ln2", "mlp"} <= set(params):
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(
+            f"transformer_block: expected params with keys ['attn', 'ln1', 'ln2', 'mlp'], got {got}"
+        )
     if train and dropout > 0.0 and key is None:
         raise ValueError(
             "transformer_block: expected a PRNG key when train=True and dropout > 0, got key=None"

@@ -11,7 +11,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from jaxnn._checks import check_positive_int
+from jaxnn._checks import check_key, check_positive_int
 
 
 def param_count(params) -> int:
@@ -29,12 +29,22 @@ def widths(name: str, hidden) -> tuple[int, ...]:
     Raises:
       ValueError: for anything but a positive int or a sequence of positive ints.
     """
-    if isinstance(hidden, str):
-        raise ValueError(f"{name}: expected hidden as a tuple of positive ints, got {hidden!r}")
-    out = (hidden,) if isinstance(hidden, (int, np.integer)) else tuple(hidden)
+    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    out = int_tuple(name, hidden, "hidden")
     for width in out:
         check_positive_int(name, width, "every hidden width")
     return tuple(int(w) for w in out)
+
+
+def int_tuple(name: str, value, what: str) -> tuple:
+    """``value`` as a tuple of ints; anything else (None, a string, a float) is a ValueError."""
+    ok = isinstance(value, (tuple, list)) and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+    )
+    if not ok:
+        raise ValueError(f"{name}: expected {what} as a tuple of positive ints, got {value!r}")
+    return tuple(int(v) for v in value)
 
 
 def config_from_info(
@@ -72,6 +82,8 @@ def dropout_active(name: str, rate: float, train: bool, key) -> bool:
         raise ValueError(
             f"{name}: expected a PRNG key for dropout (train=True, dropout={rate}), got key=None"
         )
+    if active:
+        check_key(name, key)
     return active
 
 

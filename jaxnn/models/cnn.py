@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn import initializers
-from jaxnn._checks import check_positive_int, check_probability
+from jaxnn._checks import check_key, check_positive_int, check_probability
 from jaxnn.activations import relu
 from jaxnn.layers.conv import (
     conv1d,
@@ -49,6 +49,7 @@ from jaxnn.models._common import (
     check_state,
     config_from_info,
     dropout_active,
+    int_tuple,
     param_count,
     widths,
 )
@@ -60,7 +61,7 @@ _POOL_METHODS = ("auto", "reshape", "reduce_window")
 
 #: Training recipes per dataset (``jaxnn.models.recipe``): FitConfig fields and, under
 #: ``model_config``, Config fields; the measured results are in the README.
-RECIPES = {"mnist1d": {"epochs": 30, "lr": 3e-3, "batch_size": 100}}
+RECIPES = {"mnist1d": {"epochs": 50, "lr": 3e-3, "batch_size": 100, "augment": "shift"}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Config:
 
     def __post_init__(self):
         name = "cnn.Config"
-        if isinstance(self.input_shape, (int, np.integer, str)):
+        if not isinstance(self.input_shape, (tuple, list)):
             raise ValueError(
                 f"{name}: expected input_shape (L,), (H, W) or (H, W, C), got {self.input_shape!r}"
             )
@@ -104,11 +105,9 @@ class Config:
             raise ValueError(f"{name}: expected input_shape (L,), (H, W) or (H, W, C), got {shape}")
         for size in shape:
             check_positive_int(name, size, "every input_shape entry")
-        if isinstance(self.channels, (int, np.integer, str)) or not tuple(self.channels):
-            raise ValueError(
-                f"{name}: expected channels as a non-empty tuple of ints, got {self.channels!r}"
-            )
-        channels = tuple(self.channels)
+        channels = int_tuple(name, self.channels, "channels")
+        if not channels:
+            raise ValueError(f"{name}: expected channels as a non-empty tuple of ints, got ()")
         for c in channels:
             check_positive_int(name, c, "every channel count")
         object.__setattr__(self, "input_shape", tuple(int(s) for s in shape))
@@ -171,6 +170,7 @@ def init(key: jax.Array, cfg: Config) -> dict:
       "b"}}`` with ``in_0 = prod(feature_shape)``.
     """
     check_cfg("cnn.init", cfg, Config)
+    check_key("cnn.init", key)
     init_conv = init_conv1d if cfg.ndim == 1 else init_conv2d
     keys = jax.random.split(key, len(cfg.channels) + len(cfg.hidden) + 1)
     params, c_in = {}, cfg.in_channels

@@ -20,9 +20,8 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxnn._checks import check_positive_int, check_probability
+from jaxnn._checks import check_key, check_positive_int, check_probability
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout as apply_dropout
 from jaxnn.layers.recurrent import gru, init_gru, init_lstm, init_rnn, lstm, rnn
@@ -31,11 +30,12 @@ from jaxnn.models._common import (
     check_state,
     config_from_info,
     dropout_active,
+    int_tuple,
     param_count,
     widths,
 )
 
-__all__ = ["Config", "init", "apply", "param_count", "config_for"]
+__all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for"]
 
 _CELLS = {"gru": (init_gru, gru), "lstm": (init_lstm, lstm), "rnn": (init_rnn, rnn)}
 
@@ -69,7 +69,8 @@ class Config:
 
     def __post_init__(self):
         name = "rnn.Config"
-        shape = tuple(int(d) for d in np.atleast_1d(self.input_shape))
+        raw = (self.input_shape,) if isinstance(self.input_shape, int) else self.input_shape
+        shape = int_tuple(name, raw, "input_shape")
         object.__setattr__(self, "input_shape", shape)
         if len(shape) not in (1, 2) or min(shape) <= 0:
             raise ValueError(
@@ -79,7 +80,7 @@ class Config:
         object.__setattr__(self, "hidden", widths(name, self.hidden))
         check_positive_int(name, self.chunk, "chunk")
         check_probability(name, self.dropout, "dropout")
-        if self.cell not in _CELLS:
+        if not isinstance(self.cell, str) or self.cell not in _CELLS:
             raise ValueError(f"{name}: expected cell in {sorted(_CELLS)}, got {self.cell!r}")
         if len(shape) == 1 and shape[0] % self.chunk:
             raise ValueError(
@@ -115,6 +116,7 @@ def init(key: jax.Array, cfg: Config) -> dict:
       ``{"cell_0", ..., "cell_{L-1}", "head"}``.
     """
     check_cfg("rnn.init", cfg, Config)
+    check_key("rnn.init", key)
     init_cell = _CELLS[cfg.cell][0]
     keys = jax.random.split(key, len(cfg.hidden) + 1)
     sizes = (cfg.sequence_shape[1], *cfg.hidden)

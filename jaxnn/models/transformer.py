@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn._checks import check_integer_dtype, check_positive_int, check_probability
+from jaxnn._checks import check_integer_dtype, check_key, check_positive_int, check_probability
 from jaxnn.layers.attention import init_transformer_block, transformer_block
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout as apply_dropout
@@ -123,6 +123,7 @@ def init(key: jax.Array, cfg: Config) -> dict:
       the params dict described in the module docstring.
     """
     check_cfg("transformer.init", cfg, Config)
+    check_key("transformer.init", key)
     k_embed, k_pos, k_head, *k_blocks = jax.random.split(key, 3 + cfg.num_layers)
     params = {"embed": init_embedding(k_embed, cfg.vocab_size, cfg.dim)}
     if cfg.positional == "learned":
@@ -325,7 +326,7 @@ def generate(
     check_integer_dtype(name, prompt_ids, "prompt ids")
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
         raise ValueError(f"{name}: expected length to be a non-negative integer, got {length!r}")
-    if not isinstance(temperature, (int, float)) or temperature < 0:
+    if not isinstance(temperature, (int, float)) or not 0 <= temperature < float("inf"):
         raise ValueError(f"{name}: expected temperature >= 0, got {temperature!r}")
     unbatched = np.ndim(prompt_ids) == 1
     prompt = jnp.atleast_2d(jnp.asarray(prompt_ids, jnp.int32))  # (B, T0)
