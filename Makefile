@@ -30,8 +30,7 @@ $(MIN_STAMP): pyproject.toml constraints-min.txt
 	touch $@
 
 train: $(RUNTIME_STAMP)
-	$(PY) -m jaxnn train --model mlp --dataset mnist1d --epochs 60 --lr 3e-3 --batch-size 100 \
-		--model-config "hidden=(256,256)" --patience 10 --out runs/quickstart
+	$(PY) -m jaxnn train --model cnn --dataset mnist1d --out runs/quickstart
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest -q -n 2
