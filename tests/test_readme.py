@@ -21,6 +21,18 @@ def test_readme_example_runs_and_its_gradients_check(tmp_path):
     assert "gradients agree with finite differences" in done.stdout
 
 
+def test_readme_model_contract_example_runs_as_printed(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", readme, re.S)[1]
+    script = tmp_path / "contract.py"
+    script.write_text(block)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(8, 10) {}"
+
+
 def test_readme_quickstart_is_the_two_make_targets_ci_runs():
     readme = (ROOT / "README.md").read_text()
     quick = readme.split("## Quickstart", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
