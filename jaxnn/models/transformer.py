@@ -47,8 +47,8 @@ from jaxnn.models._common import (
 
 __all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for", "generate"]
 
-# The train step ran 10% slower with CPU library fusion (102 vs 112 ms, batch 32 x 128 tokens,
-# 2 cores), so jaxnn.train.step.jit compiles this model without it.
+# The train step is slower with XLA's CPU library fusion (measured by `jaxnn bench`), so
+# jaxnn.train.step.jit compiles this model without it.
 CPU_LIBRARY_FUSION = False
 
 TASKS = ("language_model", "classification")  # the subset of jaxnn.data.TASKS it serves

@@ -29,9 +29,8 @@ __all__ = [
 ]
 
 
-# On CPU, routing dots and convolutions to XLA's library fusion made the train steps of the MLP,
-# CNN and GRU 4-15% faster and the Transformer's 10% slower (scripts/bench_conv_cpu.py and
-# side-by-side probes on 2 cores), so a model module can opt out with CPU_LIBRARY_FUSION = False.
+# On CPU, XLA's library fusion speeds up some train steps and slows others (`jaxnn bench` and
+# scripts/bench_conv_cpu.py measure it), so a model module opts out with CPU_LIBRARY_FUSION = False.
 _CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
 
 
