@@ -77,7 +77,7 @@ def test_wheel_metadata_has_no_dev_or_table_reader_dependencies(wheel):
 
 
 @pytest.mark.slow
-def test_wheel_in_fresh_venv_without_dev_extra_trains_and_runs_an_experiment(wheel, tmp_path):
+def test_wheel_in_fresh_venv_without_dev_extra_trains_runs_an_experiment_and_builds_the_book(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = str(env_dir / "bin" / "python")
@@ -98,5 +98,9 @@ def test_wheel_in_fresh_venv_without_dev_extra_trains_and_runs_an_experiment(whe
     experiment = [py, "-m", "jaxnn.experiments.ch03_linear_collapse", "--quick"]
     _run([*experiment, "--out", str(work / "ch03")], cwd=work, timeout=600)
     assert any((work / "ch03").iterdir())
+    book = [jaxnn_cli, "book", "build", "--out", str(work / "book"), "--quick"]
+    _run([*book, "--only", "ch11_translation_equivariance"], cwd=work, timeout=600)
+    page = (work / "book" / "index.html").read_text()
+    assert "ch11_translation_equivariance" in page and "data:image/png;base64," in page
     tables = "from jaxnn.data import load\nfor n in ('digits', 'mnist5k'):\n    load(n, seed=0)\n"
     _run([py, "-c", tables], cwd=work, timeout=300)
