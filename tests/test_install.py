@@ -77,7 +77,9 @@ def test_wheel_metadata_has_no_dev_or_table_reader_dependencies(wheel):
 
 
 @pytest.mark.slow
-def test_wheel_in_fresh_venv_without_dev_extra_trains_runs_an_experiment_and_builds_the_book(wheel, tmp_path):
+def test_wheel_in_fresh_venv_without_dev_extra_trains_runs_an_experiment_and_builds_the_book(
+    wheel, tmp_path
+):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = str(env_dir / "bin" / "python")
