@@ -72,6 +72,16 @@ class RunConfig:
 
     CHOICES: typing.ClassVar[dict] = {}
 
+    def __post_init__(self):
+        from jaxnn.train.loop import check_field_types
+
+        check_field_types(self)
+        if not (0 <= self.process_id < self.num_processes):
+            raise UserError(
+                f"RunConfig: expected 0 <= process_id < num_processes ({self.num_processes}), "
+                f"got {self.process_id}"
+            )
+
 
 # Fields a resumed run may change (recorded in the config's history); any other is refused.
 RESUMABLE = ("epochs", "patience", "progress", "keep_last", "keep_best", "eval_batch_size")
@@ -152,7 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")
     pr = sub.add_parser("predict", help="predict classes (or values) for new inputs with a run")
     pr.add_argument("--out", required=True, help="run directory written by `jaxnn train`")
-    pr.add_argument("--input", required=True, help="a CSV, an .npy array, an image folder or file")
+    pr.add_argument(
+        "--input",
+        required=True,
+        help="a CSV, an .npy array, an image folder or file, or a .txt of prompts (language model)",
+    )
     pr.add_argument("--output", help="write here instead of standard output")
     pr.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="(default: csv)")
     sample = sub.add_parser("sample", help="generate text from a trained transformer LM")

@@ -131,7 +131,7 @@ def test_image_folder_train_then_predict(tmp_path, capsys):
     assert code == 0 and row["prediction"] == "light" and row["id"].endswith("a.png")
 
 
-def test_custom_text_language_model_then_sample(tmp_path, capsys):
+def test_custom_text_language_model_then_sample_and_predict_the_next_token(tmp_path, capsys):
     text = tmp_path / "book.txt"
     text.write_text("the cat sat on the mat. " * 200)
     run = tmp_path / "run"
@@ -144,6 +144,12 @@ def test_custom_text_language_model_then_sample(tmp_path, capsys):
     code, out, _ = _main(capsys, "sample", "--out", run, "--prompt", "the c", "--length", "12",
                          "--temperature", "0")  # fmt: skip
     assert code == 0 and out.startswith("the c") and len(out.rstrip("\n")) == 17
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the ca\nthe cat sat on the ma\n")
+    code, out, _ = _main(capsys, "predict", "--out", run, "--input", prompts, "--format", "jsonl")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["prompt"] for r in rows] == ["the ca", "the cat sat on the ma"]
+    assert rows[0]["prediction"] == "t" and 0 < rows[0]["probability"] <= 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,8 +24,8 @@ def test_loaded_splits_cannot_be_poisoned_in_place():
 
 
 def test_non_finite_inputs_are_refused_with_a_count():
-    with pytest.raises(ValueError, match="expected finite values in x, got 2 NaN/inf"):
-        Dataset(np.array([[np.nan, 1.0], [np.inf, 0.0]]), np.array([0, 1]))
+    with pytest.raises(ValueError, match="expected finite values in x, got 2 NaN/inf.*example 1"):
+        Dataset(np.array([[0.0, 1.0], [np.inf, np.nan]]), np.array([0, 1]))
 
 
 def test_labels_outside_the_classes_are_refused_naming_the_split():

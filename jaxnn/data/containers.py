@@ -70,10 +70,11 @@ class Dataset:
             )
         for name, arr in (("x", x), ("y", y)):
             if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+                finite = np.isfinite(arr).reshape(len(arr), -1).all(axis=1)  # (N,)
                 bad = int(np.size(arr) - np.isfinite(arr).sum())
                 raise ValueError(
                     f"Dataset: expected finite values in {name}, got {bad} NaN/inf entries "
-                    f"in shape {arr.shape}"
+                    f"in shape {arr.shape}, first in example {int(np.argmin(finite))}"
                 )
         object.__setattr__(self, "x", _readonly_view(x))
         object.__setattr__(self, "y", _readonly_view(y))

@@ -119,7 +119,7 @@ class FitConfig:
     }
 
     def __post_init__(self):
-        _check_field_types(self)
+        check_field_types(self)
         _check_field_ranges(self)
         if self.optimizer == "adam" and self.weight_decay > 0:
             raise UserError(
@@ -149,10 +149,11 @@ def _check_field_ranges(cfg: FitConfig) -> None:
             raise UserError(f"FitConfig: expected {name} {want}, got {getattr(cfg, name)}")
 
 
-def _check_field_types(cfg) -> None:
+def check_field_types(cfg) -> None:
     """Raise a :class:`UserError` naming the first field whose value has the wrong type."""
     for field in dataclasses.fields(cfg):
         field, kind = field.name, typing.get_type_hints(type(cfg))[field.name]
+        kind = typing.get_origin(kind) or kind  # tuple[str, ...] -> tuple
         value = getattr(cfg, field)
         ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
         if kind is float:

@@ -225,7 +225,7 @@ def predict_file(run: Run, path) -> list[dict]:
     import jax.nn
 
     if run.info.task == "language_model":
-        raise UserError("predict: a language model continues text; use `jaxnn sample`")
+        return _next_tokens(run, Path(path))
     x, ids = _read_inputs(run, Path(path))
     outputs = predict_outputs(run, x)
     if run.info.task == "regression":
@@ -239,6 +239,35 @@ def predict_file(run: Run, path) -> list[dict]:
         row = {"id": i, "prediction": str(names[int(np.argmax(p))])}
         row.update({f"p_{name}": round(float(q), 6) for name, q in zip(names, p, strict=True)})
         rows.append(row)
+    return rows
+
+
+def _next_tokens(run: Run, path: Path, top: int = 5) -> list[dict]:
+    """A language model's prediction for each line of a text file: the next token's distribution.
+
+    Each row holds the prompt, the most likely next token and its probability, and the ``top``
+    most likely tokens with theirs.
+    """
+    import jax.nn
+
+    if path.suffix.lower() != ".txt" or not path.is_file():
+        raise UserError(f"predict --input {path}: expected a .txt file of prompts, one per line")
+    tokenizer, max_len = run.info.tokenizer, run.info.input_shape[0]
+    prompts = [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+    if not prompts:
+        raise UserError(f"predict --input {path}: expected at least one non-empty line")
+    rows = []
+    for i, prompt in enumerate(prompts):
+        ids = np.asarray(tokenizer.encode(prompt), np.int32)[-max_len:][None]  # (1, T)
+        logits, _ = run.model.apply(run.params, ids, state=run.model_state)
+        probs = np.asarray(jax.nn.softmax(logits[0, -1]))  # (V,)
+        best = np.argsort(-probs)[:top]
+        tokens = [tokenizer.decode([int(t)]) for t in best]
+        rows.append({
+            "id": i, "prompt": prompt, "prediction": tokens[0],
+            "probability": round(float(probs[best[0]]), 6),
+            "top": " ".join(f"{t!r}:{probs[b]:.4f}" for t, b in zip(tokens, best, strict=True)),
+        })  # fmt: skip
     return rows
 
 
