@@ -286,3 +286,22 @@ def test_a_non_finite_gradient_stops_the_run_naming_the_step_and_leaf(digits):
     initial, _ = model.init(jax.random.split(jax.random.PRNGKey(0))[0])
     for a, b in zip(jax.tree.leaves(result.state.params), jax.tree.leaves(initial), strict=True):
         np.testing.assert_array_equal(a, b)  # the bad update was never applied
+
+
+def test_bfloat16_compute_trains_with_float32_master_params(digits):
+    result = fit(_mlp(digits), digits, _cfg(epochs=4, dtype="bfloat16"), verbose=False)
+    assert result.summary["best_val_accuracy"] > 0.85
+    assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(result.state.params))
+
+
+@pytest.mark.slow
+def test_bfloat16_trains_mnist1d_to_within_one_point_of_float32():
+    splits, _ = pipeline.standardize(data.load("mnist1d", seed=0))
+    recipe = {k: v for k, v in models.recipe("mlp", "mnist1d").items() if k != "model_config"}
+    model = models.build("mlp", splits.info, **models.recipe("mlp", "mnist1d")["model_config"])
+    scores = {
+        dtype: fit(model, splits, FitConfig(**recipe, dtype=dtype, progress=False), verbose=False)
+        for dtype in ("float32", "bfloat16")
+    }
+    f32, bf16 = (scores[d].summary["test_accuracy"] for d in ("float32", "bfloat16"))
+    assert abs(f32 - bf16) <= 0.01, (f32, bf16)

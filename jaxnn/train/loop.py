@@ -83,6 +83,8 @@ class FitConfig:
       devices: shard each batch over this many devices; 0 means one device, no mesh.
       augment: training-time augmentation (none, shift, crop, noise).
       divergence_factor: stop when the loss exceeds this multiple of the first step's loss.
+      dtype: compute dtype of the forward and backward pass; bfloat16 keeps float32 master
+        params and optimizer state (mixed precision).
       eval_batch_size: batch size for validation and test scoring.
       progress: show a progress bar.
       checkpoint: write checkpoints when an output directory is given.
@@ -107,6 +109,7 @@ class FitConfig:
     devices: int = 0
     augment: str = "none"
     divergence_factor: float = 100.0
+    dtype: str = "float32"
     eval_batch_size: int = 1000
     progress: bool = True
     checkpoint: bool = True
@@ -116,6 +119,7 @@ class FitConfig:
         "optimizer": optim.OPTIMIZERS,
         "schedule": optim.SCHEDULES,
         "monitor": MONITORS,
+        "dtype": ("float32", "bfloat16"),
     }
 
     def __post_init__(self):
@@ -351,9 +355,11 @@ def _sharded(cfg: FitConfig) -> bool:
 def _compile_step(model, tx, schedule, splits, cfg: FitConfig, mesh):
     """The jitted step ``fit`` runs, and the training split on the device (None: host batches)."""
     augment = None if cfg.augment == "none" else augment_lib.get(cfg.augment, splits.info)
+    compute_dtype = None if cfg.dtype == "float32" else cfg.dtype
     step = make_train_step(
-        model, tx, task=splits.info.task, schedule=schedule, augment=augment, jitted=False
-    )
+        model, tx, task=splits.info.task, schedule=schedule, augment=augment, jitted=False,
+        compute_dtype=compute_dtype,
+    )  # fmt: skip
     on_device = cfg.scan or (cfg.device_data and jax.process_count() == 1)
     if cfg.scan and jax.process_count() > 1:
         raise UserError("fit: scan=True runs on one process; got a multi-process run")
