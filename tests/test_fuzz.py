@@ -346,6 +346,9 @@ KNOWN_BUGS: dict[tuple[Callable, int | str], str] = {
         (m.apply, "cfg"): "models apply: a cfg that is not a Config"
         for m in (mlp, cnn, rnn, transformer)
     },
+    (transformer.apply, 0): "transformer blocks missing 'attn' or 'ln1' raise KeyError",
+    (transformer.generate, 0): "transformer blocks missing 'attn' or 'ln1' raise KeyError",
+    (transformer.generate, 1): "transformer.generate(cfg=None) raises AttributeError",
     (mlp.Config, "hidden"): "mlp.Config(hidden=None) raises TypeError",
     (mlp.config_for, "hidden"): "mlp.Config(hidden=None) raises TypeError",
     (cnn.config_for, "channels"): "cnn.Config(channels=2.5) raises TypeError",
@@ -740,14 +743,14 @@ def fuzz_model_mlp(draw, run):
     **MODEL,
 )
 def fuzz_model_cnn(draw, run):
-    shape = draw(st.sampled_from(((6,), (4, 4), (4, 4, 2))))
+    shape = draw(st.sampled_from(((4,), (3, 3), (3, 3, 2))))
     if draw(st.integers(0, 4)) == 0:
         run(cnn.config_for, _info(shape, small(draw)), channels=(2,))
         return
     fields = {
         "input_shape": shape,
         "num_classes": small(draw),
-        "channels": tuple(draw(st.lists(st.integers(1, 2), min_size=1, max_size=2))),
+        "channels": (small(draw, 1, 2),),
         "kernel_size": small(draw, 1, 2),
         "hidden": small(draw, 1, 2),
         "pool": small(draw, 1, 2),
@@ -803,8 +806,8 @@ def fuzz_model_transformer(draw, run):
         return
     heads = small(draw, 1, 2)
     fields = {
-        "vocab_size": small(draw, 2, 5),
-        "max_len": small(draw, 1, 4),
+        "vocab_size": small(draw, 2, 4),
+        "max_len": small(draw, 1, 3),
         "dim": 2 * heads,
         "num_heads": heads,
         "num_layers": 1,
@@ -1046,6 +1049,17 @@ KNOWN_BUG_CASES = {
     "mlp_apply_cfg_true": lambda: _mlp_apply(True),
     "mlp_apply_dropout_key_zero": lambda: _mlp_apply(None, key=0),
     "transformer_generate_temperature_nan": lambda: _generate(NAN),
+    "transformer_apply_block_without_attn": lambda: transformer.apply(
+        {
+            **(p := transformer.init(KEY, c := transformer.Config(dim=4, num_heads=1))),
+            "block_0": {k: v for k, v in p["block_0"].items() if k != "attn"},
+        },
+        jnp.ones((1, 2), jnp.int32),
+        cfg=c,
+    ),
+    "transformer_generate_cfg_none": lambda: transformer.generate(
+        {}, None, jnp.array([1]), key=KEY, length=1
+    ),
     "init_multi_head_attention_key_none": lambda: layers.init_multi_head_attention(None, 4, 2),
     "init_transformer_block_key_zero": lambda: layers.init_transformer_block(0, 4, 2),
     "transformer_block_dropout_key_zero": lambda: layers.transformer_block(
@@ -1069,3 +1083,14 @@ KNOWN_BUG_CASES = {
 def test_known_bug_input_raises_a_value_error(case):
     with pytest.raises(ValueError):
         KNOWN_BUG_CASES[case]()
+
+
+def test_found_layer_norm_with_eps_1e_45_raises_instead_of_returning_nan():
+    # 1e-45 is a float32 subnormal; flushed to zero it made rsqrt(0 + 0) = inf and 0 * inf = NaN.
+    with pytest.raises(ValueError, match=r"layer_norm: expected eps > 0, at least"):
+        layers.layer_norm(layers.init_layer_norm(1), np.zeros((1,), np.float32), eps=1e-45)
+
+
+def test_found_layer_norm_with_list_params_uses_them_as_arrays():
+    y = layers.layer_norm({"scale": [2.0], "bias": [1.0]}, jnp.array([[3.0]]))
+    np.testing.assert_allclose(np.asarray(y), [[1.0]])
