@@ -349,6 +349,7 @@ KNOWN_BUGS: dict[tuple[Callable, int | str], str] = {
     (transformer.apply, 0): "transformer blocks missing 'attn' or 'ln1' raise KeyError",
     (transformer.generate, 0): "transformer blocks missing 'attn' or 'ln1' raise KeyError",
     (transformer.generate, 1): "transformer.generate(cfg=None) raises AttributeError",
+    (transformer.generate, "key"): "transformer.generate: a non-key reaches jax.random",
     (mlp.Config, "hidden"): "mlp.Config(hidden=None) raises TypeError",
     (mlp.config_for, "hidden"): "mlp.Config(hidden=None) raises TypeError",
     (cnn.config_for, "channels"): "cnn.Config(channels=2.5) raises TypeError",
@@ -1058,6 +1059,13 @@ KNOWN_BUG_CASES = {
         },
         jnp.ones((1, 2), jnp.int32),
         cfg=c,
+    ),
+    "transformer_generate_key_none": lambda: transformer.generate(
+        transformer.init(KEY, c := transformer.Config(dim=4, num_heads=1, num_layers=1)),
+        c,
+        jnp.array([1]),
+        key=None,
+        length=1,
     ),
     "transformer_generate_cfg_none": lambda: transformer.generate(
         {}, None, jnp.array([1]), key=KEY, length=1
