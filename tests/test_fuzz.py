@@ -245,7 +245,8 @@ def assert_documented(err: ValueError, what: str) -> None:
     assert NAMES_A_FUNCTION.match(str(err)), f"{what} raised ValueError naming no function: {err}"
 
 
-def checked_call(fn, args, kwargs, limit, limit16):
+def checked_call(fn, args, kwargs, limits: tuple[float, float] | None):
+    """Call ``fn``; given ``limits`` (any dtype, float16) also check the finiteness promise."""
     what = describe(fn, args, kwargs)
     try:
         out = fn(*args, **kwargs)
@@ -255,7 +256,7 @@ def checked_call(fn, args, kwargs, limit, limit16):
         raise Stop from err
     except Exception as err:
         raise AssertionError(f"{what} raised {type(err).__name__}: {err}") from err
-    if inputs_in_limit(args, kwargs, limit, limit16):
+    if limits is not None and inputs_in_limit(args, kwargs, *limits):
         assert outputs_finite(out), f"{what} returned non-finite values for finite input: {out}"
     return out
 
@@ -310,7 +311,7 @@ class Runner:
             else:
                 kwargs = {**kwargs, which: draw(mutants(kwargs[which]))}
         try:
-            out = checked_call(fn, args, kwargs, fam.limit, fam.limit16)
+            out = checked_call(fn, args, kwargs, (fam.limit, fam.limit16))
         except Stop:
             if self.jit:  # value checks are skipped under jit: it may return anything
                 self._jit_call(fn, args, kwargs, must_be_finite=False)
@@ -321,7 +322,7 @@ class Runner:
 
     def _jit_call(self, fn, args, kwargs, must_be_finite: bool):
         try:
-            out = checked_call(jitted(fn), args, kwargs, INF, INF)
+            out = checked_call(jitted(fn), args, kwargs, None)
         except Stop:
             return
         assert not must_be_finite or outputs_finite(out), (
@@ -418,8 +419,8 @@ def fuzz_mse(draw, run):
 
 
 def _logits_and_labels(draw):
-    lead = tuple(draw(st.lists(st.integers(0, 3), max_size=2)))
-    classes = small(draw, 1, 4)
+    lead = tuple(draw(st.lists(st.integers(0, 2), max_size=2)))
+    classes = small(draw, 1, 3)
     logits = draw(arrays((*lead, classes), draw(st.sampled_from(FLOAT_DTYPES))))
     if draw(st.booleans()):
         labels = draw(arrays(lead, np.int32, low=0, high=classes - 1))
@@ -449,7 +450,7 @@ def fuzz_accuracy(draw, run):
 
 @family("losses.binary_cross_entropy", jit=True)
 def fuzz_binary_cross_entropy(draw, run):
-    shape = (small(draw, 0), *draw(st.lists(st.integers(1, 3), max_size=2)))
+    shape = (small(draw, 0, 2), *draw(st.lists(st.integers(1, 2), max_size=2)))
     logits = draw(arrays(shape, draw(st.sampled_from(FLOAT_DTYPES))))
     label_dtype = draw(st.sampled_from((np.float32, np.int32, np.bool_)))
     labels = draw(arrays(shape, label_dtype, low=0, high=1))
@@ -493,7 +494,7 @@ def _conv(nsp):
     def build(draw, run):
         k, c_in, c_out = small(draw), small(draw), small(draw)
         params = run(init, keys(draw), k, c_in, c_out)
-        x = draw(floats((small(draw), *(small(draw, 1, 4) for _ in range(nsp)), c_in), None))
+        x = draw(floats((small(draw), *(small(draw, 1, 3) for _ in range(nsp)), c_in), None))
         kwargs = {}
         if draw(st.booleans()):
             kwargs["stride"] = small(draw, 1, 2)
@@ -513,7 +514,7 @@ _conv(2)
 
 def _pool(name, nsp):
     def build(draw, run):
-        x = draw(floats((small(draw), *(small(draw, 1, 4) for _ in range(nsp)), small(draw)), None))
+        x = draw(floats((small(draw), *(small(draw, 1, 3) for _ in range(nsp)), small(draw)), None))
         window = small(draw, 1, 2)
         stride = draw(st.sampled_from((None, 1, 2)))
         padding = draw(st.sampled_from(("VALID", "SAME", 0, 1)))
@@ -564,7 +565,7 @@ def fuzz_residual_block(draw, run):
     params = run(
         layers.init_residual_block, keys(draw), channels, kernel_size=small(draw), ndim=ndim
     )
-    x = draw(floats((small(draw), *(small(draw, 1, 4) for _ in range(ndim)), channels), None))
+    x = draw(floats((small(draw), *(small(draw, 1, 3) for _ in range(ndim)), channels), None))
     run(layers.residual_block, params, x)
 
 
@@ -572,7 +573,7 @@ def fuzz_residual_block(draw, run):
 def fuzz_embedding(draw, run):
     vocab, dim = small(draw), small(draw)
     params = run(layers.init_embedding, keys(draw), vocab, dim)
-    shape = tuple(draw(st.lists(st.integers(0, 3), max_size=2)))
+    shape = tuple(draw(st.lists(st.integers(0, 2), max_size=2)))
     run(layers.embedding, params, draw(arrays(shape, np.int32, low=0, high=vocab - 1)))
 
 
@@ -596,7 +597,7 @@ def fuzz_causal_mask(draw, run):
 @family("layers.scaled_dot_product_attention", jit=True, **LAYER)
 def fuzz_scaled_dot_product_attention(draw, run):
     batch = () if draw(st.booleans()) else (small(draw, 1, 2),)
-    t_q, t_k, heads, head_dim = small(draw), small(draw), small(draw, 1, 2), small(draw)
+    t_q, t_k, heads, head_dim = (small(draw, 1, 2) for _ in range(4))
     dtype = draw(st.sampled_from(FLOAT_DTYPES))
     q = draw(floats((*batch, t_q, heads, head_dim), dtype))
     k = draw(floats((*batch, t_k, heads, head_dim), dtype))
@@ -622,7 +623,7 @@ def fuzz_transformer_block(draw, run):
     heads = small(draw, 1, 2)
     dim = heads * small(draw, 1, 2)
     params = run(layers.init_transformer_block, keys(draw), dim, heads, small(draw, 1, 2))
-    x = draw(floats((small(draw, 1, 2), small(draw), dim)))
+    x = draw(floats((small(draw, 1, 2), small(draw, 1, 2), dim)))
     train = draw(st.booleans())
     run(
         layers.transformer_block,
@@ -640,12 +641,12 @@ def _recurrent(cell):
     seq, step = getattr(layers, cell), getattr(layers, f"{cell}_cell")
 
     def build(draw, run):
-        d_in, hidden = small(draw), small(draw)
+        d_in, hidden = small(draw, 1, 2), small(draw, 1, 2)
         params = run(init, keys(draw), d_in, hidden)
         batch = () if draw(st.booleans()) else (small(draw, 1, 2),)
         dtype = draw(st.sampled_from((np.float32, np.float16, jnp.bfloat16)))
         if draw(st.booleans()):
-            run(seq, params, draw(floats((*batch, small(draw), d_in), dtype)))
+            run(seq, params, draw(floats((*batch, small(draw, 1, 2), d_in), dtype)))
             return
         h = draw(floats((*batch, hidden), dtype))
         state = (h, draw(floats((*batch, hidden), dtype))) if cell == "lstm" else h
@@ -715,16 +716,16 @@ def fuzz_model_mlp(draw, run):
     **MODEL,
 )
 def fuzz_model_cnn(draw, run):
-    shape = draw(st.sampled_from(((6,), (4, 4), (4, 4, 2))))
+    shape = draw(st.sampled_from(((4,), (3, 3), (3, 3, 2))))
     if draw(st.integers(0, 4)) == 0:
         run(cnn.config_for, _info(shape, small(draw)), channels=(2,))
         return
     fields = {
         "input_shape": shape,
         "num_classes": small(draw),
-        "channels": tuple(draw(st.lists(st.integers(1, 2), min_size=1, max_size=2))),
-        "kernel_size": small(draw),
-        "hidden": small(draw),
+        "channels": (small(draw, 1, 2),),
+        "kernel_size": small(draw, 1, 2),
+        "hidden": small(draw, 1, 2),
         "pool": small(draw, 1, 2),
         "dropout": draw(st.sampled_from((0.0, 0.5))),
         "batch_norm": draw(st.booleans()),
@@ -779,8 +780,8 @@ def fuzz_model_transformer(draw, run):
         return
     heads = small(draw, 1, 2)
     fields = {
-        "vocab_size": small(draw, 2, 5),
-        "max_len": small(draw, 1, 4),
+        "vocab_size": small(draw, 2, 4),
+        "max_len": small(draw, 1, 3),
         "dim": 2 * heads,
         "num_heads": heads,
         "num_layers": 1,
@@ -1023,11 +1024,38 @@ FOUND_IN_MODELS = {
     "cnn_config_input_shape_none": lambda: cnn.Config(input_shape=None),
     "cnn_config_channels_2_5": lambda: cnn.Config(channels=2.5),
     "rnn_config_input_shape_none": lambda: rnn.Config(input_shape=None),
+    "rnn_config_cell_list": lambda: rnn.Config(cell=[1]),
     "mlp_apply_cfg_true": lambda: _mlp_apply(True),
     "mlp_apply_dropout_key_zero": lambda: _mlp_apply(None, key=0),
     "transformer_generate_temperature_nan": lambda: _generate(NAN),
+    "transformer_apply_block_without_attn": lambda: transformer.apply(
+        {
+            **(p := transformer.init(KEY, c := transformer.Config(dim=4, num_heads=1))),
+            "block_0": {k: v for k, v in p["block_0"].items() if k != "attn"},
+        },
+        jnp.ones((1, 2), jnp.int32),
+        cfg=c,
+    ),
+    "transformer_generate_key_none": lambda: transformer.generate(
+        transformer.init(KEY, c := transformer.Config(dim=4, num_heads=1, num_layers=1)),
+        jnp.array([1]),
+        cfg=c,
+        key=None,
+        length=1,
+    ),
+    "transformer_generate_cfg_none": lambda: transformer.generate(
+        {}, jnp.array([1]), cfg=None, key=KEY, length=1
+    ),
     "init_multi_head_attention_key_none": lambda: layers.init_multi_head_attention(None, 4, 2),
     "init_transformer_block_key_zero": lambda: layers.init_transformer_block(0, 4, 2),
+    "transformer_block_dropout_key_zero": lambda: layers.transformer_block(
+        layers.init_transformer_block(KEY, 2, 1),
+        jnp.ones((1, 2, 2)),
+        num_heads=1,
+        dropout=0.5,
+        key=0,
+        train=True,
+    ),
     "multi_head_attention_q_w_none": lambda: layers.multi_head_attention(
         {**(p := layers.init_multi_head_attention(KEY, 2, 1)), "q": {**p["q"], "w": None}},
         jnp.ones((3, 2)),
@@ -1040,3 +1068,14 @@ FOUND_IN_MODELS = {
 def test_found_model_input_raises_a_value_error(case):
     with pytest.raises(ValueError):
         FOUND_IN_MODELS[case]()
+
+
+def test_found_layer_norm_with_eps_1e_45_raises_instead_of_returning_nan():
+    # 1e-45 is a float32 subnormal; flushed to zero it made rsqrt(0 + 0) = inf and 0 * inf = NaN.
+    with pytest.raises(ValueError, match=r"layer_norm: expected eps > 0, at least"):
+        layers.layer_norm(layers.init_layer_norm(1), np.zeros((1,), np.float32), eps=1e-45)
+
+
+def test_found_layer_norm_with_list_params_uses_them_as_arrays():
+    y = layers.layer_norm({"scale": [2.0], "bias": [1.0]}, jnp.array([[3.0]]))
+    np.testing.assert_allclose(np.asarray(y), [[1.0]])

@@ -331,6 +331,8 @@ def transformer_block(
         raise ValueError(
             "transformer_block: expected a PRNG key when train=True and dropout > 0, got key=None"
         )
+    if key is not None:
+        check_key("transformer_block", key)
     k_attn, k_mlp = jax.random.split(key) if key is not None else (None, None)
     h = multi_head_attention(
         params["attn"],

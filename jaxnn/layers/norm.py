@@ -49,9 +49,15 @@ def _check_params(name: str, tree, keys: tuple[str, ...], what: str) -> int:
     return dim[0]
 
 
+# The smallest normal float32: a smaller eps is flushed to zero on CPU, and rsqrt(0 + 0) = inf.
+_MIN_EPS = float(np.finfo(np.float32).tiny)
+
+
 def _check_eps(name: str, eps) -> None:
-    if not isinstance(eps, (int, float, np.floating)) or not eps > 0:
-        raise ValueError(f"{name}: expected eps > 0, got {eps!r}")
+    if not isinstance(eps, (int, float, np.floating)) or not eps >= _MIN_EPS:
+        raise ValueError(
+            f"{name}: expected eps > 0, at least {_MIN_EPS:.3g} (float32's tiny), got {eps!r}"
+        )
 
 
 def init_layer_norm(dim: int, *, dtype=jnp.float32) -> dict:
@@ -84,14 +90,14 @@ def layer_norm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
     Args:
       params: ``{"scale": (F,), "bias": (F,)}`` from :func:`init_layer_norm`.
       x: ``(..., F)``.
-      eps: positive constant added to the variance.
+      eps: constant added to the variance, at least float32's tiny (1.2e-38).
 
     Returns:
       ``(..., F)``.
 
     Raises:
       ValueError: malformed params, a scalar input, a last axis other than ``F``, or
-        ``eps <= 0``.
+        ``eps`` below float32's tiny (``eps <= 0`` included).
     """
     dim = _check_params("layer_norm", params, ("scale", "bias"), "params")
     x = as_array("layer_norm", x)
@@ -102,7 +108,8 @@ def layer_norm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
         raise ValueError(f"layer_norm: expected input with last axis {dim}, got shape {x.shape}")
     mean = jnp.mean(x, axis=-1, keepdims=True)  # (..., 1)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)  # (..., 1)
-    return (x - mean) * lax.rsqrt(var + eps) * params["scale"] + params["bias"]
+    scale, bias = (param_array("layer_norm", params, k) for k in ("scale", "bias"))
+    return (x - mean) * lax.rsqrt(var + eps) * scale + bias
 
 
 def init_batch_norm(num_features: int, *, dtype=jnp.float32) -> dict:
@@ -173,7 +180,7 @@ def batch_norm(
       x: ``(N, ..., F)``, e.g. ``(N, F)``, ``(N, L, F)`` or ``(N, H, W, F)``.
       train: use batch statistics and update the running ones (``True``), or use the running ones.
       momentum: weight of the old running statistics, in ``[0, 1)``.
-      eps: positive constant added to the variance.
+      eps: constant added to the variance, at least float32's tiny (1.2e-38).
       axis_name: in training, average the batch statistics over this mapped axis (``pmap``,
         ``shard_map`` or ``vmap``) so every device normalizes with the statistics of the global
         batch (exact when each device holds the same number of examples).
@@ -210,6 +217,7 @@ def batch_norm(
             f"batch_norm: expected at least one value per feature for batch statistics in "
             f"training, got shape {x.shape}"
         )
+    running_mean, running_var = (param_array("batch_norm", state, k) for k in ("mean", "var"))
     if train:
         axes = tuple(range(x.ndim - 1))
         mean = jnp.mean(x, axis=axes)  # (F,)
@@ -219,10 +227,11 @@ def batch_norm(
         if axis_name is not None:
             var = lax.pmean(var, axis_name)
         new_state = {
-            "mean": momentum * state["mean"] + (1.0 - momentum) * lax.stop_gradient(mean),
-            "var": momentum * state["var"] + (1.0 - momentum) * lax.stop_gradient(var),
+            "mean": momentum * running_mean + (1.0 - momentum) * lax.stop_gradient(mean),
+            "var": momentum * running_var + (1.0 - momentum) * lax.stop_gradient(var),
         }
     else:
-        mean, var, new_state = state["mean"], state["var"], state
-    y = (x - mean) * lax.rsqrt(var + eps) * params["scale"] + params["bias"]
+        mean, var, new_state = running_mean, running_var, state
+    scale, bias = (param_array("batch_norm", params, k) for k in ("scale", "bias"))
+    y = (x - mean) * lax.rsqrt(var + eps) * scale + bias
     return y, new_state

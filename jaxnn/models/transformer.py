@@ -328,6 +328,8 @@ def generate(
         raise ValueError(f"{name}: expected length to be a non-negative integer, got {length!r}")
     if not isinstance(temperature, (int, float)) or not 0 <= temperature < float("inf"):
         raise ValueError(f"{name}: expected temperature >= 0, got {temperature!r}")
+    if temperature != 0:
+        check_key(name, key)
     unbatched = np.ndim(prompt_ids) == 1
     prompt = jnp.atleast_2d(jnp.asarray(prompt_ids, jnp.int32))  # (B, T0)
     batch, t0 = prompt.shape
