@@ -255,6 +255,6 @@ def get(name: str) -> Callable[[jax.Array], jax.Array]:
     """
     if not isinstance(name, str) or name not in _BY_NAME:
         raise ValueError(
-            f"by_name: unknown activation, expected one of {', '.join(NAMES)}, got {name!r}"
+            f"activations.get: unknown activation, expected one of {', '.join(NAMES)}, got {name!r}"
         )
     return _BY_NAME[name]

@@ -697,7 +697,7 @@ def _tiny_fit(run, epochs, **kw):
     from jaxnn.train import FitConfig, fit
 
     splits = data.load("digits", seed=0)
-    model = models.build("mlp", models.get_module("mlp").config_for(splits.info, hidden=(8,)))
+    model = models.build("mlp", splits.info, hidden=(8,))
     cfg = FitConfig(epochs=epochs, batch_size=256, progress=False, keep_last=1)
     return model, fit(model, splits, cfg, out_dir=run, verbose=False, **kw)
 
