@@ -646,32 +646,27 @@ def _read_npy(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _load_npz(
-    path: Path, *, seed: int, task=None, modality=None, val_fraction=0.1, test_fraction=0.2
-) -> Splits:
-    return _arrays_splits(
-        f"npz:{path}",
-        _read_npz(path),
-        seed=seed,
-        task=task,
-        modality=modality,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-    )
+def _array_loader(kind: str, read):
+    """The loader of ``kind`` (``npz`` or ``npy``): ``read(path)`` gives the named arrays."""
+
+    def load(
+        path: Path, *, seed: int, task=None, modality=None, val_fraction=0.1, test_fraction=0.2
+    ) -> Splits:
+        return _arrays_splits(
+            f"{kind}:{path}",
+            read(path),
+            seed=seed,
+            task=task,
+            modality=modality,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+        )
+
+    return load
 
 
-def _load_npy(
-    path: Path, *, seed: int, task=None, modality=None, val_fraction=0.1, test_fraction=0.2
-) -> Splits:
-    return _arrays_splits(
-        f"npy:{path}",
-        _read_npy(path),
-        seed=seed,
-        task=task,
-        modality=modality,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-    )
+_load_npz = _array_loader("npz", _read_npz)
+_load_npy = _array_loader("npy", _read_npy)
 
 
 def _check_pairs(where: str, arrays: dict) -> list[str]:
