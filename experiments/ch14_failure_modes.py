@@ -24,8 +24,13 @@ the detector fires on the faulty case and stays quiet on the control.
   learning rate 1e-6 underfitting, a wide MLP on 100 digits overfitting, and an MLP trained on
   the full digits split healthy.
 
-Figure: each detector's score divided by its threshold (above 1 = fires) for the faulty case and
-its control, and the loss curves of the three ``fit`` runs.
+And the checklist as one command: ``jaxnn doctor`` (``jaxnn.doctor.examine``) before training an
+MLP on digits names the learning rate first for lr 10, vanishing gradients first for an 8-layer
+sigmoid stack, and finds nothing for the default MLP at lr 1e-3.
+
+Figures: each detector's score divided by its threshold (above 1 = fires) for the faulty case and
+its control, and the loss curves of the three ``fit`` runs (``failure_modes.png``); the doctor's
+learning-rate range test and its per-layer gradient norms for the three setups (``doctor.png``).
 
 Run: ``python experiments/ch14_failure_modes.py [--quick] [--out DIR]``.
 """
@@ -235,6 +240,7 @@ def main(argv=None) -> None:
     ax2.set_title("fit_diagnosis: three digits MLP runs")
     ax2.legend(fontsize=8)
     exp.save(fig, "failure_modes.png")
+    doctor_reports = doctor_section(exp)
 
     for r, s in noise.items():
         exp.check(
@@ -263,7 +269,63 @@ def main(argv=None) -> None:
     exp.check(grads["relu_he"]["healthy"], "gradient_health: He-scaled ReLU stack is healthy")
     for case, verdict in verdicts.items():
         exp.check(verdict == case, f"fit_diagnosis calls the {case} run {case}")
+    exp.check(doctor_reports["clean"].ok, "jaxnn doctor finds nothing on the default MLP")
+    for case, check in (("lr 10", "lr_range"), ("sigmoid x8", "gradients")):
+        top = doctor_reports[case].top
+        exp.check(
+            top is not None and top.check == check, f"jaxnn doctor names {check} first for {case}"
+        )
     exp.finish()
+
+
+DOCTOR_SETUPS = {
+    "clean": {},
+    "lr 10": {"lr": 10.0},
+    "sigmoid x8": {"model_config": {"hidden": (32,) * 8, "activation": "sigmoid"}},
+}
+
+
+def doctor_section(exp):
+    """``jaxnn doctor`` before training three digits MLPs; draws its LR test and gradient norms."""
+    from jaxnn import doctor
+
+    checks = ["lr_range", "gradients"]
+    reports = {
+        case: doctor.examine("mlp", "digits", checks=checks, progress=False, **setup)
+        for case, setup in DOCTOR_SETUPS.items()
+    }
+    for case, report in reports.items():
+        exp.record(
+            **{f"doctor_{case.replace(' ', '_')}_top": report.top.check if report.top else "none"}
+        )
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for case, report in reports.items():
+        lr = report.details["lr_range"]
+        wide = {"lw": 5, "alpha": 0.45} if case == "clean" else {}  # lr 10 has the same model
+        (line,) = ax1.plot(lr["lrs"], lr["smoothed"], label=f"{case}: {lr['verdict']}", **wide)
+        if lr.get("lr"):
+            ax1.axvline(lr["lr"], color=line.get_color(), linestyle=":")
+        norms = report.details["gradients"]["norms"]  # {layer: norm}
+        ax2.plot(
+            range(len(norms)),
+            list(norms.values()),
+            "o-",
+            label=case,
+            color=line.get_color(),
+            **wide,
+        )
+    ax1.set_xscale("log")
+    ax1.set_xlabel("learning rate (dotted: the rate judged)")
+    ax1.set_ylabel("smoothed training loss")
+    ax1.set_title("doctor: learning-rate range test")
+    ax1.legend(fontsize=8)
+    ax2.set_yscale("log")
+    ax2.set_xlabel("layer (input side first)")
+    ax2.set_ylabel("gradient norm")
+    ax2.set_title("doctor: per-layer gradient norms at initialization")
+    ax2.legend(fontsize=8)
+    exp.save(fig, "doctor.png")
+    return reports
 
 
 if __name__ == "__main__":
