@@ -7,14 +7,11 @@ from the same weights (PyTorch tests skip without PyTorch).
 
 import argparse
 import json
-import math
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnn import bench, bench_jax, models
+from jaxnn import bench, models
 from jaxnn.errors import UserError
 
 RNG = np.random.default_rng(0)
@@ -71,49 +68,3 @@ def _model(name: str, quick: bool = True) -> tuple:
     work = bench.WORKLOADS[name]
     cfg = bench._config(work, quick)
     return work, cfg, models.build(work.model, cfg)
-
-
-@pytest.mark.parametrize("name", ["mlp_b128", "cnn_b128", "transformer", "nanogpt", "gru_mnist1d"])
-def test_hand_written_jax_forward_gives_the_jaxnn_logits(name):
-    work, cfg, model = _model(name)
-    params, state = model.init(jax.random.key(1))
-    x, _ = bench._batches(work, cfg, 3)[0]
-    want, _ = model.apply(params, jnp.asarray(x), state=state)
-    got = bench_jax.forward(work.model, params, jnp.asarray(x), cfg)
-    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
-
-
-@pytest.mark.parametrize("name", ["mlp_b128", "cnn_b128", "transformer", "nanogpt", "gru_mnist1d"])
-def test_torch_twin_has_the_jaxnn_parameter_count_and_logits(name):
-    pytest.importorskip("torch")
-    import torch
-
-    from jaxnn import bench_torch
-
-    work, cfg, model = _model(name)
-    x, _ = bench._batches(work, cfg, 2)[0]
-    with jax.enable_x64(True):
-        to_f64 = lambda tree: jax.tree.map(lambda a: a.astype(jnp.float64), tree)
-        params, state = jax.jit(lambda k: to_f64(model.init(k)))(jax.random.key(1))
-        xin = x if work.task == "language_model" else x.astype(np.float64)
-        want = np.asarray(model.apply(params, jnp.asarray(xin), state=state)[0])
-    twin = bench_torch.build_torch_twin(model).double().eval()
-    count = sum(math.prod(a.shape) for a in jax.tree.leaves(params))
-    assert bench_torch.torch_param_count(twin) == count
-    bench_torch.copy_jaxnn_params(twin, params)
-    with torch.no_grad():
-        got = twin(torch.as_tensor(xin)).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
-
-
-@pytest.mark.slow
-def test_flax_twin_trains_each_quick_workload_to_a_finite_loss():
-    pytest.importorskip("flax")
-    from jaxnn import bench_flax
-
-    for name in ("mlp_b128", "cnn_b128", "transformer", "gru_mnist1d"):
-        work, cfg, _ = _model(name)
-        step, state = bench_flax.make_step(work.model, cfg)
-        x, y = bench._batches(work, cfg, 2)[0]
-        _, loss = step(state, x, y)
-        assert np.isfinite(float(loss)), name
