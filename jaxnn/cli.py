@@ -176,15 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--temperature", type=float, default=0.8, help="(default: 0.8; 0: greedy)")
     sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
     book.add_parser(sub)
-    _lazy_add_parser("jaxnn.doctor", sub)
-    _lazy_add_parser("jaxnn.bench", sub)
+    _command_module("doctor").add_parser(sub)
+    _command_module("bench").add_parser(sub)
     return parser
-
-
-def _lazy_add_parser(module: str, sub) -> None:
-    import importlib
-
-    importlib.import_module(module).add_parser(sub)
 
 
 def _recipe_help() -> str:
@@ -435,9 +429,11 @@ def cmd_eval(args) -> int:
         run.model, run.params, run.model_state, dataset, task=run.info.task,
         batch_size=int(run.config["fit"].get("eval_batch_size", 1000)),
     )  # fmt: skip
-    finite = {k: v if math.isfinite(v) else None for k, v in metrics.items()}
+    from jaxnn.train.logger import json_safe
+
     where = args.dataset or args.split
-    print(json.dumps({"split": where, "examples": len(dataset), **finite}, allow_nan=False))
+    record = json_safe({"split": where, "examples": len(dataset), **metrics})
+    print(json.dumps(record, allow_nan=False))
     return 0
 
 
@@ -445,7 +441,7 @@ def cmd_predict(args) -> int:
     """``jaxnn predict``: the model's predictions for new inputs, as CSV or JSON lines."""
     from jaxnn.train import run as run_lib
 
-    run = _load_run_for(args.out)
+    run = run_lib.load_run(args.out)
     rows = run_lib.predict_file(run, args.input)
     text = run_lib.format_rows(rows, args.format)
     if args.output:
@@ -455,18 +451,13 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _load_run_for(out):
-    from jaxnn.train.run import load_run
-
-    return load_run(out)
-
-
 def cmd_sample(args) -> int:
     """``jaxnn sample``: continue ``--prompt`` with a trained transformer language model."""
     import jax
     import jax.numpy as jnp
 
     from jaxnn.models import transformer
+    from jaxnn.train.run import load_run
 
     if not (math.isfinite(args.temperature) and args.temperature >= 0):
         raise UserError(f"--temperature: expected a number >= 0, got {args.temperature}")
@@ -474,7 +465,7 @@ def cmd_sample(args) -> int:
         raise UserError(f"--length: expected a positive number of tokens, got {args.length}")
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed: expected 0 <= seed < 2**32, got {args.seed}")
-    run = _load_run_for(args.out)
+    run = load_run(args.out)
     tokenizer = run.info.tokenizer
     if run.config["model"] != "transformer" or tokenizer is None:
         raise UserError(

@@ -547,7 +547,7 @@ def examine(
 def _restore(out: Path, config: dict):
     """``(model, splits, params, model_state, restored)``: the best-validation checkpoint, or
     the initialization for a run that failed before writing one (``restored`` says which)."""
-    from jaxnn.train.run import load_run
+    from jaxnn.train.run import load_run, model_from_config
 
     fit = config["fit"]
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
@@ -562,8 +562,7 @@ def _restore(out: Path, config: dict):
         return run.model, splits, run.params, run.model_state, "best-validation checkpoint"
     except UserError as err:  # a failed run may have no complete checkpoint
         reason = f"initialization (no checkpoint restored: {err})"
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model_config"].items()}
-    model = _build(config["model"], splits.info, fields)
+    model = model_from_config(config, out / "config.json")
     return (model, splits, *model.init(jax.random.key(fit["seed"])), reason)
 
 

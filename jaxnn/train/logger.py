@@ -21,15 +21,16 @@ from pathlib import Path
 
 from jaxnn.errors import UserError
 
-__all__ = ["MetricsLogger", "format_record", "read_metrics", "plot_curves"]
+__all__ = ["MetricsLogger", "format_record", "read_metrics", "plot_curves", "json_safe"]
 
 _SHOWN = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "grad_norm", "lr")
 
 
-def _json_value(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None  # JSON has no NaN/inf
-    return v
+def json_safe(record: dict) -> dict:
+    """``record`` with every non-finite float replaced by None (JSON has no NaN or Infinity)."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()
+    }
 
 
 def format_record(record: dict, epochs: int | None = None) -> str:
@@ -149,7 +150,7 @@ class MetricsLogger:
 
     def log_epoch(self, record: dict, *, best_epoch: int = 0) -> None:
         """Write one epoch's record (must hold ``epoch``; ``step`` is TensorBoard's x-axis)."""
-        record = {k: _json_value(v) for k, v in record.items()}
+        record = json_safe(record)
         if self._file is not None:  # the file first: a line on screen is a line on disk
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()

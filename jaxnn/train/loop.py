@@ -42,7 +42,7 @@ from jaxnn.data import augment as augment_lib
 from jaxnn.data import pipeline
 from jaxnn.errors import UserError
 from jaxnn.train import run as run_lib
-from jaxnn.train.logger import MetricsLogger
+from jaxnn.train.logger import MetricsLogger, json_safe
 from jaxnn.train.state import TrainState, create_train_state, params_sha256
 from jaxnn.train.step import (
     jit,
@@ -504,12 +504,6 @@ def _epoch_record(epoch, state, rows, val, seconds) -> dict:
     }
 
 
-def _finite_or_none(summary: dict) -> dict:
-    return {
-        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()
-    }
-
-
 def _copy(tree):
     return jax.tree.map(jnp.copy, tree)  # the train state is donated to the step
 
@@ -644,4 +638,4 @@ def _summary(model, splits, cfg, loop: LoopState, state, best, stopped, message,
             f"test (best epoch {loop.best_epoch}): loss {test['loss']:.4f}  "
             f"accuracy {test['accuracy']:.4f}"
         )
-    return _finite_or_none(summary)
+    return json_safe(summary)

@@ -36,6 +36,7 @@ __all__ = [
     "info_to_json",
     "info_from_json",
     "new_run_id",
+    "model_from_config",
     "predict_outputs",
     "predict_file",
     "format_rows",
@@ -128,7 +129,8 @@ def info_from_json(value: dict, *, where: str = DATA_INFO) -> DatasetInfo:
         raise UserError(f"{where}: expected a data info written by jaxnn, {err}") from None
 
 
-def _model(config: dict, where: Path):
+def model_from_config(config: dict, where) -> Any:
+    """The :class:`jaxnn.models.Model` a saved ``config.json`` describes."""
     from jaxnn import models
 
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in config["model_config"].items()}
@@ -154,7 +156,7 @@ def load_run(out_dir) -> Run:
         raise UserError(f"{out}: expected a run directory written by `jaxnn train`, got no folder")
     config = read_config(out)
     info = info_from_json(read_json(out / DATA_INFO, what="data info"), where=str(out / DATA_INFO))
-    model = _model(config, out / CONFIG)
+    model = model_from_config(config, out / CONFIG)
     target = model.init(jax.random.key(0))
     params, model_state = load_best(
         out / "checkpoints", target, expected_run_id=config.get("run_id")
