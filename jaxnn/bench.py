@@ -185,21 +185,25 @@ _SETUP = {"jaxnn": _setup_jaxnn, "jax": _setup_jax, "flax": _setup_flax, "torch"
 
 
 def _make_column(column, work, cfg, batches, options):
-    """``(run, first_step_s, flops)`` for one column; raises ImportError when it cannot run.
+    """``(run, times, flops)`` for one column; raises ImportError when it cannot run.
 
-    ``first_step_s`` covers the setup and the first step (the compile, for JAX); the FLOPs come
-    from XLA's cost analysis of the jaxnn step only, after that timing.
+    ``times`` holds ``setup_s`` (model, params and optimizer state) and ``first_step_s`` (the
+    first step: tracing and compiling it, for JAX, then running it), timed apart. The FLOPs come
+    from XLA's cost analysis of the jaxnn step only, after those timings.
     """
     start = time.perf_counter()
     made = _SETUP[column](work, cfg, batches, options)
+    jax.block_until_ready(made if not callable(made) else None)
+    setup_s = time.perf_counter() - start
     run = made if callable(made) else _jax_runner(*made, batches)  # PyTorch: no compile
+    start = time.perf_counter()
     run(1)
-    first_s = time.perf_counter() - start
+    times = {"setup_s": setup_s, "first_step_s": time.perf_counter() - start}
     flops = None
     if column == "jaxnn":
         step, state = made
         flops = _flops(step, state, [jax.device_put(b) for b in batches[0]])
-    return run, first_s, flops
+    return run, times, flops
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -259,12 +263,12 @@ def bench_workload(work: Workload, args, peak: float, options: dict) -> dict:
     runners, extra = {}, {}
     for column in args.columns:
         try:
-            run, first_s, flops = _make_column(column, work, cfg, batches, options)
+            run, times, flops = _make_column(column, work, cfg, batches, options)
         except ImportError as err:
             record["columns"][column] = {"status": "skipped", "reason": str(err)}
             continue
         run(args.warmup)
-        runners[column], extra[column] = run, {"first_step_s": first_s, "flops": flops}
+        runners[column], extra[column] = run, {**times, "flops": flops}
     times, cpu = _time_rounds(runners, rounds=args.rounds, steps=args.steps, seed=args.seed)
     flops = extra.get("jaxnn", {}).get("flops")
     for column, ms in times.items():
@@ -323,7 +327,7 @@ def markdown_table(report: dict) -> str:
     """The report as a Markdown table: median (min–max) ms per step, ratios, throughput."""
     cols = report["columns"]
     head = ["workload", *[f"{c} ms" for c in cols], *[f"jaxnn vs {c}" for c in cols[1:]]]
-    head += ["jaxnn units/s", "jaxnn % peak", "jaxnn first step s"]
+    head += ["jaxnn units/s", "jaxnn % peak", "jaxnn setup s", "jaxnn first step s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, rec in report["workloads"].items():
         row = [rec["columns"].get(c, {}) for c in cols]
@@ -334,7 +338,7 @@ def markdown_table(report: dict) -> str:
         cells += [
             f"{j['per_second']:.0f} {rec['units']}" if "per_second" in j else "–",
             f"{100 * frac:.0f}%" if frac else "–",
-            f"{j['first_step_s']:.2f}" if "first_step_s" in j else "–",
+            *(f"{j[k]:.2f}" if k in j else "–" for k in ("setup_s", "first_step_s")),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -34,7 +34,7 @@ def _check_report(saved: dict, names: list[str]) -> None:
             if col["status"] == "ok":
                 assert col["min_ms"] <= col["median_ms"] <= col["max_ms"]
                 assert len(col["rounds_ms"]) == saved["method"]["rounds"]
-                assert col["per_second"] > 0 and col["first_step_s"] > 0
+                assert col["per_second"] > 0 and col["first_step_s"] > 0 and col["setup_s"] > 0
         assert set(rec["ratios"]) == {
             f"jaxnn_vs_{c}" for c, v in rec["columns"].items() if c != "jaxnn" and "median_ms" in v
         }

@@ -95,6 +95,40 @@ def test_build_takes_a_config_a_dataset_info_or_overrides_alone():
     assert models.build("mlp", input_dim=12, num_classes=3, hidden=(5,)).cfg == cfg
 
 
+# Configs whose init uses every initializer of the models (batch norm, learned positions, LSTM).
+INIT_CONFIGS = [
+    ("mlp", {"input_dim": 784, "hidden": (512, 64)}),
+    ("cnn", {"input_shape": (28, 28, 1), "channels": (8, 16), "batch_norm": True}),
+    ("cnn", {"input_shape": (40,)}),
+    ("rnn", {"input_shape": (40,), "cell": "lstm", "hidden": (32, 16)}),
+    ("rnn", {"input_shape": (40,), "cell": "gru"}),
+    ("transformer", {"positional": "learned", "num_layers": 3}),
+]
+
+
+@pytest.mark.parametrize(("name", "overrides"), INIT_CONFIGS)
+def test_the_compiled_init_of_build_gives_the_bits_of_the_module_init_called_outside_jit(
+    name, overrides
+):
+    """build's init is one compiled program with its own XLA options (first steps come sooner);
+    it must give the bits that calling the module's init outside jit gives."""
+    model = models.build(name, None, **overrides)
+    module = models.get(name)
+    key = jax.random.PRNGKey(3)
+    compiled = model.init(key)
+    eager = (module.init(key, model.cfg), module.init_state(model.cfg))  # as before: un-jitted
+    assert jax.tree.structure(compiled) == jax.tree.structure(eager)
+    for got, want in zip(jax.tree.leaves(compiled), jax.tree.leaves(eager), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_builds_init_works_inside_a_users_jit():
+    model = models.build("mlp", INFOS["mlp"], hidden=(5,))
+    params, _ = jax.jit(model.init)(jax.random.PRNGKey(0))
+    top_level = model.init(jax.random.PRNGKey(0))[0]
+    np.testing.assert_array_equal(params["dense_0"]["w"], top_level["dense_0"]["w"])
+
+
 def test_get_of_an_unknown_model_lists_the_names():
     with pytest.raises(ValueError, match="expected one of mlp, cnn, rnn, transformer"):
         models.get("resnet")
