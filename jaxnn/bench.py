@@ -39,6 +39,7 @@ import optax
 
 from jaxnn import models
 from jaxnn.errors import UserError
+from jaxnn.host_memory import reuse_freed_memory
 
 __all__ = ["WORKLOADS", "COLUMNS", "Workload", "add_parser", "run", "main", "bench"]
 
@@ -363,6 +364,7 @@ def _check_args(args) -> None:
 def bench(args) -> dict:
     """Run the benchmark described by parsed ``args``; return the report (JSON-ready)."""
     _check_args(args)
+    reuse_freed_memory()  # process-wide, so every column gets it (jaxnn.host_memory)
     if args.quick:
         args.rounds, args.steps, args.warmup = min(args.rounds, 2), 1, 1
     peak = matmul_peak_gflops(256 if args.quick else 2048, 2 if args.quick else 5)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from jaxnn import __version__, book
 from jaxnn.errors import UserError
+from jaxnn.host_memory import reuse_freed_memory
 
 __all__ = ["RunConfig", "main", "build_parser"]
 
@@ -527,6 +528,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     name = f"jaxnn {args.command}"
     logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes are not the user's business
+    reuse_freed_memory()  # before the first big allocation (jaxnn.host_memory)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return COMMANDS[args.command](args)
