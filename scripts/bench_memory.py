@@ -12,8 +12,8 @@ interleaved (none, remat, none, remat, ...) so that drift on a shared machine hi
 reports the median step time.
 
 Workloads: the Transformer language model of ``jaxnn bench`` (vocab 128, max_len 128, dim 128,
-4 heads, 2 layers, batch 32), the same with 8 layers, and a deep MLP (16 hidden layers of 512,
-batch 1024). For the Transformers a third mode, ``ckpt_unrolled``, wraps each block of the
+4 heads, 2 layers, batch 32), the same with 8 layers, and a deep MLP (16 hidden layers of 512) at
+batch 1024 and 4096. For the Transformers a third mode, ``ckpt_unrolled``, wraps each block of the
 unrolled Python loop in ``jax.checkpoint`` (what ``remat`` does not do): on XLA:CPU it saves no
 memory, because the CPU pipeline drops the optimization barriers before scheduling and every
 recomputation is then scheduled during the forward pass.
@@ -50,27 +50,21 @@ from jaxnn.train.step import make_train_step
 
 _LM = {"vocab_size": 128, "max_len": 128, "dim": 128, "num_heads": 4, "num_layers": 2}
 _LM_QUICK = {"vocab_size": 32, "max_len": 32, "dim": 32, "num_heads": 2, "num_layers": 2}
+_MLP = {"input_dim": 512, "hidden": (512,) * 16, "num_classes": 10}
+_MLP_QUICK = {"input_dim": 64, "hidden": (64,) * 16, "num_classes": 10}
 
 #: name -> (model, config fields, batch, task); the full size and the --quick size.
 WORKLOADS = {
     "transformer_l2": ("transformer", _LM, 32, "language_model"),
     "transformer_l8": ("transformer", {**_LM, "num_layers": 8}, 32, "language_model"),
-    "mlp_16x512": (
-        "mlp",
-        {"input_dim": 512, "hidden": (512,) * 16, "num_classes": 10},
-        1024,
-        "classification",
-    ),
+    "mlp_16x512": ("mlp", _MLP, 1024, "classification"),
+    "mlp_16x512_b4096": ("mlp", _MLP, 4096, "classification"),
 }
 QUICK = {
     "transformer_l2": ("transformer", _LM_QUICK, 8, "language_model"),
     "transformer_l8": ("transformer", {**_LM_QUICK, "num_layers": 8}, 8, "language_model"),
-    "mlp_16x512": (
-        "mlp",
-        {"input_dim": 64, "hidden": (64,) * 16, "num_classes": 10},
-        256,
-        "classification",
-    ),
+    "mlp_16x512": ("mlp", _MLP_QUICK, 256, "classification"),
+    "mlp_16x512_b4096": ("mlp", _MLP_QUICK, 1024, "classification"),
 }
 
 
