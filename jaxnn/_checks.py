@@ -85,6 +85,13 @@ def check_positive_int(name: str, value, what: str) -> int:
     return int(value)
 
 
+def check_bool(name: str, value, what: str) -> bool:
+    """Raise unless ``value`` is a bool (``True``/``False``, not ``1`` or ``"yes"``); return it."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected {what} to be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_key(name: str, key) -> None:
     """Raise unless ``key`` is a PRNG key: ``jax.random.key(seed)`` or ``jax.random.PRNGKey(seed)``.
 

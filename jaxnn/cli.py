@@ -86,6 +86,9 @@ class RunConfig:
 
 # Fields a resumed run may change (recorded in the config's history); any other is refused.
 RESUMABLE = ("epochs", "patience", "progress", "keep_last", "keep_best", "eval_batch_size")
+# --model-config fields a resumed run may change: they change how a step computes (remat
+# recomputes activations), not what it computes.
+RESUMABLE_MODEL_CONFIG = ("remat",)
 _NOT_SAVED = ("out", "resume", "config", "doctor", "coordinator", "num_processes", "process_id")
 
 
@@ -246,13 +249,19 @@ def _check_resume_changes(saved: dict, given: dict, out: Path) -> dict:
             value = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
         if value == old:
             continue
-        if key not in RESUMABLE:
+        if key not in RESUMABLE and not _resumable_model_config(key, old, value):
             raise UserError(
                 f"--resume: --{key.replace('_', '-')} changes what {out} trains (saved {old!r}, "
                 f"given {value!r}); drop the flag to resume, or train into a new --out"
             )
         changed[key] = [old, value]
     return changed
+
+
+def _resumable_model_config(key: str, old: dict, value: dict) -> bool:
+    """Whether a ``--model-config`` change on resume touches only :data:`RESUMABLE_MODEL_CONFIG`."""
+    changed = [k for k, v in value.items() if old.get(k) != v] if key == "model_config" else [key]
+    return all(k in RESUMABLE_MODEL_CONFIG for k in changed)
 
 
 def _resolve_train(args):

@@ -940,6 +940,7 @@ def activation_report(
       to output.
     """
     state = _default_state(model, model_state)
+    model = _unrolled(model)
     tap = _tap(
         lambda p, xb: model.apply(p, xb, state=state, train=False)[0], params, jnp.asarray(x)
     )
@@ -965,6 +966,18 @@ def activation_report(
         why = f"{len(layers)} intermediates ({', '.join(kinds)}): worst dead {dead:.0%}, "
         why += f"worst saturated {sat:.0%}"
     return ActivationReport(verdict, why, layers, dead, sat)
+
+
+def _unrolled(model):
+    """``model`` with ``remat`` off: the same outputs and gradients, and its layers one by one in
+    the jaxpr (with ``remat`` they run inside a ``lax.scan``, which :class:`_Tap` does not enter).
+    """
+    cfg = getattr(model, "cfg", None)
+    if not getattr(cfg, "remat", False):
+        return model
+    from jaxnn import models
+
+    return models.build(model.name, dataclasses.replace(cfg, remat=False))
 
 
 def _default_state(model, model_state):
@@ -1058,6 +1071,7 @@ def find_nonfinite(
     """
     x, y = jnp.asarray(batch[0]), jnp.asarray(batch[1])
     state = _default_state(model, model_state)
+    model = _unrolled(model)
     loss_fn = _default_loss(task) if loss_fn is None else loss_fn
 
     def loss(p, xb, yb):

@@ -101,6 +101,17 @@ def test_check_probability_returns_float():
     assert C.check_probability("f", 0, "rate") == 0.0
 
 
+@pytest.mark.parametrize("value", [0, 1, "true", None, np.array(True)])
+def test_check_bool_rejects_anything_but_true_and_false(value):
+    with pytest.raises(ValueError, match=r"f: expected flag to be True or False, got"):
+        C.check_bool("f", value, "flag")
+
+
+def test_check_bool_returns_a_python_bool():
+    assert C.check_bool("f", np.bool_(True), "flag") is True
+    assert C.check_bool("f", False, "flag") is False
+
+
 def test_check_axis_normalizes_negative_axes():
     assert C.check_axis("f", jnp.ones((2, 3, 4)), -1) == 2
     assert C.check_axis("f", jnp.ones((2, 3, 4)), 1) == 1

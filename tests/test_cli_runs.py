@@ -200,6 +200,28 @@ def test_resume_allows_the_safe_fields(tmp_path, capsys, flag, value):
     assert code == 0
 
 
+def test_resume_may_switch_remat_on_and_records_it(tmp_path, capsys):
+    # remat changes how the step computes its gradient, not the gradient: it may change on resume
+    run = tmp_path / "run"
+    deep = ["--model-config", "hidden=(16,16,16)"]
+    assert cli.main([*TINY, *deep, "--out", str(run)]) == 0
+    code, out, _ = _main(
+        capsys, "train", "--out", run, "--resume", "--epochs", "3", "--model-config", "remat=true"
+    )
+    assert code == 0, out
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_config"]["remat"] is True and config["model_config"]["hidden"] == [16] * 3
+    assert config["history"][-1]["resume_changed"] == {
+        "epochs": [2, 3],
+        "model_config": [{"remat": False}, {"remat": True}],
+    }
+    code, _, err = _main(
+        capsys, "train", "--out", run, "--resume", "--model-config", "remat=false",
+        "--model-config", "hidden=(8,)",
+    )  # fmt: skip
+    assert code == 2 and "--resume: --model-config changes what" in _one_line_error(err, "train")
+
+
 def test_config_reproduces_the_run(moons_run, tmp_path, capsys):
     again = tmp_path / "again"
     code, _, _ = _main(capsys, "train", "--config", moons_run / "config.json", "--out", again)

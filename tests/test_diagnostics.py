@@ -497,6 +497,18 @@ def test_activation_report_names_each_dense_layer_and_its_relu_in_order():
     assert relu.dead_fraction == pytest.approx(float((h.max(0) <= 0).mean()))
 
 
+def test_activation_report_of_a_remat_model_sees_the_layers_its_scan_runs():
+    # remat runs equal-width layers in a lax.scan; the report reads the unrolled model instead
+    x = jax.random.normal(jax.random.key(1), (64, 8))
+    plain = build("mlp", None, input_dim=8, hidden=(16,) * 5, num_classes=3)
+    params, _ = plain.init(jax.random.key(0))
+    remat = build("mlp", plain.cfg, remat=True)
+    want, got = (D.activation_report(m, params, x) for m in (plain, remat))
+    assert len(want.layers) == 11
+    assert [a.name for a in got.layers] == [a.name for a in want.layers]
+    assert [a.mean for a in got.layers] == pytest.approx([a.mean for a in want.layers])
+
+
 def test_activation_report_sees_the_relus_of_the_cnn_after_each_convolution():
     splits = _digits()
     model = build("cnn", splits.info, channels=(4, 4), hidden=8)

@@ -700,6 +700,7 @@ def fuzz_model_mlp(draw, run):
         "num_classes": small(draw),
         "activation": draw(st.sampled_from(activations.NAMES)),
         "dropout": draw(st.sampled_from((0.0, 0.5))),
+        "remat": draw(st.booleans()),
     }
     _model_chain(
         draw, run, mlp, fields, lambda cfg: draw(floats((small(draw), cfg.input_dim), None))
@@ -784,12 +785,13 @@ def fuzz_model_transformer(draw, run):
         "max_len": small(draw, 1, 3),
         "dim": 2 * heads,
         "num_heads": heads,
-        "num_layers": 1,
+        "num_layers": small(draw, 1, 2),
         "mlp_ratio": 1,
         "dropout": draw(st.sampled_from((0.0, 0.5))),
         "task": draw(st.sampled_from(transformer.TASKS)),
         "num_classes": small(draw, 1, 3),
         "positional": draw(st.sampled_from(transformer.POSITIONALS)),
+        "remat": draw(st.booleans()),
     }
     if choice == 1:
         cfg = run(transformer.Config, **{**fields, "task": "language_model"})

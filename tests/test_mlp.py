@@ -217,11 +217,62 @@ def test_unknown_activation_raises_listing_valid_names():
         ({"num_classes": 0}, r"expected num_classes to be a positive integer, got 0"),
         ({"hidden": "8"}, r"expected hidden as a tuple of positive ints, got '8'"),
         ({"dropout": 1.0}, r"expected dropout in \[0, 1\), got 1.0"),
+        ({"remat": 1}, r"expected remat to be True or False, got 1"),
+        ({"remat": "false"}, r"expected remat to be True or False, got 'false'"),
     ],
 )
 def test_bad_config_raises(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         mlp.Config(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rematerialization (Chapter 5: training stores activations).
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        (32, 16, 16, 16, 16, 16, 8, 8),  # runs of 1, 5 (segments of 2 and one layer after), 2
+        (16,) * 9,  # one run of 9: three segments of 3
+    ],
+)
+def test_remat_gives_the_outputs_and_gradients_of_the_plain_mlp(hidden):
+    cfg = mlp.Config(input_dim=12, hidden=hidden, num_classes=3, dropout=0.3)
+    remat = dataclasses.replace(cfg, remat=True)
+    params, x, y = mlp.init(jax.random.key(0), cfg), _x((64, 12)), jnp.arange(64) % 3
+    key = jax.random.key(5)
+    run = lambda c: mlp.apply(params, x, cfg=c, train=True, key=key)[0]
+    np.testing.assert_allclose(run(remat), run(cfg), rtol=1e-5, atol=1e-6)  # the same masks
+
+    def grads(c):
+        loss = lambda p: losses.cross_entropy(mlp.apply(p, x, cfg=c, train=True, key=key)[0], y)
+        return jax.jit(jax.grad(loss))(params)
+
+    plain, again = grads(cfg), grads(remat)
+    assert sorted(again) == sorted(plain) == sorted(params)  # dense_0, dense_1, ... as before
+    for name in params:
+        for leaf in ("w", "b"):
+            np.testing.assert_allclose(
+                again[name][leaf], plain[name][leaf], rtol=1e-5, atol=1e-6, err_msg=name
+            )
+
+
+def test_remat_cuts_the_scratch_memory_of_the_gradient():
+    # Measured (jax 0.10.2, CPU): 0.98 MB with remat (segments of 4 layers) against 2.18 MB
+    # without (0.45x).
+    cfg = mlp.Config(input_dim=32, hidden=(32,) * 16, num_classes=10)
+    params, x = mlp.init(jax.random.key(0), cfg), _x((512, 32))
+
+    def scratch(cfg):
+        loss = lambda p, x: jnp.sum(mlp.apply(p, x, cfg=cfg)[0] ** 2)
+        stats = jax.jit(jax.grad(loss)).lower(params, x).compile().memory_analysis()
+        if stats is None:
+            pytest.skip(f"no memory analysis on {jax.default_backend()}")
+        return stats.temp_size_in_bytes
+
+    plain, remat = scratch(cfg), scratch(dataclasses.replace(cfg, remat=True))
+    assert remat < 0.65 * plain, (remat, plain)
 
 
 def test_input_of_wrong_size_raises_with_shape():

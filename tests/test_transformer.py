@@ -1,4 +1,5 @@
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -246,6 +247,81 @@ def test_language_model_learns_to_continue_a_cycle():
         params, jnp.array([2, 3]), cfg=cfg, key=jax.random.key(0), length=10, temperature=0.0
     )
     np.testing.assert_array_equal(out, (jnp.arange(12) + 2) % 5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rematerialization (Chapter 5: training stores activations).
+
+
+def _weighted_sum(cfg, x, key):
+    """``params -> sum(logits * w)`` in training mode: every logit reaches the gradient."""
+
+    def loss(params):
+        logits = model.apply(params, x, cfg=cfg, train=True, key=key)[0]
+        w = jnp.cos(jnp.arange(logits.size, dtype=jnp.float32)).reshape(logits.shape)
+        return jnp.sum(logits * w)
+
+    return loss
+
+
+@pytest.mark.parametrize(
+    "task,key",
+    [
+        ("language_model", jax.random.key(3)),
+        ("language_model", jax.random.PRNGKey(3)),  # raw keys, as the train step passes them
+        ("classification", jax.random.key(3)),
+    ],
+)
+def test_remat_gives_the_outputs_and_gradients_of_the_plain_blocks(task, key):
+    cfg = _cfg(num_layers=3, dropout=0.2, task=task, num_classes=3)
+    remat = dataclasses.replace(cfg, remat=True)
+    params, x = model.init(jax.random.key(0), cfg), _ids()
+    np.testing.assert_array_equal(
+        jax.tree.map(np.shape, model.init(jax.random.key(0), remat)), jax.tree.map(np.shape, params)
+    )
+    run = lambda c: model.apply(params, x, cfg=c, train=True, key=key)[0]
+    np.testing.assert_allclose(run(remat), run(cfg), rtol=1e-5, atol=1e-6)  # the same masks
+    (loss, grads), (loss_r, grads_r) = (
+        jax.jit(jax.value_and_grad(_weighted_sum(c, x, key)))(params) for c in (cfg, remat)
+    )
+    np.testing.assert_allclose(loss_r, loss, rtol=1e-5, atol=1e-6)
+    assert sorted(grads_r) == sorted(grads) == sorted(params)  # block_0, block_1, ... as before
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        got = functools.reduce(lambda t, k: t[k.key], path, grads_r)
+        np.testing.assert_allclose(got, g, rtol=1e-5, atol=1e-6, err_msg=jax.tree_util.keystr(path))
+
+
+def test_remat_changes_nothing_without_dropout_in_evaluation_and_under_vmap():
+    cfg, params = _setup(num_layers=2)
+    remat = dataclasses.replace(cfg, remat=True)
+    x = _ids()
+    single = lambda row: model.apply(params, row[None], cfg=remat)[0][0]
+    np.testing.assert_allclose(
+        jax.vmap(single)(x), model.apply(params, x, cfg=cfg)[0], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_remat_cuts_the_scratch_memory_of_the_gradient():
+    # Measured (jax 0.10.2, CPU): 1.66 MB with remat against 3.90 MB without (0.43x); a
+    # jax.checkpoint around each block of the unrolled loop gives 1.0x on XLA:CPU.
+    cfg = model.Config(vocab_size=32, max_len=32, dim=32, num_heads=2, num_layers=4)
+    params, x = model.init(jax.random.key(0), cfg), jnp.zeros((8, 32), jnp.int32)
+
+    def scratch(cfg):
+        loss = lambda p, x: jnp.sum(model.apply(p, x, cfg=cfg)[0] ** 2)
+        stats = jax.jit(jax.grad(loss)).lower(params, x).compile().memory_analysis()
+        if stats is None:
+            pytest.skip(f"no memory analysis on {jax.default_backend()}")
+        return stats.temp_size_in_bytes
+
+    plain, remat = scratch(cfg), scratch(dataclasses.replace(cfg, remat=True))
+    assert remat < 0.6 * plain, (remat, plain)
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_config_rejects_a_remat_that_is_not_a_bool(value):
+    with pytest.raises(ValueError, match=f"expected remat to be True or False, got {value!r}"):
+        _cfg(remat=value)
 
 
 def _apply_case():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxnn._checks import check_key, check_positive_int
@@ -111,3 +112,56 @@ def check_state(name: str, state, want: dict) -> dict:
             f"{name}: expected state= of shapes {want_shapes} (from init_state(cfg)), got {got}"
         )
     return state
+
+
+def remat_scan(layer, params: list, h, xs=None, *, segment: int = 1):
+    """``h <- layer(params[i], h, xs[i])`` for ``i = 0 .. n-1``, with rematerialization.
+
+    Chapter 5: training stores every layer's activations for the backward pass. Here the backward
+    pass keeps only the input of each segment of ``segment`` consecutive layers and recomputes the
+    segment's activations when it reaches it: about one more forward pass of FLOPs for the memory
+    of ``n / segment`` inputs plus one segment's activations. Outputs and gradients are those of
+    the plain loop (the same ops on the same values; dropout keys in ``xs`` replay the same masks).
+
+    The layers run as a ``lax.scan`` over their params stacked along a new leading axis (stacked
+    inside the traced function, so the caller's params dict keeps one entry per layer), with
+    ``jax.checkpoint`` around the segment. A ``jax.checkpoint`` around each call of an unrolled
+    Python loop gives the same jaxpr-level saving but no saving in XLA:CPU's compiled program:
+    the CPU pipeline drops the optimization barriers before scheduling, and the scheduler then
+    runs every recomputation during the forward pass, so all the recomputed activations are alive
+    at once (``scripts/bench_memory.py`` measures it). The backward pass of a scan is a loop that
+    visits one segment at a time, which pins the recomputation where it belongs.
+
+    Args:
+      layer: ``(layer_params, h, x) -> h`` of the same shape and dtype as ``h``.
+      params: the layers' params, one pytree each, all of the same structure and shapes.
+      h: the input of the first layer.
+      xs: ``None`` or a pytree whose leaves have a leading axis of ``len(params)`` (per-layer
+        dropout keys or layer indices); ``layer`` gets row ``i`` (or ``None``).
+      segment: layers per checkpointed segment; trailing layers that do not fill a segment run
+        plainly after the scan.
+
+    Returns:
+      the output of the last layer.
+    """
+    n = len(params)
+    segment = max(1, min(segment, n))
+    used = n - n % segment
+    row = lambda tree, i: None if tree is None else jax.tree.map(lambda a: a[i], tree)
+    if used:
+        stacked = jax.tree.map(lambda *a: jnp.stack(a), *params[:used])  # leaves (used, ...)
+        steps = (stacked, None if xs is None else jax.tree.map(lambda a: a[:used], xs))
+        steps = jax.tree.map(lambda a: a.reshape(used // segment, segment, *a.shape[1:]), steps)
+
+        def run_segment(h, step):
+            seg_params, seg_xs = step
+            for j in range(segment):
+                h = layer(row(seg_params, j), h, row(seg_xs, j))
+            return h, None
+
+        # prevent_cse=False: inside a scan the loop already keeps XLA from merging the
+        # recomputation with the forward pass (the JAX documentation's advice for scan bodies).
+        h = jax.lax.scan(jax.checkpoint(run_segment, prevent_cse=False), h, steps)[0]
+    for i in range(used, n):
+        h = layer(params[i], h, row(xs, i))
+    return h

@@ -19,7 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn import activations, initializers
-from jaxnn._checks import check_key, check_min_rank, check_positive_int, check_probability
+from jaxnn._checks import (
+    check_bool,
+    check_key,
+    check_min_rank,
+    check_positive_int,
+    check_probability,
+)
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout
 from jaxnn.models._common import (
@@ -28,6 +34,7 @@ from jaxnn.models._common import (
     config_from_info,
     dropout_active,
     param_count,
+    remat_scan,
     widths,
 )
 
@@ -63,6 +70,15 @@ class Config:
       num_classes: number of output logits.
       activation: a name from :data:`jaxnn.activations.NAMES`.
       dropout: probability of dropping each hidden unit in training, in ``[0, 1)``.
+      remat: rematerialization (Chapter 5: training stores activations). Each run of ``n``
+        consecutive hidden layers of one width (``hidden=(512,) * 9`` has a run of 8: the first
+        layer maps ``input_dim`` to 512) is cut into segments of ``isqrt(n)`` layers; the
+        backward pass keeps only each segment's input and recomputes the segment's activations
+        when it reaches it, trading about one more forward pass of FLOPs for memory. The run
+        executes as a ``lax.scan`` over its stacked params (the params keep ``dense_0``,
+        ``dense_1``, ...). A layer whose width differs from its neighbours' is stored as without
+        remat. Outputs and gradients are those without it. ``scripts/bench_memory.py`` measures
+        the memory and the time.
     """
 
     input_dim: int = 40
@@ -70,6 +86,7 @@ class Config:
     num_classes: int = 10
     activation: str = "relu"
     dropout: float = 0.0
+    remat: bool = False
 
     def __post_init__(self):
         check_positive_int("mlp.Config", self.input_dim, "input_dim")
@@ -77,6 +94,7 @@ class Config:
         object.__setattr__(self, "hidden", widths("mlp.Config", self.hidden))
         activations.get(self.activation)
         check_probability("mlp.Config", self.dropout, "dropout")
+        check_bool("mlp.Config", self.remat, "remat")
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -194,12 +212,49 @@ def apply(
         )
     use_dropout = dropout_active("mlp.apply", cfg.dropout, train, key)
     act = activations.get(cfg.activation)
-    h = x.reshape(x.shape[0], input_dim)  # (B, input_dim)
-    for i, name in enumerate(names[:-1]):
-        h = act(dense(params[name], h))  # (B, hidden_i)
+
+    def layer(p, h, i):  # hidden layer i: (B, n_i) -> (B, n_{i+1})
+        h = act(dense(p, h))
         if use_dropout:
             h = dropout(h, cfg.dropout, key=jax.random.fold_in(key, i), train=True)
+        return h
+
+    h = x.reshape(x.shape[0], input_dim)  # (B, input_dim)
+    hidden = [params[name] for name in names[:-1]]
+    if cfg.remat:
+        h = _remat_hidden(layer, hidden, h, cfg.sizes)
+    else:
+        for i, p in enumerate(hidden):
+            h = layer(p, h, i)  # (B, hidden_i)
     return dense(params[names[-1]], h), state  # (B, num_classes)
+
+
+def _remat_hidden(layer, hidden: list, h: jax.Array, sizes: tuple[int, ...]) -> jax.Array:
+    """The hidden layers with ``cfg.remat``: each run of equal widths a segmented remat scan."""
+    for start, stop in _equal_width_runs(sizes):
+        if stop - start == 1:
+            h = layer(hidden[start], h, start)
+        else:  # the layer index i comes from the scan: fold_in(key, i) gives the loop's keys
+            ids = jnp.arange(start, stop)  # (n,)
+            segment = math.isqrt(stop - start)
+            h = remat_scan(layer, hidden[start:stop], h, ids, segment=segment)
+    return h
+
+
+def _equal_width_runs(sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Maximal runs ``[start, stop)`` of hidden layers with equal weight shapes.
+
+    Hidden layer ``i`` maps ``sizes[i]`` to ``sizes[i + 1]``; ``(40, 64, 64, 64, 10)`` gives
+    ``[(0, 1), (1, 3)]``: layer 0 alone (40 -> 64), layers 1 and 2 (64 -> 64) together.
+    """
+    shapes = list(zip(sizes[:-2], sizes[1:-1], strict=True))  # hidden layers only
+    runs = []
+    for i, shape in enumerate(shapes):
+        if runs and shapes[runs[-1][0]] == shape:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
 
 
 def config_for(info, **overrides) -> Config:

@@ -20,12 +20,19 @@ Params: ``{"embed": {"table": (V, D)}, ["pos": {"table": (max_len, D)}], "block_
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn._checks import check_integer_dtype, check_key, check_positive_int, check_probability
+from jaxnn._checks import (
+    check_bool,
+    check_integer_dtype,
+    check_key,
+    check_positive_int,
+    check_probability,
+)
 from jaxnn.layers.attention import init_transformer_block, transformer_block
 from jaxnn.layers.dense import dense, init_dense
 from jaxnn.layers.dropout import dropout as apply_dropout
@@ -43,6 +50,7 @@ from jaxnn.models._common import (
     config_from_info,
     dropout_active,
     param_count,
+    remat_scan,
 )
 
 __all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for", "generate"]
@@ -71,6 +79,13 @@ class Config:
         (mean-pooled, one row); the names of :data:`jaxnn.data.TASKS`.
       num_classes: classes for ``task="classification"``.
       positional: ``"sinusoidal"``, ``"learned"`` or ``"none"``.
+      remat: rematerialization (Chapter 5: training stores activations). The backward pass keeps
+        only each block's input and recomputes the block's activations (attention scores and
+        weights, the MLP's hidden layer, ...) when it reaches the block: about one more forward
+        pass of FLOPs for far less memory. The blocks then run as a ``lax.scan`` over their
+        stacked params (the params keep ``block_0``, ``block_1``, ...); outputs and gradients
+        are those without it, so a run may switch it on resume. ``scripts/bench_memory.py``
+        measures the memory and the time.
     """
 
     vocab_size: int = 256
@@ -83,9 +98,11 @@ class Config:
     task: str = "language_model"
     num_classes: int = 2
     positional: str = "sinusoidal"
+    remat: bool = False
 
     def __post_init__(self):
         name = "transformer.Config"
+        check_bool(name, self.remat, "remat")
         for field in ("vocab_size", "max_len", "dim", "num_heads", "num_layers", "mlp_ratio"):
             check_positive_int(name, getattr(self, field), field)
         check_positive_int(name, self.num_classes, "num_classes")
@@ -208,20 +225,29 @@ def apply(
     elif cfg.positional == "learned":
         h = h + learned_positions(params["pos"], length)  # (T, D) broadcast
     h = apply_dropout(h, cfg.dropout, key=keys[0], train=use_dropout)
-    for i in range(cfg.num_layers):
-        h = transformer_block(
-            params[f"block_{i}"],
-            h,
-            num_heads=cfg.num_heads,
-            is_causal=cfg.task == "language_model",
-            dropout=cfg.dropout,
-            key=keys[i + 1],
-            train=use_dropout,
-        )  # (B, T, D)
+    h = _blocks(params, h, cfg, keys[1:], use_dropout)  # (B, T, D)
     h = layer_norm(params["ln_f"], h)  # (B, T, D)
     if cfg.task == "classification":
         h = h.mean(axis=1)  # (B, D)
     return dense(params["head"], h), state  # (B, T, V) or (B, C)
+
+
+def _blocks(params: dict, h: jax.Array, cfg: Config, keys, use_dropout: bool) -> jax.Array:
+    """The ``num_layers`` blocks, unrolled, or with ``cfg.remat`` a rematerialized scan."""
+    block = functools.partial(
+        transformer_block,
+        num_heads=cfg.num_heads,
+        is_causal=cfg.task == "language_model",
+        dropout=cfg.dropout,
+        train=use_dropout,
+    )
+    layers = [params[f"block_{i}"] for i in range(cfg.num_layers)]
+    if cfg.remat:  # one block per segment: a block's activations dwarf its input
+        xs = keys if use_dropout else None  # (L, ...) keys, the same ones the loop uses
+        return remat_scan(lambda p, h, k: block(p, h, key=k), layers, h, xs, segment=1)
+    for p, k in zip(layers, keys, strict=True):
+        h = block(p, h, key=k)  # (B, T, D)
+    return h
 
 
 def config_for(info, **overrides) -> Config:
