@@ -198,3 +198,18 @@ def test_the_package_import_graph_has_no_cycle():
 def test_the_cycle_finder_finds_a_cycle():
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_builds_init_and_create_train_state_work_under_eval_shape_with_a_concrete_key():
+    import optax
+
+    from jaxnn.train.state import create_train_state
+
+    model = models.build("mlp", INFOS["mlp"], hidden=(5,))
+    key = jax.random.PRNGKey(0)  # concrete, closed over by the traced function
+    params, _ = jax.eval_shape(lambda: model.init(key))
+    assert params["dense_0"]["w"].shape == (12, 5)
+    state = jax.eval_shape(lambda: create_train_state(model, optax.adam(1e-3), 0))
+    assert state.params["dense_1"]["w"].shape == (5, 3)
+    inside_jit = jax.jit(lambda: model.init(key)[0]["dense_0"]["w"])()
+    np.testing.assert_array_equal(inside_jit, model.init(key)[0]["dense_0"]["w"])

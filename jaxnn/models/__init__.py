@@ -120,11 +120,20 @@ def _compiled_init(name: str, cfg) -> Callable:
         return module.init(key, cfg), module.init_state(cfg)
 
     compiled = jax.jit(plain, compiler_options=init_compiler_options())
+    return lambda key: call_top_level(compiled, plain, key)
 
-    def init(key):  # compiler options are allowed on a top-level jit only: traced keys go plain
-        return plain(key) if isinstance(key, jax.core.Tracer) else compiled(key)
 
-    return init
+def call_top_level(compiled: Callable, plain: Callable, *args):
+    """``compiled(*args)``, a jit with compiler options, or ``plain(*args)`` inside another trace
+    (``jit``, ``eval_shape``, ...), where JAX allows compiler options on the top-level jit only."""
+    if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(args)):
+        return plain(*args)
+    try:
+        return compiled(*args)
+    except ValueError as err:
+        if "compiler_options" not in str(err):
+            raise
+        return plain(*args)
 
 
 def recipe(name: str, dataset: str) -> dict:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn.models import init_compiler_options
+from jaxnn.models import call_top_level, init_compiler_options
 from jaxnn.parallel import to_host
 
 __all__ = ["TrainState", "create_train_state", "params_sha256", "step_key"]
@@ -49,7 +49,7 @@ def create_train_state(model, tx, seed: int) -> TrainState:
         )
 
     # One program instead of one per op: the first step of a run comes sooner (jaxnn.models).
-    return jax.jit(create, compiler_options=init_compiler_options())(seed)
+    return call_top_level(jax.jit(create, compiler_options=init_compiler_options()), create, seed)
 
 
 def step_key(state: TrainState) -> jax.Array:
