@@ -92,9 +92,8 @@ def build(name: str, info_or_cfg=None, **overrides) -> Model:
 
 # Initializers run once per run, so their compile time is the wait: compiled as one program at
 # XLA's backend optimization level 1 without the CPU fusion emitters they give the bits of the
-# module's init called outside jit (a test checks every model) and compile about 3x sooner than with
-# XLA's defaults
-# (threefry's unrolled rounds dominate; `jaxnn bench` reports it as setup_s).
+# module's init called outside jit (a test checks every model) and compile about 3x sooner than
+# with XLA's defaults (threefry's unrolled rounds dominate; `jaxnn bench` reports setup_s).
 _INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
 
 

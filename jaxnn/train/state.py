@@ -37,7 +37,7 @@ def create_train_state(model, tx, seed: int) -> TrainState:
     the same run.
     """
 
-    def create(seed):
+    def create():  # the seed is closed over: a Python int of any size, as jax.random.PRNGKey takes
         init_key, base_key = jax.random.split(jax.random.PRNGKey(seed))
         params, model_state = model.init(init_key)
         return TrainState(
@@ -49,7 +49,7 @@ def create_train_state(model, tx, seed: int) -> TrainState:
         )
 
     # One program instead of one per op: the first step of a run comes sooner (jaxnn.models).
-    return call_top_level(jax.jit(create, compiler_options=init_compiler_options()), create, seed)
+    return call_top_level(jax.jit(create, compiler_options=init_compiler_options()), create)
 
 
 def step_key(state: TrainState) -> jax.Array:
