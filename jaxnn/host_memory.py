@@ -14,8 +14,14 @@ with ``brk`` instead of separate ``mmap`` regions, and never to trim freed memor
 has grown to its steady size (within a few steps) the scratch buffer comes back from the heap
 already mapped, with no page faults and no system time. The price is that the process keeps its
 peak heap for its lifetime, which a training process reaches at every step anyway.
-``jaxnn.train.fit``, ``jaxnn bench`` and the CLI call it; set
-``JAXNN_HOST_MALLOC=default`` to leave the C library's settings alone.
+
+glibc binds a thread to an arena at the thread's first allocation, so the setting only helps if it
+comes before XLA's threads first run: importing :mod:`jaxnn.train` calls it (a training script
+imports its trainer before it computes), and so do the CLI and ``jaxnn bench`` at their start.
+The cost: XLA's compiler threads share the one arena, so each compile takes about 0.1 s (some
+20%) longer. In the quickstart run (a small CNN whose scratch never faulted, mostly compile time)
+that is about 10% of the wall time, and the test suite, which compiles far more than it runs,
+turns it off. ``JAXNN_HOST_MALLOC=default`` leaves the C library's settings alone.
 """
 
 from __future__ import annotations
@@ -26,36 +32,47 @@ import functools
 import os
 import platform
 
-__all__ = ["ENV", "reuse_freed_memory"]
+__all__ = ["ENV", "MODES", "reuse_freed_memory"]
 
-#: Environment variable: ``default`` leaves glibc's malloc settings as they are.
+#: Environment variable choosing the mode: ``arena`` (the default) or ``default``.
 ENV = "JAXNN_HOST_MALLOC"
 
 # mallopt parameters from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
-_SETTINGS = (
-    (_M_ARENA_MAX, 1),  # one arena: large requests from any thread come from the brk heap
-    (_M_MMAP_MAX, 0),  # no mmap for large requests (a thread's own arena still may, as a fallback)
-    (_M_TRIM_THRESHOLD, 2**30),  # freed memory stays mapped unless a whole GiB is free at the top
-)
+#: What each mode sets. ``arena`` puts every thread on the one brk-grown arena and turns mmap and
+#: trimming off, so a scratch buffer of any size comes back mapped. Without the one arena (mmap and
+#: trimming off only) a thread's own arena, whose heaps hold at most 64 MiB, still maps and unmaps
+#: large buffers: a 52 MB one faulted at every call in the tests.
+MODES = {
+    "arena": (
+        (_M_ARENA_MAX, 1),  # every thread allocates from the main, brk-grown arena
+        (_M_MMAP_MAX, 0),  # no mmap for large requests
+        (_M_TRIM_THRESHOLD, 2**30),  # freed memory stays mapped unless a GiB is free at the top
+    ),
+    "default": (),
+}
 
 
 @functools.cache
-def reuse_freed_memory() -> bool:
-    """Make glibc's ``malloc`` reuse freed memory without unmapping it; return True if applied.
+def reuse_freed_memory() -> str | None:
+    """Make glibc's ``malloc`` reuse freed memory without unmapping it; return the mode applied.
 
-    Idempotent, process-wide, and a no-op (returning False) off Linux, on a C library other than
-    glibc, or when the environment variable :data:`ENV` is ``default``. See the module docstring
-    for the page faults it removes from CPU train steps whose scratch memory exceeds 32 MiB.
+    The mode comes from the environment variable :data:`ENV` (``arena`` when unset; see
+    :data:`MODES`). Idempotent and process-wide; returns None off Linux, on a C library other
+    than glibc, for ``default`` or for an unknown mode (the C library's settings stay as they
+    are). Call it before the first JAX computation: threads that have already allocated keep
+    their own arenas. See the module docstring for the page faults it removes from CPU train
+    steps whose scratch memory exceeds 32 MiB.
     """
-    if os.environ.get(ENV, "").strip().lower() == "default" or platform.system() != "Linux":
-        return False
+    mode = os.environ.get(ENV, "").strip().lower() or "arena"
+    if not MODES.get(mode) or platform.system() != "Linux":
+        return None
     if platform.libc_ver()[0] != "glibc":
-        return False
+        return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
-        return False
+        return None
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return all(mallopt(param, value) == 1 for param, value in _SETTINGS)
+    return mode if all(mallopt(param, value) == 1 for param, value in MODES[mode]) else None

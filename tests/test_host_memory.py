@@ -4,6 +4,7 @@ page-faulting its buffer at every call once reuse_freed_memory() has run."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -18,10 +19,14 @@ from jaxnn import host_memory
 _PROGRAM = """
 import json, resource, sys
 from jaxnn.host_memory import reuse_freed_memory
-applied = reuse_freed_memory() if sys.argv[1] == "on" else False
+if sys.argv[1] == "import":  # a training script: the trainer first, then some JAX work
+    import jaxnn.train
+applied = reuse_freed_memory()
 import jax, jax.numpy as jnp
+(jnp.ones((512, 512)) @ jnp.ones((512, 512))).block_until_ready()
 f = jax.jit(lambda x: (jnp.sin(x) @ jnp.cos(x) + jnp.tanh(x) * jnp.exp(-x)).sum())
-x = jnp.ones((2560, 2560), jnp.float32) / 2560
+n = int(sys.argv[2])
+x = jnp.ones((n, n), jnp.float32) / n
 temp = f.lower(x).compile().memory_analysis().temp_size_in_bytes
 for _ in range(10):  # the heap grows to its steady size over the first few calls
     f(x).block_until_ready()
@@ -35,29 +40,50 @@ print(json.dumps({"applied": applied, "temp_pages": temp / 4096, "faults": fault
 """
 
 
-def _measure(mode: str) -> dict:
+def _measure(mode: str, env: str, n: int = 2560) -> dict:
+    environ = {**os.environ, host_memory.ENV: env}
     out = subprocess.run(
-        [sys.executable, "-c", _PROGRAM, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _PROGRAM, mode, str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=environ,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(
+glibc_only = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
 )
-def test_a_step_with_big_scratch_memory_stops_page_faulting_once_freed_memory_is_kept():
-    off, on = _measure("off"), _measure("on")
-    assert on["applied"] is True and off["applied"] is False
+
+
+@glibc_only
+@pytest.mark.parametrize("n", [2560, pytest.param(3584, marks=pytest.mark.slow)])
+def test_a_step_with_big_scratch_memory_stops_page_faulting_once_freed_memory_is_kept(n):
+    """52 MB (n=2560) and 100 MB (n=3584) of scratch: over glibc's mmap threshold, and the second
+    over the 64 MiB a thread's own arena can hold."""
+    off, on = _measure("call", "default", n), _measure("call", "arena", n)
+    assert on["applied"] == "arena" and off["applied"] is None
     assert on["temp_pages"] > 32 * 2**20 / 4096, "the program must exceed the mmap threshold"
     if off["faults"] < 0.5 * off["temp_pages"]:
         pytest.skip(f"this C library does not re-fault freed scratch memory: {off}")
     assert on["faults"] < 0.05 * on["temp_pages"], (off, on)
 
 
-def test_the_environment_variable_leaves_malloc_alone(monkeypatch):
-    monkeypatch.setenv(host_memory.ENV, "default")
-    host_memory.reuse_freed_memory.cache_clear()
+@glibc_only
+def test_importing_the_trainer_first_is_enough():
+    got = _measure("import", "arena")
+    assert got["applied"] == "arena"
+    assert got["faults"] < 0.05 * got["temp_pages"], got
+
+
+def test_the_default_mode_and_unknown_modes(monkeypatch):
     try:
-        assert host_memory.reuse_freed_memory() is False
+        monkeypatch.setenv(host_memory.ENV, "default")
+        host_memory.reuse_freed_memory.cache_clear()
+        assert host_memory.reuse_freed_memory() is None
+        monkeypatch.setenv(host_memory.ENV, "no-such-mode")
+        host_memory.reuse_freed_memory.cache_clear()
+        assert host_memory.reuse_freed_memory() is None
     finally:
         host_memory.reuse_freed_memory.cache_clear()

@@ -41,7 +41,6 @@ from jaxnn import optim, parallel
 from jaxnn.data import augment as augment_lib
 from jaxnn.data import pipeline
 from jaxnn.errors import UserError
-from jaxnn.host_memory import reuse_freed_memory
 from jaxnn.train import run as run_lib
 from jaxnn.train.logger import MetricsLogger, json_safe
 from jaxnn.train.state import TrainState, create_train_state, params_sha256
@@ -543,7 +542,6 @@ def fit(
       A :class:`FitResult`; ``summary`` is also written to ``OUT/summary.json``.
     """
     cfg = _check_fit_args(model, splits, cfg, out_dir, resume)
-    reuse_freed_memory()  # no page faults in big CPU steps (jaxnn.host_memory)
     main = jax.process_index() == 0
     say = (lambda msg: print(msg, flush=True)) if verbose and main else (lambda msg: None)
     out = Path(out_dir) if out_dir is not None else None
