@@ -43,10 +43,9 @@ import numpy as np
 import optax
 
 from jaxnn import models
-from jaxnn.host_memory import reuse_freed_memory
 from jaxnn.layers.attention import transformer_block
 from jaxnn.models import transformer
-from jaxnn.train.state import create_train_state
+from jaxnn.train.state import create_train_state  # applies jaxnn.host_memory, as training does
 from jaxnn.train.step import make_train_step
 
 _LM = {"vocab_size": 128, "max_len": 128, "dim": 128, "num_heads": 4, "num_layers": 2}
@@ -191,7 +190,6 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
     parser.add_argument("--json", default="", help="write the report to this file")
     args = parser.parse_args(argv)
-    reuse_freed_memory()  # as in fit: step times without re-faulting the scratch buffer
     specs = QUICK if args.quick else WORKLOADS
     names = [n for n in args.only.split(",") if n]
     unknown = sorted(set(names) - set(specs))
