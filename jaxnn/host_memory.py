@@ -12,7 +12,9 @@ README's benchmark, the Transformer LM step (177 MB of scratch) took 45,000 mino
 :func:`reuse_freed_memory` tells glibc (``mallopt``) to serve every thread from one arena grown
 with ``brk`` instead of separate ``mmap`` regions, and never to trim freed memory: once the heap
 has grown to its steady size (within a few steps) the scratch buffer comes back from the heap
-already mapped, with no page faults and no system time. The price is that the process keeps its
+already mapped, with no page faults and no system time, in most steps: now and then a step still
+re-faults the whole buffer (up to half of the calls in the tests under load; the cause was not
+found). The price is that the process keeps its
 peak heap for its lifetime, which a training process reaches at every step anyway.
 
 glibc binds a thread to an arena at the thread's first allocation, so the setting only helps if it
