@@ -32,6 +32,7 @@ from pathlib import Path
 from jaxnn import __version__, book
 from jaxnn.errors import UserError
 from jaxnn.host_memory import reuse_freed_memory
+from jaxnn.train import interrupts
 
 __all__ = ["RunConfig", "main", "build_parser"]
 
@@ -502,12 +503,16 @@ def _command_module(name: str):
 # Entry point: one line per expected failure.
 
 
-class _Terminated(BaseException):
-    """SIGTERM (preemption), raised in the main thread like Ctrl-C."""
+def _end_now(name: str):
+    """The handler for Ctrl-C and SIGTERM outside the training loop (which defers them to a safe
+    point, :mod:`jaxnn.train.interrupts`): nothing is half-written there, so the process ends at
+    once, with one line; raising from a handler could be swallowed by a callback."""
 
+    def handler(signum, frame):
+        what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        interrupts.end_now(signum, f"{name}: {what}")
 
-def _on_sigterm(signum, frame):
-    raise _Terminated()
+    return handler
 
 
 def _resume_hint(args) -> str:
@@ -538,18 +543,18 @@ def main(argv=None) -> int:
     name = f"jaxnn {args.command}"
     logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes are not the user's business
     reuse_freed_memory()  # before the first big allocation (jaxnn.host_memory)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = {s: signal.signal(s, _end_now(name)) for s in interrupts.SIGNALS}
     try:
         return COMMANDS[args.command](args)
     except UserError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 2
+    except interrupts.Interrupted as stop:
+        print(f"{name}: {stop}{_resume_hint(args)}", file=sys.stderr)
+        return interrupts.exit_code(stop.signum)
     except KeyboardInterrupt:
         print(f"{name}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
-    except _Terminated:
-        print(f"{name}: terminated (SIGTERM){_resume_hint(args)}", file=sys.stderr)
-        return 143
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 0
@@ -559,4 +564,5 @@ def main(argv=None) -> int:
         print(f"{name}: error: {err.filename}: {err.strerror}", file=sys.stderr)
         return 2
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)

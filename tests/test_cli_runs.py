@@ -355,6 +355,37 @@ def test_ctrl_c_and_sigterm_exit_with_a_resume_hint(tmp_path, sig, code):
     assert "Traceback" not in err and "Event loop is closed" not in err
 
 
+_BURN = "import time\nwhile True:\n    sum(i * i for i in range(10000))\n"
+
+
+@pytest.mark.parametrize(
+    "delays", [(0.0, 2.0), pytest.param((0.0, 0.2, 0.5, 1.0, 2.0, 4.0), marks=pytest.mark.slow)]
+)
+def test_sigterm_ends_training_at_any_moment_while_the_cpu_is_busy(tmp_path, delays):
+    """A signal ``delay`` seconds after the data is loaded (compiling, the first epochs, a save),
+    with two busy processes beside: the process always ends within seconds with 143 (a handler
+    that raised could have its exception swallowed by JAX's GC callback, and training went on)."""
+    burners = [subprocess.Popen([sys.executable, "-c", _BURN]) for _ in range(2)]
+    try:
+        for i, delay in enumerate(delays):
+            run = tmp_path / f"run{i}"
+            proc = _cli(*TINY[:5], "--epochs", "100000", "--batch-size", "16", "--out", run)
+            first = proc.stdout.readline()  # "mlp on synthetic:moons: ...", printed before fit
+            assert first.startswith("mlp on"), first + proc.communicate(timeout=60)[1]
+            time.sleep(delay)
+            proc.send_signal(signal.SIGTERM)
+            sent = time.time()
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 143, (delay, err)
+            assert time.time() - sent < 30, (delay, time.time() - sent)
+            assert "Traceback" not in err and "Exception ignored" not in err, err
+            assert "terminated (SIGTERM)" in err, err
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+
+
 def test_a_log_file_gets_one_line_per_epoch_and_no_progress_frames(tmp_path):
     log = tmp_path / "log"
     with log.open("w") as f:

@@ -19,14 +19,10 @@ the first step whose loss or gradient was non-finite, or whose loss exceeded
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
 import math
-import os
-import signal
-import threading
 import time
 import typing
 from pathlib import Path
@@ -41,6 +37,7 @@ from jaxnn import optim, parallel
 from jaxnn.data import augment as augment_lib
 from jaxnn.data import pipeline
 from jaxnn.errors import UserError
+from jaxnn.train import interrupts
 from jaxnn.train import run as run_lib
 from jaxnn.train.logger import MetricsLogger, json_safe
 from jaxnn.train.state import TrainState, create_train_state, params_sha256
@@ -230,12 +227,13 @@ class FitResult(NamedTuple):
 # Plain functions: one epoch of training, scoring a split, the divergence guard.
 
 
-def train_epoch(step_fn, state: TrainState, inputs, *, scan: bool, bar=None):
+def train_epoch(step_fn, state: TrainState, inputs, *, scan: bool, bar=None, check=None):
     """Run one epoch: ``step_fn(state, *batch)`` for each batch of ``inputs``.
 
     With ``scan`` the epoch is one call of a scanned step (``inputs`` yields one item) whose
     metrics come back stacked. The metrics stay on the device until the epoch ends, then come to
-    the host in one transfer.
+    the host in one transfer. ``check()``, if given, runs after each step is dispatched (``fit``
+    passes :meth:`jaxnn.train.interrupts.Deferred.check`, which raises on Ctrl-C or SIGTERM).
 
     Returns:
       ``(state, rows)``: the new state and one host dict of metrics per step.
@@ -246,6 +244,8 @@ def train_epoch(step_fn, state: TrainState, inputs, *, scan: bool, bar=None):
         rows.append(metrics)
         if bar is not None and not scan:
             bar.update(1)
+        if check is not None:
+            check()
     rows = parallel.to_host(rows)
     if scan:
         (stacked,) = rows
@@ -453,30 +453,6 @@ def _resume(ckpt, state, best, say, run_id):
     return state, best, loop
 
 
-@contextlib.contextmanager
-def _signals_held():
-    """Hold SIGINT and SIGTERM until the block ends, then let them act as they would have."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        for signum in caught[:1]:
-            handler = previous[signum]
-            if callable(handler):
-                handler(signum, None)
-            elif signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            else:
-                os.kill(os.getpid(), signum)
-
-
 def _write_json(out: Path | None, name: str, obj, main: bool) -> None:
     """Write ``out/name`` atomically, as strict JSON (no NaN or Infinity); process 0 only."""
     if out is None or not main:
@@ -540,6 +516,11 @@ def fit(
 
     Returns:
       A :class:`FitResult`; ``summary`` is also written to ``OUT/summary.json``.
+
+    Raises:
+      jaxnn.train.interrupts.Interrupted: on Ctrl-C or SIGTERM during the epochs, raised after
+        the step, evaluation or save in progress (a ``KeyboardInterrupt``; the last checkpoint
+        is complete and ``resume=True`` continues from it).
     """
     cfg = _check_fit_args(model, splits, cfg, out_dir, resume)
     main = jax.process_index() == 0
@@ -566,34 +547,38 @@ def fit(
         evaluate, model, task=splits.info.task, batch_size=cfg.eval_batch_size, mesh=mesh
     )
     stopped, message = "completed", ""
-    try:
-        for epoch in range(loop.epoch, cfg.epochs):
-            t0, first_step = time.perf_counter(), int(state.step)
-            inputs = _epoch_inputs(splits, cfg, epoch, mesh, data, steps)
-            with _progress(steps, epoch, cfg, main) as bar:
-                state, rows = train_epoch(step_fn, state, inputs, scan=cfg.scan, bar=bar)
-            message = check_divergence(rows, first_step, loop, cfg, best[0])
-            if message:
-                stopped = "diverged"
-                break
-            val = score(state.params, state.model_state, splits.val)
-            record = _epoch_record(epoch, state, rows, val, time.perf_counter() - t0)
-            if loop.add(record, cfg):
-                best = _copy((state.params, state.model_state))
-            logger.log_epoch(record, best_epoch=loop.best_epoch)
-            if ckpt is not None:
-                metrics = {"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
-                with _signals_held():  # a save completes before Ctrl-C or SIGTERM acts
+    with interrupts.deferred() as flags:  # Ctrl-C and SIGTERM act at the checks below
+        try:
+            for epoch in range(loop.epoch, cfg.epochs):
+                t0, first_step = time.perf_counter(), int(state.step)
+                inputs = _epoch_inputs(splits, cfg, epoch, mesh, data, steps)
+                with _progress(steps, epoch, cfg, main) as bar:
+                    state, rows = train_epoch(
+                        step_fn, state, inputs, scan=cfg.scan, bar=bar, check=flags.check
+                    )
+                message = check_divergence(rows, first_step, loop, cfg, best[0])
+                if message:
+                    stopped = "diverged"
+                    break
+                val = score(state.params, state.model_state, splits.val)
+                flags.check()
+                record = _epoch_record(epoch, state, rows, val, time.perf_counter() - t0)
+                if loop.add(record, cfg):
+                    best = _copy((state.params, state.model_state))
+                logger.log_epoch(record, best_epoch=loop.best_epoch)
+                if ckpt is not None:
+                    metrics = {"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
                     ckpt.save(int(state.step), (state, best), extra=dataclasses.asdict(loop),
                               metrics=metrics)  # fmt: skip
-            message = loop.early_stop_message(cfg)
-            if message:
-                stopped = "early_stopping"
-                break
-    finally:
-        logger.close()
-        if ckpt is not None:
-            ckpt.close()
+                flags.check()  # after the save: it completes before a signal acts
+                message = loop.early_stop_message(cfg)
+                if message:
+                    stopped = "early_stopping"
+                    break
+        finally:
+            logger.close()
+            if ckpt is not None:
+                ckpt.close()
     if message:
         say(message)
     summary = _summary(model, splits, cfg, loop, state, best, stopped, message, score, say)
