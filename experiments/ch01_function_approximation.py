@@ -23,15 +23,15 @@ same assertions).
 Figure: the fitted curves by width, validation error against width (log-log) with the noise floor,
 and train/validation accuracy per epoch under random labels with the chance line.
 
-Run: ``python -m jaxnn.experiments.ch01_function_approximation [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch01_function_approximation [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from jaxnn.experiments._common import Experiment, plt
-from jaxnn.experiments._style import TRAIN, VAL, baseline_line
 
+from experiments.harness import Experiment, plt
+from experiments.style import TRAIN, VAL, baseline_line
 from jaxnn.data import Dataset, load, pipeline
 from jaxnn.models import build, get
 from jaxnn.train import FitConfig, evaluate, fit

@@ -19,7 +19,7 @@ Measured here:
 
 Figure: batched against per-neuron outputs, and throughput against batch size (log-log).
 
-Run: ``python -m jaxnn.experiments.ch02_batched_matrix_form [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch02_batched_matrix_form [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import time
 
 import jax
 import numpy as np
-from jaxnn.experiments._common import Experiment, plt
-from jaxnn.experiments._style import BASELINE
 
+from experiments.harness import Experiment, plt
+from experiments.style import BASELINE
 from jaxnn.models import build, mlp
 
 CLAIM = (

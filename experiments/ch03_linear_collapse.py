@@ -23,8 +23,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxnn.experiments._common import Experiment, plt
 
+from experiments.harness import Experiment, plt
 from jaxnn.data import load, pipeline
 from jaxnn.models import build, mlp, param_count
 from jaxnn.train import FitConfig, fit

@@ -23,7 +23,7 @@ the validation split with :func:`jaxnn.losses.cross_entropy` and :func:`jaxnn.lo
 Figure: loss and accuracy against the logit scale, the cumulative share of the loss carried by
 the worst examples, and both losses' gradient size on a growing mistake.
 
-Run: ``python -m jaxnn.experiments.ch04_high_accuracy_high_loss [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch04_high_accuracy_high_loss [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxnn.experiments._common import Experiment, plt
-from jaxnn.experiments._style import PALETTE, baseline_line
 
+from experiments.harness import Experiment, plt
+from experiments.style import PALETTE, baseline_line
 from jaxnn import losses
 from jaxnn.data import load, pipeline
 from jaxnn.models import build

@@ -26,7 +26,7 @@ the same assertions).
 Figure: scratch memory against depth (inference, training, training with rematerialization), and
 the cost of inference against a training step.
 
-Run: ``python -m jaxnn.experiments.ch05_training_stores_activations [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch05_training_stores_activations [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxnn.experiments._common import Experiment, plt
-from jaxnn.experiments._style import PALETTE
 
+from experiments.harness import Experiment, plt
+from experiments.style import PALETTE
 from jaxnn import losses
 from jaxnn.layers import dense
 from jaxnn.models import build, mlp

@@ -28,7 +28,7 @@ instead of 200 (the same assertions).
 Figure: training and validation loss per epoch for each learning rate, gradient noise against the
 batch size, and the saddle's trajectories.
 
-Run: ``python -m jaxnn.experiments.ch06_learning_rate_noise_saddles [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch06_learning_rate_noise_saddles [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxnn.experiments._common import Experiment, plt
-from jaxnn.experiments._style import BASELINE, PALETTE, baseline_line
 
+from experiments.harness import Experiment, plt
+from experiments.style import BASELINE, PALETTE, baseline_line
 from jaxnn import losses, optim
 from jaxnn.data import load, pipeline
 from jaxnn.models import build

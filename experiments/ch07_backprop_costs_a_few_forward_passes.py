@@ -26,7 +26,7 @@ independent) and the best wall time over repeats. Asserted:
 Figure: cost in forward passes against parameter count (log-log) for each method, FLOPs and time,
 and each method's error against reverse mode.
 
-Run: ``python -m jaxnn.experiments.ch07_backprop_costs_a_few_forward_passes [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch07_backprop_costs_a_few_forward_passes [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from jaxnn.experiments._common import Experiment, plt
-from jaxnn.experiments._style import PALETTE
 
+from experiments.harness import Experiment, plt
+from experiments.style import PALETTE
 from jaxnn import gradcheck, losses
 from jaxnn.models import mlp, param_count
 

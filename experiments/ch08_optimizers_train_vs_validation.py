@@ -29,15 +29,15 @@ longer, SGD memorizes the wrong labels as well and the optimizers end up alike.
 Figure: training and validation loss, and training and validation accuracy, per epoch for each
 optimizer, with the chance level and the share of correct training labels.
 
-Run: ``python -m jaxnn.experiments.ch08_optimizers_train_vs_validation [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch08_optimizers_train_vs_validation [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from jaxnn.experiments._common import Experiment, plt
-from jaxnn.experiments._style import PALETTE, baseline_line
 
+from experiments.harness import Experiment, plt
+from experiments.style import PALETTE, baseline_line
 from jaxnn.data import corrupt, load, pipeline
 from jaxnn.models import build
 from jaxnn.train import FitConfig, fit

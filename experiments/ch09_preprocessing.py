@@ -31,14 +31,14 @@ the assertions are the same.
 Figure: test accuracy of the deployed and the leaky pipelines (clean and shifted test set); test
 accuracy under each inference pipeline; validation loss with each tokenizer.
 
-Run: ``python -m jaxnn.experiments.ch09_preprocessing [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch09_preprocessing [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from jaxnn.experiments._common import Experiment, plt
 
+from experiments.harness import Experiment, plt
 from jaxnn.data import Dataset, DatasetInfo, Splits, corrupt, load, pipeline, split_indices
 from jaxnn.data.text import CharTokenizer
 from jaxnn.models import build, get

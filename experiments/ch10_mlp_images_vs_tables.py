@@ -20,7 +20,7 @@ Measured here:
 
 Figure: parameters against image side; test accuracy of the three models on each table.
 
-Run: ``python -m jaxnn.experiments.ch10_mlp_images_vs_tables [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch10_mlp_images_vs_tables [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import types
 
 import jax
 import numpy as np
-from jaxnn.experiments._common import Experiment, plt
 
+from experiments.harness import Experiment, plt
 from jaxnn.data import load, pipeline
 from jaxnn.models import build, get, param_count
 from jaxnn.train import FitConfig, fit

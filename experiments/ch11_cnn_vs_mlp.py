@@ -16,13 +16,12 @@ Figure: train and validation accuracy per epoch of both models (``fit``'s histor
 accuracy is averaged over each epoch's steps, with dropout on), each model's test accuracy
 (best-validation parameters) as a star at its best epoch, and the chance line.
 
-Run: ``python -m jaxnn.experiments.ch11_cnn_vs_mlp [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch11_cnn_vs_mlp [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
 
-from jaxnn.experiments._common import Experiment, plt
-
+from experiments.harness import Experiment, plt
 from jaxnn.data import load, pipeline
 from jaxnn.models import build, get, param_count
 from jaxnn.train import FitConfig, fit

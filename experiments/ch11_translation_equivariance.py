@@ -24,7 +24,7 @@ assertions are the same.
 Figure: one feature map, the equivariance error map (zero inside, non-zero in the border band),
 and the relative change against the shift for each pooling window.
 
-Run: ``python -m jaxnn.experiments.ch11_translation_equivariance [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch11_translation_equivariance [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxnn.experiments._common import Experiment, plt
 
+from experiments.harness import Experiment, plt
 from jaxnn.data import load, pipeline
 from jaxnn.layers import conv2d, init_conv2d, max_pool2d
 

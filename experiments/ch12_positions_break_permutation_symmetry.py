@@ -28,8 +28,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxnn.experiments._common import Experiment, plt
 
+from experiments.harness import Experiment, plt
 from jaxnn.data import load
 from jaxnn.layers import init_transformer_block, sinusoidal_positions, transformer_block
 from jaxnn.models import build, get, param_count

@@ -23,8 +23,8 @@ Run: ``python experiments/ch13_early_stopping.py [--quick] [--out DIR]``.
 from __future__ import annotations
 
 import numpy as np
-from jaxnn.experiments._common import Experiment, plt
 
+from experiments.harness import Experiment, plt
 from jaxnn.data import load, pipeline
 from jaxnn.models import build
 from jaxnn.train import FitConfig, evaluate, fit

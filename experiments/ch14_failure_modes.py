@@ -24,7 +24,7 @@ the detector fires on the faulty case and stays quiet on the control.
   learning rate 1e-6 underfitting, a wide MLP on 100 digits overfitting, and an MLP trained on
   the full digits split healthy.
 
-And the checklist as one command: ``jaxnn doctor`` (``jaxnn.doctor.examine``) before training an
+And the checklist as one command: ``jaxnn doctor`` (``jaxnn.app.doctor.examine``) before training an
 MLP on digits names the learning rate first for lr 10, vanishing gradients first for an 8-layer
 sigmoid stack, and finds nothing for the default MLP at lr 1e-3.
 
@@ -40,8 +40,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 import optax
-from jaxnn.experiments._common import Experiment, plt
 
+from experiments.harness import Experiment, plt
 from jaxnn import diagnostics as D
 from jaxnn.data import corrupt, load, pipeline
 from jaxnn.models import build, get
@@ -287,7 +287,7 @@ DOCTOR_SETUPS = {
 
 def doctor_section(exp):
     """``jaxnn doctor`` before training three digits MLPs; draws its LR test and gradient norms."""
-    from jaxnn import doctor
+    from jaxnn.app import doctor
 
     checks = ["lr_range", "gradients"]
     reports = {

@@ -24,7 +24,7 @@ the wrong labels on purpose (``--quick``: 30 epochs; full: 60).
 Figure: train and validation loss and accuracy per epoch with the best epoch and the kill
 marked; test accuracy of the best and the last parameters.
 
-Run: ``python -m jaxnn.experiments.ch15_end_to_end [--quick] [--out DIR]``.
+Run: ``python -m experiments.ch15_end_to_end [--quick] [--out DIR]``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jaxnn.experiments._common import Experiment, plt
+from experiments.harness import Experiment, plt
 
 CLAIM = (
     "Chapter 15: logging train and validation metrics reveals overfitting, checkpoints select "
@@ -84,7 +84,7 @@ def train_run(out_dir: str, quick: bool, resume: bool = False) -> dict:
 
 def _child(out_dir: Path, quick: bool, resume: bool) -> list[str]:
     code = (
-        "from jaxnn.experiments.ch15_end_to_end import train_run; "
+        "from experiments.ch15_end_to_end import train_run; "
         f"train_run({str(out_dir)!r}, {quick}, resume={resume})"
     )
     return [sys.executable, "-c", code]

@@ -1,3 +1,3 @@
-from jaxnn.cli import main
+from jaxnn.app.cli import main
 
 raise SystemExit(main())

@@ -1163,8 +1163,9 @@ def overfit_tiny_batch(
     Returns:
       An :class:`OverfitReport` with the loss curve.
     """
+    from jaxnn import _xla
     from jaxnn.train.state import create_train_state
-    from jaxnn.train.step import jit, make_train_step
+    from jaxnn.train.step import make_train_step
 
     steps = check_positive_int("overfit_tiny_batch", steps, "steps")
     x, y = jnp.asarray(batch[0]), jnp.asarray(batch[1])
@@ -1173,8 +1174,8 @@ def overfit_tiny_batch(
     def run(state):
         return jax.lax.scan(lambda s, _: step(s, x, y), state, None, length=steps)[1]
 
-    fusion = getattr(model, "cpu_library_fusion", True)
-    metrics = jit(run, cpu_library_fusion=fusion)(create_train_state(model, tx, seed))
+    workload = getattr(model, "name", None)
+    metrics = _xla.jit(run, workload=workload)(create_train_state(model, tx, seed))
     losses = np.asarray(metrics["loss"], np.float64)  # (steps,)
     acc = np.asarray(metrics["accuracy"], np.float64)
     tail = losses[-max(1, steps // 10) :]

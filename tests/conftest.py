@@ -1,9 +1,3 @@
-import os
-
-# The suite compiles far more programs than it runs steps: jaxnn.host_memory's one-arena mode
-# would cost it about 25% of its time (tests/test_host_memory.py sets the mode in subprocesses).
-os.environ.setdefault("JAXNN_HOST_MALLOC", "default")
-
 import jax
 import pytest
 

@@ -5,23 +5,21 @@ be the jaxnn models: the hand-written JAX forward pass and the PyTorch twins giv
 from the same weights (PyTorch tests skip without PyTorch).
 """
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 
-from jaxnn import bench, models
+from benchmarks import bench
+from jaxnn import models
 from jaxnn.errors import UserError
 
 RNG = np.random.default_rng(0)
 
 
 def _quick_args(tmp_path, only, columns="jaxnn,jax,flax,torch"):
-    parser = argparse.ArgumentParser()
-    bench.add_parser(parser.add_subparsers())
-    argv = ["bench", "--quick", "--only", only, "--columns", columns]
-    return parser.parse_args([*argv, "--json", str(tmp_path / "bench.json")])
+    argv = ["--quick", "--only", only, "--columns", columns]
+    return bench.build_parser().parse_args([*argv, "--json", str(tmp_path / "bench.json")])
 
 
 def _check_report(saved: dict, names: list[str]) -> None:

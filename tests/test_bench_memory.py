@@ -1,21 +1,16 @@
-"""Tests for ``scripts/bench_memory.py``: its ``--quick`` run writes well-formed JSON and prints the
+"""Tests for ``benchmarks/memory.py``: its ``--quick`` run writes well-formed JSON and prints the
 table. Memory and speed are not asserted here (the model tests assert remat's memory saving)."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _script():
-    spec = importlib.util.spec_from_file_location("bench_memory", ROOT / "scripts/bench_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import memory
+
+    return memory
 
 
 def _check_report(saved: dict, names: list[str]) -> None:

@@ -17,10 +17,10 @@ import time
 
 import pytest
 
-from jaxnn import book
+from experiments import book
 
 PASSES = """
-from jaxnn.experiments._common import Experiment, plt
+from experiments.harness import Experiment, plt
 
 exp = Experiment("ch03_passes", "Chapter 3: one equals one")
 fig, ax = plt.subplots(figsize=(3, 2))
@@ -32,7 +32,7 @@ exp.finish()
 """
 
 BREAKS = """
-from jaxnn.experiments._common import Experiment
+from experiments.harness import Experiment
 
 exp = Experiment("ch09_breaks", "Chapter 9: one equals two")
 exp.record(one=1.0)
@@ -55,6 +55,7 @@ def package(tmp_path, monkeypatch):
     (pkg / "ch09_breaks.py").write_text(BREAKS)
     (pkg / "ch10_crashes.py").write_text(CRASHES)
     (pkg / "helper.py").write_text("")  # not chNN_*: not an experiment
+    (pkg / "_style.py").write_text("STYLE = 0\n")  # shared by every experiment
     monkeypatch.syspath_prepend(str(root))
     path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
     monkeypatch.setenv("PYTHONPATH", path)
@@ -62,8 +63,16 @@ def package(tmp_path, monkeypatch):
     return name, pkg
 
 
-def _build(out, *extra):
-    return book.main(["build", "--out", str(out), "--quick", *extra])
+def _where(package) -> dict:
+    """The fake package as :func:`experiments.book.build` takes it."""
+    name, pkg = package
+    names = sorted(p.stem for p in pkg.glob("ch[0-9][0-9]_*.py"))
+    return {"package": name, "folder": pkg, "names": names, "shared": ("_style",)}
+
+
+def _build(out, *extra, package=None):
+    where = _where(package) if package else {}
+    return book.main(["build", "--out", str(out), "--quick", *extra], **where)
 
 
 def _articles(page: str) -> dict:
@@ -77,17 +86,16 @@ def test_book_without_a_subcommand_prints_the_fifteen_chapters(capsys):
     assert lines[6].startswith(" 7. Backpropagation")
 
 
-def test_discover_finds_the_shipped_experiments_through_the_package():
-    names = book.discover()
-    assert "ch03_linear_collapse" in names and "ch11_cnn_vs_mlp" in names
-    assert names == sorted(names, key=lambda n: (book.chapter_of(n), n))
-    assert "_common" not in names
+def test_the_list_of_experiments_is_every_chapter_module_of_the_folder_in_chapter_order():
+    files = sorted(p.stem for p in book.FOLDER.glob("ch[0-9][0-9]_*.py"))
+    assert list(book.EXPERIMENTS) == files
+    assert {book.chapter_of(n) for n in book.EXPERIMENTS} == set(range(1, 16))
+    assert all((book.FOLDER / f"{m}.py").is_file() for m in book.SHARED)
 
 
 def test_a_broken_claim_and_a_crash_exit_nonzero_and_are_marked_failed(package, tmp_path, capsys):
-    name, _ = package
     out = tmp_path / "site"
-    assert _build(out, "--package", name) == 1
+    assert _build(out, package=package) == 1
     err = capsys.readouterr().err
     assert "failed: ch09_breaks, ch10_crashes" in err
     page = (out / "index.html").read_text()
@@ -106,41 +114,40 @@ def test_a_broken_claim_and_a_crash_exit_nonzero_and_are_marked_failed(package, 
 def test_a_rebuild_reuses_unchanged_passing_experiments_and_reruns_edited_ones(
     package, tmp_path, capsys
 ):
-    name, pkg = package
+    _, pkg = package
     out = tmp_path / "site"
-    _build(out, "--package", name, "--only", "ch03")
+    _build(out, "--only", "ch03", package=package)
     first = (out / "ch03_passes" / "run.json").read_text()
     capsys.readouterr()
-    assert _build(out, "--package", name, "--only", "ch03") == 0
+    assert _build(out, "--only", "ch03", package=package) == 0
     assert "ch03_passes: cached" in capsys.readouterr().out
     assert (out / "ch03_passes" / "run.json").read_text() == first
     (pkg / "ch03_passes.py").write_text(PASSES + "# edited\n")
-    assert _build(out, "--package", name, "--only", "ch03") == 0
+    assert _build(out, "--only", "ch03", package=package) == 0
     assert "ch03_passes: passed" in capsys.readouterr().out
     assert (out / "ch03_passes" / "run.json").read_text() != first
 
 
 def test_results_of_experiments_outside_only_stay_on_the_page(package, tmp_path):
-    name, pkg = package
+    _, pkg = package
     out = tmp_path / "site"
-    _build(out, "--package", name, "--only", "ch03")
-    assert _build(out, "--package", name, "--only", "ch09") == 1
+    _build(out, "--only", "ch03", package=package)
+    assert _build(out, "--only", "ch09", package=package) == 1
     articles = _articles((out / "index.html").read_text())
     assert articles["ch03_passes"] == "passed" and articles["ch10_crashes"] == "not built"
     (pkg / "ch03_passes.py").write_text(PASSES + "# edited\n")
-    _build(out, "--package", name, "--only", "ch09")
+    _build(out, "--only", "ch09", package=package)
     assert _articles((out / "index.html").read_text())["ch03_passes"] == "stale"
 
 
 def test_only_with_an_unknown_name_is_refused_with_the_valid_names(package, tmp_path, capsys):
-    name, _ = package
-    assert _build(tmp_path / "site", "--package", name, "--only", "ch99") == 2
+    assert _build(tmp_path / "site", "--only", "ch99", package=package) == 2
     err = capsys.readouterr().err
     assert "ch99" in err and "ch03_passes" in err
 
 
 def test_an_experiment_past_its_timeout_is_killed_and_marked_failed(package, tmp_path):
-    name, pkg = package
+    _, pkg = package
     (pkg / "ch05_hangs.py").write_text(
         "import subprocess, sys, time\n"
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
@@ -148,7 +155,7 @@ def test_an_experiment_past_its_timeout_is_killed_and_marked_failed(package, tmp
     )  # a child of its own too: the timeout must end both, or the build would wait 60 s
     out = tmp_path / "site"
     t0 = time.monotonic()
-    assert _build(out, "--package", name, "--only", "ch05", "--timeout", "1") == 1
+    assert _build(out, "--only", "ch05", "--timeout", "1", package=package) == 1
     assert time.monotonic() - t0 < 30
     assert _articles((out / "index.html").read_text())["ch05_hangs"] == "failed"
     assert (
@@ -157,25 +164,24 @@ def test_an_experiment_past_its_timeout_is_killed_and_marked_failed(package, tmp
 
 
 def test_the_cache_key_changes_with_the_experiment_the_shared_modules_and_the_mode(package):
-    name, pkg = package
+    _, pkg = package
     (pkg / "_style.py").write_text("STYLE = 1\n")
-    key = book.cache_key(name, "ch03_passes", quick=True)
-    assert book.cache_key(name, "ch03_passes", quick=True) == key
-    assert book.cache_key(name, "ch03_passes", quick=False) != key
-    assert book.cache_key(name, "ch09_breaks", quick=True) != key
+    key = book.cache_key(pkg, "ch03_passes", ("_style",), quick=True)
+    assert book.cache_key(pkg, "ch03_passes", ("_style",), quick=True) == key
+    assert book.cache_key(pkg, "ch03_passes", ("_style",), quick=False) != key
+    assert book.cache_key(pkg, "ch09_breaks", ("_style",), quick=True) != key
     (pkg / "_style.py").write_text("STYLE = 2\n")
-    assert book.cache_key(name, "ch03_passes", quick=True) != key
+    assert book.cache_key(pkg, "ch03_passes", ("_style",), quick=True) != key
 
 
 def test_a_link_in_place_of_a_results_directory_is_refused_and_left_alone(package, tmp_path):
-    name, _ = package
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "keep.txt").write_text("not the build's")
     out = tmp_path / "site"
     out.mkdir()
     (out / "ch03_passes").symlink_to(elsewhere, target_is_directory=True)
-    assert _build(out, "--package", name, "--only", "ch03") == 2
+    assert _build(out, "--only", "ch03", package=package) == 2
     assert (elsewhere / "keep.txt").read_text() == "not the build's"
 
 
@@ -224,9 +230,8 @@ needs_chromium = pytest.mark.skipif(
 
 @needs_chromium
 def test_the_page_renders_in_chromium_with_every_chapter_and_every_figure(package, tmp_path):
-    name, _ = package
     out = tmp_path / "site"
-    _build(out, "--package", name)
+    _build(out, package=package)
     _assert_every_chapter_and_figure_rendered(out / "index.html")
 
 
@@ -238,14 +243,14 @@ def test_the_page_of_real_quick_experiments_renders_in_chromium(tmp_path):
     _assert_every_chapter_and_figure_rendered(out / "index.html")
 
 
-def test_python_dash_m_jaxnn_book_build_runs_in_a_subprocess(package, tmp_path):
-    name, _ = package
+def test_python_dash_m_experiments_build_runs_in_a_subprocess(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "jaxnn.book", "build", "--out", str(tmp_path / "s")]
-        + ["--quick", "--package", name, "--only", "ch03"],
+        [sys.executable, "-m", "experiments", "build", "--out", str(tmp_path / "s")]
+        + ["--quick", "--only", "ch03"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
+        cwd=book.FOLDER.parent,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "[1/1] ch03_passes: passed" in done.stdout
+    assert "[1/1] ch03_linear_collapse: passed" in done.stdout

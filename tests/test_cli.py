@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxnn import cli
+from jaxnn.app import cli
 from jaxnn.train import FitConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,9 +121,28 @@ def test_train_then_eval_reports_the_same_validation_accuracy(tmp_path, capsys):
     assert evaluated["accuracy"] == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
 
 
-def test_book_lists_fifteen_chapters(capsys):
-    code, out = _main("book", capsys=capsys)
-    assert code == 0 and len(out.out.strip().splitlines()) == 15
+def test_book_runs_the_checkouts_book_and_lists_fifteen_chapters(capfd):
+    assert cli.main(["book"]) == 0  # runs `python -m experiments.book` in its own process
+    assert len(capfd.readouterr().out.strip().splitlines()) == 15
+
+
+def test_book_and_bench_forward_every_argument(capfd):
+    assert cli.main(["book", "--help"]) == 0
+    assert "python -m experiments" in capfd.readouterr().out
+    assert cli.main(["bench", "--only", "resnet", "--quick"]) == 2
+    err = capfd.readouterr().err
+    assert "python -m benchmarks: error:" in err and "resnet" in err
+
+
+def test_book_and_bench_without_a_checkout_say_so_in_one_line(monkeypatch, capsys):
+    from jaxnn.app import checkout
+
+    monkeypatch.setattr(checkout, "checkout_root", lambda: None)
+    for command in ("book", "bench"):
+        code, out = _main(command, "build", capsys=capsys)
+        assert code == 2 and out.out == ""
+        (line,) = out.err.strip().splitlines()
+        assert line.startswith(f"jaxnn {command}: error: ") and "source repository" in line
 
 
 def test_python_dash_m_jaxnn_runs():

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxnn import cli
+from jaxnn.app import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [

@@ -1,4 +1,4 @@
-"""Tests for jaxnn.doctor: the fault-injection suite of Chapter 14.
+"""Tests for jaxnn.app.doctor: the fault-injection suite of Chapter 14.
 
 Each fault is injected through jaxnn.data.corrupt or a deliberately bad setting; the doctor must
 flag it with the right check and rank that check first, and the same setup without the fault
@@ -16,7 +16,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxnn import doctor
+from jaxnn.app import doctor
 from jaxnn.data import Dataset, load, pipeline
 from jaxnn.data.corrupt import class_imbalance, label_noise
 from jaxnn.errors import UserError

@@ -2,7 +2,7 @@
 
 import pytest
 
-from jaxnn import cli
+from jaxnn.app import cli
 from jaxnn.errors import UserError
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = (
-    "from jaxnn.experiments._common import Experiment, plt\n"
+    "from experiments.harness import Experiment, plt\n"
     "exp = Experiment('toy', 'Chapter 0: two is two')\n"
     "exp.record(two=2.0)\n"
     "fig, ax = plt.subplots()\n"
@@ -58,7 +58,7 @@ def test_a_normal_run_records_time_machine_command_and_an_svg_twin(tmp_path):
     assert (out / "line.svg").read_text().lstrip().startswith("<?xml")
     assert doc["seconds"] >= 0
     assert doc["machine"]["cpu_count"] >= 1
-    assert doc["command"] == "python -m jaxnn.experiments.toy"
+    assert doc["command"] == "python -m experiments.toy"
 
 
 def test_quick_figures_carry_the_quick_banner(tmp_path):

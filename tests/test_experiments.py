@@ -24,7 +24,7 @@ def run_experiment(name: str, out: Path, *extra: str) -> subprocess.CompletedPro
         [
             sys.executable,
             "-m",
-            f"jaxnn.experiments.{name.removesuffix('.py')}",
+            f"experiments.{name.removesuffix('.py')}",
             "--out",
             str(out),
             *extra,
@@ -77,7 +77,7 @@ def test_quick_run_holds_the_claim_and_draws_a_figure(name, tmp_path):
 def test_failed_check_exits_nonzero_and_records_the_claim_as_not_held(tmp_path):
     script = tmp_path / "failing.py"
     script.write_text(
-        "from jaxnn.experiments._common import Experiment\n"
+        "from experiments.harness import Experiment\n"
         "exp = Experiment('failing', 'Chapter 0: one is two')\n"
         "exp.record(one=1.0)\n"
         "exp.check(1.0 == 2.0, 'one equals two')\n"

@@ -65,6 +65,7 @@ def test_exit_code_is_128_plus_the_signal():
     assert interrupts.exit_code(signal.SIGTERM) == 143
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_an_exception_raised_by_a_handler_inside_a_gc_callback_is_lost():
     """Why the handlers only record: the same signal, handled by raising, vanishes."""
 

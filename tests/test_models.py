@@ -3,9 +3,7 @@ import graph (no module imports one that imports it back)."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import pathlib
 
 import jax
 import numpy as np
@@ -13,8 +11,6 @@ import pytest
 
 from jaxnn import models
 from jaxnn.data import TASKS, DatasetInfo
-
-ROOT = pathlib.Path(__file__).resolve().parents[1] / "jaxnn"
 
 INFOS = {
     "mlp": DatasetInfo("t", "classification", (12,), 3),
@@ -132,72 +128,6 @@ def test_builds_init_works_inside_a_users_jit():
 def test_get_of_an_unknown_model_lists_the_names():
     with pytest.raises(ValueError, match="expected one of mlp, cnn, rnn, transformer"):
         models.get("resnet")
-
-
-# ---------------------------------------------------------------------------------------------
-# The import graph.
-
-
-def _module_name(path: pathlib.Path) -> str:
-    parts = path.relative_to(ROOT.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _import_graph() -> dict[str, set[str]]:
-    """Every ``jaxnn`` module and the ``jaxnn`` modules it imports (at any depth of its code)."""
-    files = {_module_name(p): p for p in ROOT.rglob("*.py")}
-    graph = {}
-    for name, path in files.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        edges = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
-                    base = f"{base}.{node.module}" if node.module else base
-                targets = [
-                    f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names
-                ]
-            else:
-                continue
-            edges |= {t for t in targets if t in files and t != name}
-        graph[name] = edges
-    return graph
-
-
-def _find_cycle(graph):
-    state, stack = {}, []
-
-    def visit(node):
-        state[node] = "open"
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == "open":
-                return stack[stack.index(nxt) :] + [nxt]
-            if nxt not in state and (cycle := visit(nxt)):
-                return cycle
-        state[node] = "done"
-        stack.pop()
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := visit(node)):
-            return cycle
-    return None
-
-
-def test_the_package_import_graph_has_no_cycle():
-    graph = _import_graph()
-    assert len(graph) > 30
-    assert _find_cycle(graph) is None, " -> ".join(_find_cycle(graph))
-
-
-def test_the_cycle_finder_finds_a_cycle():
-    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert _find_cycle({"a": {"b"}, "b": set()}) is None
 
 
 def test_builds_init_and_create_train_state_work_under_eval_shape_with_a_concrete_key():

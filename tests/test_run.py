@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from jaxnn.data import DatasetInfo, load, pipeline
@@ -37,17 +36,3 @@ def test_read_json_refuses_a_symbolic_link(tmp_path):
     (tmp_path / "config.json").symlink_to(tmp_path / "real.json")
     with pytest.raises(UserError, match="it is a symbolic link"):
         run.read_config(tmp_path)
-
-
-def test_load_run_of_a_folder_that_is_not_a_run_is_one_clear_error(tmp_path):
-    with pytest.raises(UserError, match="config.json: expected the run's config as a regular file"):
-        run.load_run(tmp_path)
-    with pytest.raises(UserError, match="expected a run directory"):
-        run.load_run(tmp_path / "nope")
-
-
-def test_format_rows_writes_csv_and_json_lines():
-    rows = [{"id": 0, "prediction": "a", "p_a": 0.9}, {"id": 1, "prediction": "b", "p_a": 0.1}]
-    assert run.format_rows(rows, "csv").splitlines() == ["id,prediction,p_a", "0,a,0.9", "1,b,0.1"]
-    assert [json.loads(line) for line in run.format_rows(rows, "jsonl").splitlines()] == rows
-    assert np.isfinite([r["p_a"] for r in rows]).all()

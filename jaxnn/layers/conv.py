@@ -12,7 +12,7 @@ The four pools are one function, :func:`pool`, with the reduction and the number
 fixed (``max_pool2d = functools.partial(pool, kind="max", spatial_dims=2)``). When the windows tile
 the input (window equal to stride, no padding) it cuts the input into tiles by a reshape and reduces
 them with ``max``/``mean``, which is cheaper than ``lax.reduce_window`` on CPU
-(``scripts/bench_conv_cpu.py`` measures both); otherwise it calls ``lax.reduce_window``.
+(``benchmarks/conv_cpu.py`` measures both); otherwise it calls ``lax.reduce_window``.
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ def _tile_max(x: jax.Array, window: tuple[int, ...]) -> jax.Array:
     Strided views and elementwise maxima rather than a reshape to ``(N, H/kh, kh, W/kw, kw, C)``
     and a reduction: the same values, and on XLA's CPU backend the backward pass of a 2x2 pool
     after a 28x28x32 convolution takes about a third of the time (the tile layout's comparisons
-    and sums are slow there; ``scripts/bench_conv_cpu.py``).
+    and sums are slow there; ``benchmarks/conv_cpu.py``).
     """
     return functools.reduce(jnp.maximum, _offset_views(x, window))
 

@@ -26,12 +26,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import jax
-
+from jaxnn import _xla
 from jaxnn.models import cnn, mlp, rnn, transformer
 from jaxnn.models._common import param_count
 
-__all__ = ["Model", "NAMES", "build", "get", "param_count", "recipe"]
+__all__ = ["Model", "NAMES", "build", "get", "param_count"]
 
 _REGISTRY = {"mlp": mlp, "cnn": cnn, "rnn": rnn, "transformer": transformer}
 NAMES = tuple(_REGISTRY)
@@ -46,7 +45,6 @@ class Model:
     cfg: Any
     init: Callable[..., tuple[Any, Any]]
     apply: Callable[..., tuple[Any, Any]]
-    cpu_library_fusion: bool = True  # see jaxnn.train.step.jit; a module opts out by a constant
 
 
 def get(name: str):
@@ -85,61 +83,31 @@ def build(name: str, info_or_cfg=None, **overrides) -> Model:
         init = _compiled_init(name, cfg)
     except TypeError:  # a config with an unhashable field: compile for this Model only
         init = _compiled_init.__wrapped__(name, cfg)
-    fusion = getattr(module, "CPU_LIBRARY_FUSION", True)
     apply = functools.partial(module.apply, cfg=cfg)
-    return Model(name=name, cfg=cfg, init=init, apply=apply, cpu_library_fusion=fusion)
-
-
-# Initializers run once per run, so their compile time is the wait: compiled as one program at
-# XLA's backend optimization level 1 without the CPU fusion emitters they give the bits of the
-# module's init called outside jit (a test checks every model) and compile about 3x sooner than
-# with XLA's defaults (threefry's unrolled rounds dominate; `jaxnn bench` reports setup_s).
-_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
-
-
-@functools.cache
-def init_compiler_options() -> dict | None:
-    """XLA compiler options for programs that initialize params (see :func:`build`), or None
-    (off CPU, or where this jaxlib does not know the options)."""
-    if jax.default_backend() != "cpu":
-        return None
-    try:
-        jax.jit(lambda x: x + 1, compiler_options=_INIT_COMPILER_OPTIONS).lower(0.0).compile()
-    except Exception:  # noqa: BLE001 - an older XLA without these options: its defaults
-        return None
-    return dict(_INIT_COMPILER_OPTIONS)
+    return Model(name=name, cfg=cfg, init=init, apply=apply)
 
 
 @functools.lru_cache(maxsize=256)
 def _compiled_init(name: str, cfg) -> Callable:
-    """``key -> (params, state)`` for ``cfg``, jitted (one compile per model config and process)."""
+    """``key -> (params, state)`` for ``cfg``, compiled as one program with the init options of
+    :mod:`jaxnn._xla` (one compile per model config and process; the bits of the plain init)."""
     module = get(name)
 
     def plain(key):
         return module.init(key, cfg), module.init_state(cfg)
 
-    compiled = jax.jit(plain, compiler_options=init_compiler_options())
-    return lambda key: call_top_level(compiled, plain, key)
+    compiled = _xla.jit(plain, kind="init")
+    return lambda key: _xla.call_top_level(compiled, plain, key)
 
 
-def call_top_level(compiled: Callable, plain: Callable, *args):
-    """``compiled(*args)``, a jit with compiler options, or ``plain(*args)`` inside another trace
-    (``jit``, ``eval_shape``, ...), where JAX allows compiler options on the top-level jit only."""
-    if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(args)):
-        return plain(*args)
-    try:
-        return compiled(*args)
-    except ValueError as err:
-        if "compiler_options" not in str(err):
-            raise
-        return plain(*args)
+def __getattr__(name: str):
+    if name == "recipe":  # moved to the application wing in 0.2
+        import warnings
 
+        warnings.warn(
+            "jaxnn.models.recipe moved to jaxnn.app.recipes.recipe", DeprecationWarning, 2
+        )
+        from jaxnn.app.recipes import recipe  # noqa: PLC0415 - the deprecated alias only
 
-def recipe(name: str, dataset: str) -> dict:
-    """The training recipe model ``name`` carries for ``dataset`` (``{}`` if none).
-
-    A recipe holds :class:`jaxnn.train.FitConfig` fields and, under ``"model_config"``, config
-    fields: the settings measured to reach the model's known accuracy on that dataset. ``jaxnn
-    train`` starts from it; flags override it.
-    """
-    return dict(getattr(get(name), "RECIPES", {}).get(dataset, {}))
+        return recipe
+    raise AttributeError(f"module 'jaxnn.models' has no attribute {name!r}")

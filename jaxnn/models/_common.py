@@ -129,7 +129,7 @@ def remat_scan(layer, params: list, h, xs=None, *, segment: int = 1):
     Python loop gives the same jaxpr-level saving but no saving in XLA:CPU's compiled program:
     the CPU pipeline drops the optimization barriers before scheduling, and the scheduler then
     runs every recomputation during the forward pass, so all the recomputed activations are alive
-    at once (``scripts/bench_memory.py`` measures it). The backward pass of a scan is a loop that
+    at once (``benchmarks/memory.py`` measures it). The backward pass of a scan is a loop that
     visits one segment at a time, which pins the recomputation where it belongs.
 
     Args:

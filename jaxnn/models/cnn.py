@@ -59,11 +59,6 @@ __all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for"]
 _POOL_METHODS = ("auto", "reshape", "reduce_window")
 
 
-#: Training recipes per dataset (``jaxnn.models.recipe``): FitConfig fields and, under
-#: ``model_config``, Config fields; the measured results are in the README.
-RECIPES = {"mnist1d": {"epochs": 50, "lr": 3e-3, "batch_size": 100, "augment": "shift"}}
-
-
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Static hyperparameters of a CNN (never stored in the params pytree).

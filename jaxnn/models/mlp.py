@@ -41,24 +41,6 @@ from jaxnn.models._common import (
 __all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for"]
 
 
-#: Training recipes per dataset (``jaxnn.models.recipe``): FitConfig fields and, under
-#: ``model_config``, Config fields; the measured results are in the README.
-RECIPES = {
-    "mnist1d": {
-        "epochs": 100,
-        "lr": 3e-3,
-        "batch_size": 100,
-        "schedule": "cosine",
-        "patience": 10,
-        "model_config": {"hidden": (256, 256), "dropout": 0.3},
-    }
-}
-
-# XLA's CPU library fusion made this train step slower (measured side by side by `jaxnn bench`),
-# so jaxnn.train.step.jit compiles the MLP without it.
-CPU_LIBRARY_FUSION = False
-
-
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Static hyperparameters of an MLP (never stored in the params pytree).
@@ -77,7 +59,7 @@ class Config:
         when it reaches it, trading about one more forward pass of FLOPs for memory. The run
         executes as a ``lax.scan`` over its stacked params (the params keep ``dense_0``,
         ``dense_1``, ...). A layer whose width differs from its neighbours' is stored as without
-        remat. Outputs and gradients are those without it. ``scripts/bench_memory.py`` measures
+        remat. Outputs and gradients are those without it. ``benchmarks/memory.py`` measures
         the memory and the time.
     """
 

@@ -40,11 +40,6 @@ __all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for"]
 _CELLS = {"gru": (init_gru, gru), "lstm": (init_lstm, lstm), "rnn": (init_rnn, rnn)}
 
 
-#: Training recipes per dataset (``jaxnn.models.recipe``): FitConfig fields and, under
-#: ``model_config``, Config fields; the measured results are in the README.
-RECIPES = {"mnist1d": {"epochs": 40, "lr": 3e-3, "schedule": "cosine"}}
-
-
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Static hyperparameters of the recurrent classifier (Chapter 12).

@@ -55,9 +55,6 @@ from jaxnn.models._common import (
 
 __all__ = ["Config", "init", "init_state", "apply", "param_count", "config_for", "generate"]
 
-# The train step is slower with XLA's CPU library fusion (measured by `jaxnn bench`), so
-# jaxnn.train.step.jit compiles this model without it.
-CPU_LIBRARY_FUSION = False
 
 TASKS = ("language_model", "classification")  # the subset of jaxnn.data.TASKS it serves
 POSITIONALS = ("sinusoidal", "learned", "none")
@@ -84,7 +81,7 @@ class Config:
         weights, the MLP's hidden layer, ...) when it reaches the block: about one more forward
         pass of FLOPs for far less memory. The blocks then run as a ``lax.scan`` over their
         stacked params (the params keep ``block_0``, ``block_1``, ...); outputs and gradients
-        are those without it, so a run may switch it on resume. ``scripts/bench_memory.py``
+        are those without it, so a run may switch it on resume. ``benchmarks/memory.py``
         measures the memory and the time.
     """
 

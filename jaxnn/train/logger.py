@@ -82,13 +82,11 @@ def plot_curves(history: list[dict], path, *, best_epoch: int = 0, test: dict | 
     The best epoch gets a dashed line; ``test`` (``{"test_loss", "test_accuracy"}``) is drawn once
     as a point at the best epoch.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # the object API: no pyplot, no global backend
 
     epochs = [r["epoch"] for r in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     for ax, what in zip(axes, ("loss", "accuracy"), strict=True):
         for split, style in (("train", "-"), ("val", "-")):
             values = [r.get(f"{split}_{what}") for r in history]
@@ -103,11 +101,11 @@ def plot_curves(history: list[dict], path, *, best_epoch: int = 0, test: dict | 
         ax.set_xlabel("epoch")
         ax.set_ylabel(what)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     tmp = Path(path).with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     os.replace(tmp, path)
 
 

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxnn import optim, parallel
+from jaxnn import _xla, optim, parallel
 from jaxnn.data import augment as augment_lib
 from jaxnn.data import pipeline
 from jaxnn.errors import UserError
@@ -42,7 +42,6 @@ from jaxnn.train import run as run_lib
 from jaxnn.train.logger import MetricsLogger, json_safe
 from jaxnn.train.state import TrainState, create_train_state, params_sha256
 from jaxnn.train.step import (
-    jit,
     make_epoch_step,
     make_eval_step,
     make_indexed_step,
@@ -256,12 +255,22 @@ def train_epoch(step_fn, state: TrainState, inputs, *, scan: bool, bar=None, che
 
 
 @functools.lru_cache(maxsize=16)
-def _eval_step(model, task: str):
-    return jit(make_eval_step(model, task=task), cpu_library_fusion=model.cpu_library_fusion)
+def _eval_step(model, task: str, options: tuple | None):
+    chosen = None if options is None else dict(options)
+    step = make_eval_step(model, task=task)
+    return _xla.jit(step, workload=getattr(model, "name", None), compiler_options=chosen)
 
 
 def evaluate(
-    model, params, model_state, dataset, *, task="classification", batch_size=1000, mesh=None
+    model,
+    params,
+    model_state,
+    dataset,
+    *,
+    task="classification",
+    batch_size=1000,
+    mesh=None,
+    compiler_options=None,
 ) -> dict:
     """Score ``dataset`` without gradients or dropout: ``{"loss", "accuracy"}``.
 
@@ -269,7 +278,8 @@ def evaluate(
     counted exactly once: the last batch is padded to a fixed shape with weight 0, so the eval step
     compiles once. Accuracy is NaN for regression.
     """
-    eval_step = _eval_step(model, task)
+    options = None if compiler_options is None else tuple(sorted(compiler_options.items()))
+    eval_step = _eval_step(model, task, options)
     sums = {"loss": 0.0, "correct": 0.0, "count": 0.0}
     devices = mesh.size if mesh is not None else 1
     batch_size = min(_round_up(batch_size, devices), _round_up(len(dataset), devices))
@@ -352,7 +362,7 @@ def _sharded(cfg: FitConfig) -> bool:
     return bool(cfg.devices) or jax.process_count() > 1
 
 
-def _compile_step(model, tx, schedule, splits, cfg: FitConfig, mesh):
+def _compile_step(model, tx, schedule, splits, cfg: FitConfig, mesh, compiler_options):
     """The jitted step ``fit`` runs, and the training split on the device (None: host batches)."""
     augment = None if cfg.augment == "none" else augment_lib.get(cfg.augment, splits.info)
     compute_dtype = None if cfg.dtype == "float32" else cfg.dtype
@@ -369,8 +379,9 @@ def _compile_step(model, tx, schedule, splits, cfg: FitConfig, mesh):
         step = (make_epoch_step if cfg.scan else make_indexed_step)(step, batch_sharding=sharding)
         train = (splits.train.x, splits.train.y)
         data = jax.device_put(train) if mesh is None else parallel.replicate(train, mesh)
-    fusion = model.cpu_library_fusion
-    return jit(step, donate_argnums=0, cpu_library_fusion=fusion), data
+    workload = getattr(model, "name", None)
+    jitted = _xla.jit(step, workload=workload, compiler_options=compiler_options, donate_argnums=0)
+    return jitted, data
 
 
 def _epoch_inputs(splits, cfg: FitConfig, epoch: int, mesh, data, steps: int):
@@ -497,6 +508,7 @@ def fit(
     resume=False,
     verbose=True,
     run_info=None,
+    compiler_options=None,
 ) -> FitResult:
     """Train ``model`` on ``splits`` and score the test split once with the best-validation params.
 
@@ -513,6 +525,8 @@ def fit(
         machine); with none there yet, start from step 0, so a preempted job can always pass it.
       verbose: print one line per epoch.
       run_info: extra JSON-able facts for ``OUT/config.json`` (how the data was loaded).
+      compiler_options: XLA options for the train and eval steps; ``None`` takes jaxnn's choice
+        for the model from :mod:`jaxnn._xla` (CPU only), ``{}`` none at all.
 
     Returns:
       A :class:`FitResult`; ``summary`` is also written to ``OUT/summary.json``.
@@ -542,10 +556,11 @@ def fit(
     logger = MetricsLogger(
         out if main else None, epochs=cfg.epochs, keep_epochs=loop.epoch, verbose=verbose and main
     )
-    step_fn, data = _compile_step(model, tx, schedule, splits, cfg, mesh)
+    step_fn, data = _compile_step(model, tx, schedule, splits, cfg, mesh, compiler_options)
     score = functools.partial(
-        evaluate, model, task=splits.info.task, batch_size=cfg.eval_batch_size, mesh=mesh
-    )
+        evaluate, model, task=splits.info.task, batch_size=cfg.eval_batch_size, mesh=mesh,
+        compiler_options=compiler_options,
+    )  # fmt: skip
     stopped, message = "completed", ""
     with interrupts.deferred() as flags:  # Ctrl-C and SIGTERM act at the checks below
         try:

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn.models import call_top_level, init_compiler_options
+from jaxnn import _xla
 from jaxnn.parallel import to_host
 
 __all__ = ["TrainState", "create_train_state", "params_sha256", "step_key"]
@@ -48,8 +48,8 @@ def create_train_state(model, tx, seed: int) -> TrainState:
             model_state=model_state,
         )
 
-    # One program instead of one per op: the first step of a run comes sooner (jaxnn.models).
-    return call_top_level(jax.jit(create, compiler_options=init_compiler_options()), create)
+    # One program instead of one per op: the first step of a run comes sooner (jaxnn._xla).
+    return _xla.call_top_level(_xla.jit(create, kind="init"), create)
 
 
 def step_key(state: TrainState) -> jax.Array:

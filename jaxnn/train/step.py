@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxnn import losses
+from jaxnn import _xla, losses
 from jaxnn.data.containers import TASKS
 from jaxnn.train.state import TrainState, step_key
 
@@ -25,21 +25,7 @@ __all__ = [
     "make_eval_step",
     "make_indexed_step",
     "make_epoch_step",
-    "jit",
 ]
-
-
-# On CPU, XLA's library fusion speeds up some train steps and slows others (`jaxnn bench` and
-# scripts/bench_conv_cpu.py measure it), so a model module opts out with CPU_LIBRARY_FUSION = False.
-_CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
-
-
-def jit(fun, *, cpu_library_fusion: bool = True, **kwargs):
-    """``jax.jit``, plus on CPU the library-fusion compiler option unless ``cpu_library_fusion``
-    is False. Other backends get ``jax.jit`` unchanged."""
-    if jax.default_backend() == "cpu" and cpu_library_fusion:
-        kwargs.setdefault("compiler_options", _CPU_COMPILER_OPTIONS)
-    return jax.jit(fun, **kwargs)
 
 
 def per_example_metrics(task: str, outputs, targets):
@@ -110,6 +96,7 @@ def make_train_step(
     guard: bool = True,
     update_norm: bool = False,
     compute_dtype=None,
+    compiler_options: dict | None = None,
 ):
     """Build the train step ``(state, x, y) -> (state, metrics)``, jitted with the state donated.
 
@@ -130,8 +117,8 @@ def make_train_step(
       task: one of :data:`TASKS`.
       schedule: ``step -> learning rate`` to report (optional).
       augment: ``(key, x) -> x`` applied to training inputs (optional).
-      jitted: return the step compiled by :func:`jit` with ``donate_argnums=0`` (the default), or
-        the pure function (to wrap in ``lax.scan``, ``chex.assert_max_traces`` or your own jit).
+      jitted: return the step jitted with ``donate_argnums=0`` (the default), or the pure
+        function (to wrap in ``lax.scan``, ``chex.assert_max_traces`` or your own jit).
       guard: skip non-finite updates (the default). With False every update is applied and
         ``finite``/``bad_leaf`` are still reported.
       update_norm: also report ``update_norm``, the global norm of the applied update. It costs
@@ -141,6 +128,8 @@ def make_train_step(
         on params and float inputs cast to this dtype, while the master params, the gradients
         (cast back by the cast's own derivative), the optimizer state and the loss stay float32.
         ``None`` (the default) computes in the params' dtype.
+      compiler_options: XLA options for the jitted step; ``None`` (the default) takes jaxnn's
+        choice for the model's name from :mod:`jaxnn._xla` (CPU only), ``{}`` none at all.
 
     Returns:
       The step. Metrics: ``loss``, ``accuracy``, ``grad_norm``, ``update_norm``, ``lr``,
@@ -201,8 +190,10 @@ def make_train_step(
 
     if not jitted:
         return train_step
-    fusion = getattr(model, "cpu_library_fusion", True)
-    return jit(train_step, donate_argnums=0, cpu_library_fusion=fusion)
+    workload = getattr(model, "name", None)
+    return _xla.jit(
+        train_step, workload=workload, compiler_options=compiler_options, donate_argnums=0
+    )
 
 
 def make_eval_step(model, *, task: str = "classification"):

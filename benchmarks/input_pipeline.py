@@ -16,7 +16,7 @@ Chapter 9 asks that the pipeline keep the model busy: the input fraction is
 
 Usage:
 
-    python scripts/bench_input_pipeline.py [--batch-size 128] [--repeats 9] [--json out.json]
+    python -m benchmarks.input_pipeline [--batch-size 128] [--repeats 9] [--json out.json]
 """
 
 from __future__ import annotations

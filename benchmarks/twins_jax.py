@@ -38,7 +38,7 @@ def _max_pool(h, p):
 
 def _cnn(params, x, cfg):
     if cfg.ndim != 2:
-        raise ValueError(f"bench_jax: expected a 2-D CNN, got input_shape {cfg.input_shape}")
+        raise ValueError(f"twins_jax: expected a 2-D CNN, got input_shape {cfg.input_shape}")
     h = x.reshape(x.shape[0], *cfg.input_shape[:2], cfg.in_channels)  # (B, H, W, C)
     for i, pooled in enumerate(cfg.pooled_after()):
         p = params[f"conv_{i}"]
@@ -95,7 +95,7 @@ def _transformer(params, x, cfg):
 
 def _gru(params, x, cfg):
     if cfg.cell != "gru":
-        raise ValueError(f"bench_jax: expected cell 'gru', got {cfg.cell!r}")
+        raise ValueError(f"twins_jax: expected cell 'gru', got {cfg.cell!r}")
     h_seq = x.reshape(x.shape[0], *cfg.sequence_shape)  # (B, T, D)
     for i, width in enumerate(cfg.hidden):
         p = params[f"cell_{i}"]

@@ -13,7 +13,7 @@ Compile time is measured apart (``lower(...).compile()``); then a few warm-up st
 ``--repeats`` timings of ``--inner`` steps each, reporting the median and the minimum per step.
 Timings on a shared machine are noisy: compare rows from the same run only.
 
-Usage: ``python scripts/bench_conv_cpu.py [--repeats 7] [--inner 20] [--batch 100] [--quick]``
+Usage: ``python -m benchmarks.conv_cpu [--repeats 7] [--inner 20] [--batch 100] [--quick]``
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Both run through ``jaxnn.train.fit`` on the same data and model, alternating (lo
 scan) so that drift on a shared machine hits both. Per run: the first epoch holds the compile time,
 the median of the other epochs gives the steady step time. Usage:
 
-    python scripts/bench_train_step.py [--model mlp] [--dataset mnist1d] [--epochs 6] [--rounds 2]
+    python -m benchmarks.train_step [--model mlp] [--dataset mnist1d] [--epochs 6] [--rounds 2]
 
 """
 

@@ -5,7 +5,7 @@ sizes, seconds) and ``--out DIR`` (default ``runs/experiments/<name>``), collect
 numbers, saves the figure, and writes ``metrics.json`` with the claim as text and whether it held.
 :meth:`Experiment.check` records one assertion; the first that fails ends the run with exit code 1.
 
-Importing this module applies the shared figure style (:mod:`jaxnn.experiments._style`), and
+Importing this module applies the shared figure style (:mod:`experiments.style`), and
 :meth:`Experiment.save` stamps a "QUICK RUN" banner on every figure of a ``--quick`` run and writes
 an SVG twin of each PNG. The hidden flag ``--break-claim`` makes the first check fail on purpose,
 so that tools can test how a failed claim is reported.
@@ -25,7 +25,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from jaxnn.experiments._style import apply_style, mark_quick  # noqa: E402
+
+from experiments.style import apply_style, mark_quick  # noqa: E402
 
 __all__ = ["Experiment", "plt"]
 
@@ -120,8 +121,7 @@ class Experiment:
             "metrics": self.metrics,
             "figures_svg": self._svgs,
             "seconds": round(time.perf_counter() - self._t0, 3),
-            "command": f"python -m jaxnn.experiments.{self.name}"
-            + (" --quick" if self.quick else ""),
+            "command": f"python -m experiments.{self.name}" + (" --quick" if self.quick else ""),
             "machine": machine(),
         }
         (self.out / "metrics.json").write_text(json.dumps(doc, indent=2) + "\n")

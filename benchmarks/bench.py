@@ -1,14 +1,16 @@
-"""``jaxnn bench``: jaxnn's train step side by side with pure JAX, Flax nnx and PyTorch eager.
+"""``python -m benchmarks``: jaxnn's train step beside pure JAX, Flax nnx and PyTorch eager.
+
+``jaxnn bench`` runs it from a source checkout.
 
 In one process, on the workloads of :data:`WORKLOADS`, four columns train the same network with
 Adam on the same synthetic batches:
 
 * ``jaxnn``: the step :func:`jaxnn.train.fit` runs, ``make_train_step(model, tx, task=...)`` on
   ``jaxnn.models.build(...)`` (metrics, non-finite guard, the model's compiler options);
-* ``jax``: a hand-written pure-JAX step with the same math (:mod:`jaxnn.bench_jax`);
-* ``flax``: Flax nnx twins (:mod:`jaxnn.bench_flax`), skipped when Flax is missing;
-* ``torch``: PyTorch eager twins (:mod:`jaxnn.bench_torch`, ``torch.set_num_threads`` = the core
-  count), skipped when PyTorch is missing.
+* ``jax``: a hand-written pure-JAX step with the same math (:mod:`benchmarks.twins_jax`);
+* ``flax``: Flax nnx twins (:mod:`benchmarks.twins_flax`), skipped when Flax is missing;
+* ``torch``: PyTorch eager twins (:mod:`benchmarks.twins_torch`, ``torch.set_num_threads`` = the
+  core count), skipped when PyTorch is missing.
 
 Method: each column is set up and its first step (the compile, for JAX) timed apart, then
 ``--warmup`` steps run. ``--rounds`` rounds follow; each round visits the columns in a shuffled
@@ -41,7 +43,7 @@ from jaxnn import models
 from jaxnn.errors import UserError
 from jaxnn.host_memory import reuse_freed_memory
 
-__all__ = ["WORKLOADS", "COLUMNS", "Workload", "add_parser", "run", "main", "bench"]
+__all__ = ["WORKLOADS", "COLUMNS", "Workload", "build_parser", "run", "main", "bench"]
 
 COLUMNS = ("jaxnn", "jax", "flax", "torch")
 LEARNING_RATE = 1e-3
@@ -142,26 +144,26 @@ def _setup_jaxnn(work, cfg, batches, options):
 
 
 def _setup_jax(work, cfg, batches, options):
-    from jaxnn import bench_jax
+    from benchmarks import twins_jax
 
     params, _ = models.build(work.model, cfg).init(jax.random.key(0))
-    return bench_jax.make_step(work.model, cfg, params, lr=LEARNING_RATE)
+    return twins_jax.make_step(work.model, cfg, params, lr=LEARNING_RATE)
 
 
 def _setup_flax(work, cfg, batches, options):
-    from jaxnn import bench_flax
+    from benchmarks import twins_flax
 
-    return bench_flax.make_step(work.model, cfg, lr=LEARNING_RATE)
+    return twins_flax.make_step(work.model, cfg, lr=LEARNING_RATE)
 
 
 def _setup_torch(work, cfg, batches, options):
     import torch
     import torch.nn.functional as F
 
-    from jaxnn import bench_torch
+    from benchmarks import twins_torch
 
     torch.manual_seed(0)
-    twin = bench_torch.build_torch_twin(models.build(work.model, cfg)).train()
+    twin = twins_torch.build_torch_twin(models.build(work.model, cfg)).train()
     opt = torch.optim.Adam(twin.parameters(), lr=LEARNING_RATE)
     lm = work.task == "language_model"
     tb = [
@@ -382,11 +384,13 @@ def bench(args) -> dict:
     return report
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add the ``bench`` subcommand to a CLI's subparsers; returns its parser."""
-    p = subparsers.add_parser("bench", help="time jaxnn's train step against JAX, Flax, PyTorch")
-    _add_arguments(p)
-    return p
+def build_parser() -> argparse.ArgumentParser:
+    """The arguments of ``python -m benchmarks`` (and of ``jaxnn bench``, which runs it)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    _add_arguments(parser)
+    return parser
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -424,13 +428,11 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m jaxnn.bench`` / ``scripts/bench.py``."""
-    parser = argparse.ArgumentParser(prog="jaxnn bench", description=__doc__.split("\n")[0])
-    _add_arguments(parser)
+    """``python -m benchmarks``: one line for an expected failure, exit 2."""
     try:
-        return run(parser.parse_args(argv))
+        return run(build_parser().parse_args(argv))
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"python -m benchmarks: error: {err}", file=sys.stderr)
         return 2
 
 

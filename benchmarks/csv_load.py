@@ -13,7 +13,7 @@ when they are installed, pandas (C engine) and pyarrow, so the choice can be re-
 
 Usage:
 
-    python scripts/bench_csv.py [--rows 1000000] [--cols 50] [--repeats 3] [--compare]
+    python -m benchmarks.csv_load [--rows 1000000] [--cols 50] [--repeats 3] [--compare]
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ recomputation is then scheduled during the forward pass.
 
 Usage::
 
-    python scripts/bench_memory.py [--quick] [--rounds 5] [--inner 3] [--json out.json]
+    python -m benchmarks.memory [--quick] [--rounds 5] [--inner 3] [--json out.json]
 
 ``--quick`` uses small shapes and one timed round (seconds; for tests). Timings on a shared
 machine are noisy: compare rows of the same run only.

@@ -547,7 +547,7 @@ def examine(
 def _restore(out: Path, config: dict):
     """``(model, splits, params, model_state, restored)``: the best-validation checkpoint, or
     the initialization for a run that failed before writing one (``restored`` says which)."""
-    from jaxnn.train.run import load_run, model_from_config
+    from jaxnn.app.predict import load_run, model_from_config
 
     fit = config["fit"]
     data = config.get("data") if isinstance(config.get("data"), dict) else {}

@@ -1,8 +1,9 @@
 """The book, executed: every chapter's experiments run and gathered into one offline page.
 
-``jaxnn book`` prints which module implements which chapter. ``jaxnn book build --out DIR`` runs
-every experiment of the :mod:`jaxnn.experiments` package (the modules named ``chNN_<claim>``),
-each in its own process as ``python -m jaxnn.experiments.<name> --out DIR/<name> [--quick]``, and
+``python -m experiments`` (or ``jaxnn book``, from a checkout) prints which module implements
+which chapter. ``python -m experiments build --out DIR`` runs every experiment of
+:data:`EXPERIMENTS`, each in its own process as ``python -m experiments.<name> --out DIR/<name>
+[--quick]``, and
 writes ``DIR/index.html``: one section per chapter (1-15), each experiment with its claim, its
 figures, the measured numbers, a pass/fail mark, the command that reproduces it, the machine it
 ran on and the time it took. The page is one self-contained file (figures embedded as data URIs,
@@ -10,7 +11,7 @@ inline CSS, no fonts or scripts from elsewhere), so it reads offline and can be 
 
 A failed or crashed experiment is never hidden: the build prints it, exits 1, and the page marks
 it failed with the tail of its output. A rebuild reuses an experiment's results when its cache
-key (a hash of the experiment's source, the harness's source and the mode) is unchanged, so
+key (a hash of the experiment's source, the shared modules' sources and the mode) is unchanged, so
 adding one chapter does not rerun the other fourteen. Only passing runs are reused.
 """
 
@@ -20,13 +21,9 @@ import argparse
 import base64
 import hashlib
 import html
-import importlib
-import importlib.util
 import json
 import os
-import pkgutil
 import platform
-import re
 import shlex
 import shutil
 import signal
@@ -39,7 +36,7 @@ from pathlib import Path
 
 from jaxnn.errors import UserError
 
-__all__ = ["BOOK", "add_parser", "run", "main", "discover", "build", "render_page"]
+__all__ = ["BOOK", "EXPERIMENTS", "SHARED", "build_parser", "run", "main", "build", "render_page"]
 
 BOOK = (
     (1, "Neural networks as function approximators", "jaxnn.models.mlp"),
@@ -63,9 +60,28 @@ BOOK = (
     (15, "End-to-end training loop", "jaxnn.train, jaxnn.train.checkpoint, jaxnn.parallel"),
 )
 
-PACKAGE = "jaxnn.experiments"
-HARNESS = "jaxnn.experiments._common"
-_NAME = re.compile(r"ch(\d\d)_[a-z0-9_]+")
+#: Every experiment, in chapter order: the module ``experiments/<name>.py`` of this folder.
+EXPERIMENTS = (
+    "ch01_function_approximation",
+    "ch02_batched_matrix_form",
+    "ch03_linear_collapse",
+    "ch04_high_accuracy_high_loss",
+    "ch05_training_stores_activations",
+    "ch06_learning_rate_noise_saddles",
+    "ch07_backprop_costs_a_few_forward_passes",
+    "ch08_optimizers_train_vs_validation",
+    "ch09_preprocessing",
+    "ch10_mlp_images_vs_tables",
+    "ch11_cnn_vs_mlp",
+    "ch11_translation_equivariance",
+    "ch12_positions_break_permutation_symmetry",
+    "ch13_early_stopping",
+    "ch14_failure_modes",
+    "ch15_end_to_end",
+)
+#: The modules every experiment shares; a change to one reruns them all.
+SHARED = ("harness", "style")
+PACKAGE, FOLDER = "experiments", Path(__file__).resolve().parent
 _LOG_TAIL = 4000  # characters of a failed run's output shown on the page
 
 
@@ -74,12 +90,13 @@ _LOG_TAIL = 4000  # characters of a failed run's output shown on the page
 # --------------------------------------------------------------------------------------------
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``book`` (the chapter map) and ``book build`` (the executed book) to ``subparsers``."""
-    book = subparsers.add_parser(
-        "book", help="which module implements which chapter; `book build` runs the experiments"
+def build_parser() -> argparse.ArgumentParser:
+    """``python -m experiments [build ...]``: the chapter map, or the executed book."""
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments",
+        description="which module implements which chapter; `build` runs the experiments",
     )
-    sub = book.add_subparsers(dest="book_command")
+    sub = parser.add_subparsers(dest="book_command")
     b = sub.add_parser("build", help="run the experiments and write an offline page DIR/index.html")
     b.add_argument("--out", required=True, help="output directory (results and index.html)")
     b.add_argument("--quick", action="store_true", help="tiny sizes: seconds per experiment")
@@ -91,16 +108,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="rerun even when the cache key matches")
     b.add_argument("--verbose", action="store_true", help="show each experiment's output live")
     b.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per experiment")
-    b.add_argument(
-        "--package",
-        default=PACKAGE,
-        help=f"package whose chNN_* modules are the experiments (default {PACKAGE})",
-    )
-    return book
+    return parser
 
 
-def run(args) -> int:
-    """Run ``jaxnn book [build ...]``; returns the exit code (1 when an experiment failed)."""
+def run(args, **where) -> int:
+    """Run ``python -m experiments [build ...]``; returns the exit code (1 when an experiment
+    failed). ``where`` goes to :func:`build` (which experiments there are)."""
     if getattr(args, "book_command", None) != "build":
         for number, title, where in BOOK:
             print(f"{number:>2}. {title:<45} {where}")
@@ -111,8 +124,8 @@ def run(args) -> int:
         only=[s for s in args.only.split(",") if s.strip()],
         force=args.force,
         timeout=args.timeout,
-        package=args.package,
         verbose=args.verbose,
+        **where,
     )
     failed = [r["name"] for r in results if r["ran"] and r["status"] != "passed"]
     print(f"wrote {Path(args.out) / 'index.html'}", flush=True)
@@ -122,36 +135,22 @@ def run(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    """``python -m jaxnn.book [build ...]``: the same as ``jaxnn book [build ...]``."""
-    parser = argparse.ArgumentParser(prog="jaxnn")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["book", *(sys.argv[1:] if argv is None else argv)])
+def main(argv=None, **where) -> int:
+    """``python -m experiments [build ...]`` (``jaxnn book`` runs it from a checkout)."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        return run(args)
+        return run(args, **where)
     except ValueError as err:
-        print(f"jaxnn book: error: {err}", file=sys.stderr)
+        print(f"python -m experiments: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
 
 
 # --------------------------------------------------------------------------------------------
 # Discovery and cache
 # --------------------------------------------------------------------------------------------
-
-
-def discover(package: str = PACKAGE) -> list[str]:
-    """The experiment module names (``chNN_<claim>``) of ``package``, sorted by chapter, name.
-
-    Found through the import system (``pkgutil``), so an installed wheel works as a checkout does.
-    """
-    try:
-        pkg = importlib.import_module(package)
-    except ImportError as err:
-        raise UserError(
-            f"book build: expected an importable experiments package, got {package!r} ({err})"
-        ) from err
-    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if _NAME.fullmatch(m.name)]
-    return sorted(names, key=lambda n: (chapter_of(n), n))
 
 
 def chapter_of(name: str) -> int:
@@ -173,32 +172,15 @@ def select(names: list[str], only: list[str]) -> list[str]:
     return [n for n in names if any(n.startswith(t) for t in tokens)]
 
 
-def _source_path(module: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise UserError(f"book build: expected module {module} to have a source file, got none")
-    return Path(spec.origin)
-
-
-def harness_modules(package: str) -> list[str]:
-    """The modules every experiment shares: :data:`HARNESS` and each module of ``package``
-    that is not an experiment (``__init__``, ``_common``, a figure style)."""
-    pkg = importlib.import_module(package)
-    shared = [
-        f"{package}.{m.name}"
-        for m in pkgutil.iter_modules(pkg.__path__)
-        if not _NAME.fullmatch(m.name)
-    ]
-    return sorted({HARNESS, package, *shared})
-
-
-def cache_key(package: str, name: str, quick: bool) -> str:
-    """sha256 of the experiment's source, the harness's sources and the mode."""
+def cache_key(folder: Path, name: str, shared, quick: bool) -> str:
+    """sha256 of the experiment's source ``folder/name.py``, the ``shared`` modules' sources
+    and the mode."""
     h = hashlib.sha256()
-    for module in (f"{package}.{name}", *harness_modules(package)):
-        h.update(module.encode() + b"\0")
-        h.update(_source_path(module).read_bytes())
-        h.update(b"\0")
+    for module in (name, *shared):
+        path = folder / f"{module}.py"
+        if not path.is_file():
+            raise UserError(f"book build: expected the source file {path}, got none")
+        h.update(module.encode() + b"\0" + path.read_bytes() + b"\0")
     h.update(b"quick" if quick else b"full")
     return h.hexdigest()
 
@@ -331,15 +313,28 @@ def _cached(exp_dir: Path, key: str) -> dict | None:
 
 
 def build(
-    out: Path, *, quick=False, only=(), force=False, timeout=3600.0, package=PACKAGE, verbose=False
+    out: Path,
+    *,
+    quick=False,
+    only=(),
+    force=False,
+    timeout=3600.0,
+    verbose=False,
+    package: str = PACKAGE,
+    folder: Path = FOLDER,
+    names=EXPERIMENTS,
+    shared=SHARED,
 ):
     """Run the selected experiments (reusing cached passes) and write ``out/index.html``.
 
+    ``package``, ``folder``, ``names`` and ``shared`` say which experiments there are: by
+    default this folder's :data:`EXPERIMENTS` and :data:`SHARED` (a test passes its own).
+
     Returns:
-      One dict per discovered experiment: ``name``, ``status`` (passed, failed, not built,
+      One dict per experiment: ``name``, ``status`` (passed, failed, not built,
       stale), ``ran`` (run or reused in this build) and the stored record.
     """
-    names = discover(package)
+    names = sorted(names, key=lambda n: (chapter_of(n), n))
     chosen = select(names, list(only))
     out.mkdir(parents=True, exist_ok=True)
     host = machine()
@@ -350,7 +345,7 @@ def build(
     )
     results = []
     for i, name in enumerate(chosen, 1):
-        key = cache_key(package, name, quick)
+        key = cache_key(folder, name, shared, quick)
         record = None if force else _cached(out / name, key)
         prefix = f"[{i}/{len(chosen)}] {name}"
         if record is not None:
@@ -367,7 +362,8 @@ def build(
     done = {r["name"] for r in results}
     for name in names:
         if name not in done:
-            results.append(_previous(out / name, name, cache_key(package, name, quick), quick))
+            key = cache_key(folder, name, shared, quick)
+            results.append(_previous(out / name, name, key, quick))
     results.sort(key=lambda r: (chapter_of(r["name"]), r["name"]))
     page = render_page(out, results, quick=quick, host=host)
     (out / "index.html").write_text(page, encoding="utf-8")

@@ -1,0 +1,8 @@
+"""The application wing: the ``jaxnn`` command line and what only it needs.
+
+The library (``jaxnn.layers``, ``jaxnn.models``, ``jaxnn.train``, ...) never imports this
+package. Here live the commands (:mod:`jaxnn.app.cli`), the recipes per model and dataset
+(:mod:`jaxnn.app.recipes`), rebuilding a finished run and predicting with it
+(:mod:`jaxnn.app.predict`) and the doctor (:mod:`jaxnn.app.doctor`). The command applies the
+process-wide host-memory setting (:mod:`jaxnn.host_memory`) at its start; the library never does.
+"""
