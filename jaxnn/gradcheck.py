@@ -156,6 +156,20 @@ def _derivative_pairs(f, args, order, modes, eps, label, seed):
     return pairs
 
 
+def _check_grads_args(args, order, modes) -> tuple[tuple, tuple]:
+    """``(args, modes)`` as tuples, once every argument of :func:`check_grads` is checked."""
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ValueError(f"check_grads: expected order to be an integer >= 1, got {order!r}")
+    modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    if not modes or any(m not in _MODES for m in modes):
+        raise ValueError(f"check_grads: expected modes from {_MODES}, got {modes!r}")
+    if not isinstance(args, (tuple, list)):
+        raise ValueError(f"check_grads: expected args as a tuple, got {type(args).__name__}")
+    args = tuple(args)
+    _require_float64("check_grads", args)
+    return args, modes
+
+
 def check_grads(
     f,
     args,
@@ -192,15 +206,7 @@ def check_grads(
         flat index in that leaf, the AD and FD values and their relative error.
       ValueError: if x64 is disabled, an argument is not float64, or ``order``/``modes`` are bad.
     """
-    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-        raise ValueError(f"check_grads: expected order to be an integer >= 1, got {order!r}")
-    modes = (modes,) if isinstance(modes, str) else tuple(modes)
-    if not modes or any(m not in _MODES for m in modes):
-        raise ValueError(f"check_grads: expected modes from {_MODES}, got {modes!r}")
-    if not isinstance(args, (tuple, list)):
-        raise ValueError(f"check_grads: expected args as a tuple, got {type(args).__name__}")
-    args = tuple(args)
-    _require_float64("check_grads", args)
+    args, modes = _check_grads_args(args, order, modes)
     # One compiled program for every order and mode: eager dispatch of the vmapped evaluations, or
     # one compilation per derivative, would dominate the cost.
     labels = []  # filled while tracing: strings cannot be outputs of a jitted function

@@ -236,6 +236,22 @@ def binary_cross_entropy(
     return _reduce(_mean_over_features(elementwise), reduction)
 
 
+def _check_weight_decay(weight_decay):
+    """``weight_decay`` as a float (or the traced array it is), once checked to be ``>= 0``."""
+    is_number = isinstance(weight_decay, (int, float, np.number))
+    is_number = is_number and not isinstance(weight_decay, bool)
+    if is_number and weight_decay >= 0:
+        return float(weight_decay)  # a Python int beyond int64 would overflow in JAX
+    if isinstance(weight_decay, jax.Array) and not is_number:
+        return weight_decay
+    raise ValueError(f"l2_penalty: expected weight_decay >= 0, got {weight_decay!r}")
+
+
+def _decayed(leaf, exclude_1d: bool) -> bool:
+    """Whether ``l2_penalty`` counts ``leaf``: floating, and not a bias or scale when asked."""
+    return jnp.issubdtype(leaf.dtype, jnp.floating) and not (exclude_1d and leaf.ndim <= 1)
+
+
 def l2_penalty(params, weight_decay: float = 1.0, *, exclude_1d: bool = False) -> jax.Array:
     """L2 weight penalty over a pytree: ``R = weight_decay * sum_leaves sum(theta^2) / 2``.
 
@@ -260,24 +276,12 @@ def l2_penalty(params, weight_decay: float = 1.0, *, exclude_1d: bool = False) -
       ValueError: if ``weight_decay`` is not a number, a concrete ``weight_decay`` is negative
         (or NaN), or a leaf is not numeric array data.
     """
-    is_number = isinstance(weight_decay, (int, float, np.number)) and not isinstance(
-        weight_decay, bool
-    )
-    if not (is_number or isinstance(weight_decay, jax.Array)) or (
-        is_number and not weight_decay >= 0
-    ):
-        raise ValueError(f"l2_penalty: expected weight_decay >= 0, got {weight_decay!r}")
-    if is_number:
-        weight_decay = float(weight_decay)  # a Python int beyond int64 would overflow in JAX
+    weight_decay = _check_weight_decay(weight_decay)
     leaves = [
         as_array("l2_penalty", leaf, "every params leaf")
         for leaf in jax.tree_util.tree_leaves(params)
     ]
-    leaves = [
-        leaf
-        for leaf in leaves
-        if jnp.issubdtype(leaf.dtype, jnp.floating) and not (exclude_1d and leaf.ndim <= 1)
-    ]
+    leaves = [leaf for leaf in leaves if _decayed(leaf, exclude_1d)]
     if not leaves:
         return jnp.zeros(())
     return weight_decay * sum(0.5 * jnp.sum(leaf**2) for leaf in leaves)

@@ -350,21 +350,7 @@ def make_schedule(
       ValueError: for an unknown name, a non-positive rate or step count, or warmup steps out of
         range or given to a schedule without warmup.
     """
-    if name not in SCHEDULES:
-        raise ValueError(f"make_schedule: expected name in {', '.join(SCHEDULES)}, got {name!r}")
-    _check_learning_rate("make_schedule", learning_rate)
-    if callable(learning_rate):
-        raise ValueError("make_schedule: expected a float learning_rate, got a schedule")
-    total_steps = check_positive_int("make_schedule", total_steps, "total_steps")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise ValueError(
-            f"make_schedule: expected warmup_steps to be a non-negative int, got {warmup_steps!r}"
-        )
-    if name != "warmup_cosine" and warmup_steps:
-        raise ValueError(
-            f"make_schedule: warmup_steps applies to 'warmup_cosine' only, got warmup_steps="
-            f"{warmup_steps} with schedule {name!r}"
-        )
+    _check_schedule_args(name, learning_rate, total_steps, warmup_steps)
     learning_rate = float(learning_rate)
     if name == "constant":
         return optax.constant_schedule(learning_rate)
@@ -381,6 +367,25 @@ def make_schedule(
         warmup_steps=warmup_steps,
         decay_steps=total_steps,
     )
+
+
+def _check_schedule_args(name, learning_rate, total_steps, warmup_steps) -> None:
+    """Raise a ``ValueError`` naming the first bad argument of :func:`make_schedule`."""
+    if name not in SCHEDULES:
+        raise ValueError(f"make_schedule: expected name in {', '.join(SCHEDULES)}, got {name!r}")
+    _check_learning_rate("make_schedule", learning_rate)
+    if callable(learning_rate):
+        raise ValueError("make_schedule: expected a float learning_rate, got a schedule")
+    check_positive_int("make_schedule", total_steps, "total_steps")
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(
+            f"make_schedule: expected warmup_steps to be a non-negative int, got {warmup_steps!r}"
+        )
+    if name != "warmup_cosine" and warmup_steps:
+        raise ValueError(
+            f"make_schedule: warmup_steps applies to 'warmup_cosine' only, got warmup_steps="
+            f"{warmup_steps} with schedule {name!r}"
+        )
 
 
 def make_optimizer(
@@ -432,6 +437,25 @@ def make_optimizer(
         decay (use ``"adamw"``), or ``nesterov=True`` with a name other than
         ``"momentum"``/``"nesterov"``.
     """
+    weight_decay = _check_optimizer_args(name, impl, learning_rate, weight_decay, clip_norm)
+    if nesterov and name not in ("momentum", "nesterov"):
+        raise ValueError(
+            f"make_optimizer: nesterov=True applies to 'momentum' only, got name {name!r}"
+        )
+    schedule_fn = make_schedule(
+        schedule, learning_rate, total_steps=total_steps, warmup_steps=warmup_steps
+    )
+    # A constant rate is passed as a float so the optimizer state carries no schedule counter.
+    lr = float(learning_rate) if schedule == "constant" else schedule_fn
+
+    chain = [] if clip_norm is None else [optax.clip_by_global_norm(float(clip_norm))]
+    chain += _update_rule(name, lr, weight_decay, nesterov=nesterov, impl=impl)
+    return optax.chain(*chain), schedule_fn
+
+
+def _check_optimizer_args(name, impl, learning_rate, weight_decay, clip_norm) -> float:
+    """Raise a ``ValueError`` naming the first bad argument of :func:`make_optimizer`; return
+    the checked weight decay."""
     if name not in OPTIMIZERS:
         raise ValueError(f"make_optimizer: expected name in {', '.join(OPTIMIZERS)}, got {name!r}")
     if impl not in _IMPLS:
@@ -446,27 +470,18 @@ def make_optimizer(
             f"make_optimizer: 'adam' takes no weight decay, got weight_decay={weight_decay}; "
             "use 'adamw' for Adam with decoupled weight decay (Chapter 13)"
         )
-    if nesterov and name not in ("momentum", "nesterov"):
-        raise ValueError(
-            f"make_optimizer: nesterov=True applies to 'momentum' only, got name {name!r}"
-        )
-    schedule_fn = make_schedule(
-        schedule, learning_rate, total_steps=total_steps, warmup_steps=warmup_steps
-    )
-    # A constant rate is passed as a float so the optimizer state carries no schedule counter.
-    lr = float(learning_rate) if schedule == "constant" else schedule_fn
+    return weight_decay
 
-    chain = [] if clip_norm is None else [optax.clip_by_global_norm(float(clip_norm))]
+
+def _update_rule(name, lr, weight_decay, *, nesterov, impl) -> list:
+    """The chain's last links: the L2 gradient for the SGD family, then the update rule."""
     if name in ("sgd", "momentum", "nesterov"):
-        if weight_decay > 0:
-            chain.append(optax.add_decayed_weights(weight_decay))
-        chain.append(_sgd_family(name, lr, nesterov=nesterov, impl=impl))
-    elif name == "adam":
-        chain.append(optax.adam(lr) if impl == "optax" else adam(lr))
-    else:
-        make = optax.adamw if impl == "optax" else adamw
-        chain.append(make(lr, weight_decay=weight_decay))
-    return optax.chain(*chain), schedule_fn
+        decay = [optax.add_decayed_weights(weight_decay)] if weight_decay > 0 else []
+        return [*decay, _sgd_family(name, lr, nesterov=nesterov, impl=impl)]
+    if name == "adam":
+        return [optax.adam(lr) if impl == "optax" else adam(lr)]
+    make = optax.adamw if impl == "optax" else adamw
+    return [make(lr, weight_decay=weight_decay)]
 
 
 def _check_clip_norm(clip_norm) -> None:

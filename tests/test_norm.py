@@ -175,8 +175,8 @@ P3, S3 = {"scale": jnp.ones(3), "bias": jnp.zeros(3)}, {"mean": jnp.zeros(3), "v
             "bool",
         ),
         (lambda: N.init_layer_norm(0), "dim"),
-        (lambda: N.init_batch_norm(-2), "num_features"),
-        (lambda: N.init_batch_norm_state(2.5), "num_features"),
+        (lambda: N.init_batch_norm(-2), "dim"),
+        (lambda: N.init_batch_norm_state(2.5), "dim"),
     ],
 )
 def test_bad_input_raises_value_error_naming_expected_and_given(call, match):

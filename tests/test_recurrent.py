@@ -251,8 +251,8 @@ def test_cell_state_batch_mismatch_raises():
         recurrent.gru_cell(params, jnp.zeros((3, H)), jnp.zeros((B, D)))
 
 
-def test_init_with_zero_hidden_raises():
-    with pytest.raises(ValueError, match="hidden to be a positive integer, got 0"):
+def test_init_with_a_zero_hidden_size_raises():
+    with pytest.raises(ValueError, match="out_dim to be a positive integer, got 0"):
         recurrent.init_rnn(jax.random.key(0), D, 0)
 
 

@@ -89,7 +89,7 @@ P = init_residual_block(jax.random.key(5), 2)
             r"conv2 kernel \(k, C, C\)",
         ),
         (lambda: init_residual_block(jax.random.key(0), 4, ndim=3), "ndim 1 or 2"),
-        (lambda: init_residual_block(jax.random.key(0), 0), "channels"),
+        (lambda: init_residual_block(jax.random.key(0), 0), "dim"),
         (lambda: init_residual_block(jax.random.key(0), 4, kernel_size=0), "kernel_size"),
     ],
 )

@@ -123,22 +123,7 @@ def scaled_dot_product_attention(
     allowed = jnp.ones((1, 1, t_q, t_k), dtype=bool)  # (1, 1, Tq, Tk)
     if mask is not None:
         want = (heads, t_q, t_k) if unbatched else (batch, heads, t_q, t_k)
-        try:
-            fits = np.broadcast_shapes(np.shape(mask), want) == want
-        except ValueError:
-            fits = False
-        if not fits:
-            raise ValueError(
-                f"scaled_dot_product_attention: expected a mask broadcastable to {want}, got "
-                f"shape {tuple(np.shape(mask))}"
-            )
-        mask_dtype = mask.dtype if hasattr(mask, "dtype") else np.asarray(mask).dtype
-        if mask_dtype != np.bool_:
-            raise ValueError(
-                f"scaled_dot_product_attention: expected a boolean mask (True = may attend), got "
-                f"dtype {mask_dtype}"
-            )
-        mask = jnp.asarray(mask)
+        mask = _check_mask(mask, want)
         allowed = allowed & (mask[None] if unbatched else mask)
     if is_causal:
         allowed = allowed & jnp.tril(jnp.ones((t_q, t_k), dtype=bool))
@@ -149,6 +134,26 @@ def scaled_dot_product_attention(
     )  # (B, H, Tq, Tk)
     out = jnp.swapaxes(jnp.einsum("bhqk,bhkd->bhqd", weights, v), 1, 2)  # (B, Tq, H, Dh)
     return out[0] if unbatched else out
+
+
+def _check_mask(mask, want: tuple[int, ...]) -> jax.Array:
+    """The boolean ``mask`` as an array, once it is checked to broadcast to ``want``."""
+    try:
+        fits = np.broadcast_shapes(np.shape(mask), want) == want
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"scaled_dot_product_attention: expected a mask broadcastable to {want}, got "
+            f"shape {tuple(np.shape(mask))}"
+        )
+    mask_dtype = mask.dtype if hasattr(mask, "dtype") else np.asarray(mask).dtype
+    if mask_dtype != np.bool_:
+        raise ValueError(
+            f"scaled_dot_product_attention: expected a boolean mask (True = may attend), got "
+            f"dtype {mask_dtype}"
+        )
+    return jnp.asarray(mask)
 
 
 def _check_heads(name: str, dim: int, num_heads: int) -> int:

@@ -34,6 +34,7 @@ from jaxnn._checks import (
     check_positive_int,
     param_array,
 )
+from jaxnn._compat import renamed_arguments
 from jaxnn._partials import named_partial
 
 __all__ = [
@@ -73,18 +74,8 @@ def _explicit_pads(name, spatial, window, stride, dilation, padding) -> list[tup
             raise ValueError(f"{name}: expected padding 'SAME', 'VALID' or an int, got {padding!r}")
         effective = tuple((k - 1) * d + 1 for k, d in zip(window, dilation, strict=True))
         return list(lax.padtype_to_pads(spatial, effective, stride, padding.upper()))
-    if _is_int(padding):
-        pads = [(int(padding), int(padding))] * nsp
-    elif (
-        isinstance(padding, (tuple, list))
-        and len(padding) == nsp
-        and all(
-            isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(v) for v in p)
-            for p in padding
-        )
-    ):
-        pads = [(int(lo), int(hi)) for lo, hi in padding]
-    else:
+    pads = _numeric_pads(padding, nsp)
+    if pads is None:
         raise ValueError(
             f"{name}: expected padding 'SAME', 'VALID', an int or {nsp} (lo, hi) pairs, "
             f"got {padding!r}"
@@ -92,6 +83,16 @@ def _explicit_pads(name, spatial, window, stride, dilation, padding) -> list[tup
     if any(not (0 <= lo <= MAX_SIZE and 0 <= hi <= MAX_SIZE) for lo, hi in pads):
         raise ValueError(f"{name}: expected non-negative padding, got {padding!r}")
     return pads
+
+
+def _numeric_pads(padding, nsp: int) -> list[tuple[int, int]] | None:
+    """An int or ``nsp`` (lo, hi) int pairs as (lo, hi) pairs; None for anything else."""
+    if _is_int(padding):
+        return [(int(padding), int(padding))] * nsp
+    pair = lambda p: isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(v) for v in p)
+    if isinstance(padding, (tuple, list)) and len(padding) == nsp and all(map(pair, padding)):
+        return [(int(lo), int(hi)) for lo, hi in padding]
+    return None
 
 
 def _is_int(value) -> bool:
@@ -129,14 +130,14 @@ def _check_input(name: str, x, nsp: int) -> jax.Array:
 # Convolutions.
 
 
-def _init_conv(name, key, kernel_size, in_ch, out_ch, nsp, w_init, dtype) -> dict:
+def _init_conv(name, key, kernel_size, in_dim, out_dim, nsp, w_init, dtype) -> dict:
     check_key(name, key)
     kernel = _spatial_tuple(name, kernel_size, nsp, "kernel_size")
-    in_ch = check_positive_int(name, in_ch, "in_ch")
-    out_ch = check_positive_int(name, out_ch, "out_ch")
+    in_dim = check_positive_int(name, in_dim, "in_dim")
+    out_dim = check_positive_int(name, out_dim, "out_dim")
     return {
-        "w": w_init(key, (*kernel, in_ch, out_ch), dtype),  # (*K, I, O)
-        "b": jnp.zeros((out_ch,), dtype),  # (O,)
+        "w": w_init(key, (*kernel, in_dim, out_dim), dtype),  # (*K, I, O)
+        "b": jnp.zeros((out_dim,), dtype),  # (O,)
     }
 
 
@@ -173,34 +174,35 @@ def _conv(name, params, x, nsp, stride, padding, dilation) -> jax.Array:
     return y + b
 
 
+@renamed_arguments(in_ch="in_dim", out_ch="out_dim")
 def init_conv2d(
     key: jax.Array,
     kernel_size,
-    in_ch: int,
-    out_ch: int,
+    in_dim: int,
+    out_dim: int,
     *,
     w_init=initializers.he_normal,
     dtype=jnp.float32,
 ) -> dict:
     """Create 2-D convolution parameters.
 
-    Chapter 11: a convolutional layer owns ``out_ch`` filters of size ``KH x KW x in_ch``. The
-    parameter count ``KH * KW * in_ch * out_ch + out_ch`` does not depend on the image size:
+    Chapter 11: a convolutional layer owns ``out_dim`` filters of size ``KH x KW x in_dim``. The
+    parameter count ``KH * KW * in_dim * out_dim + out_dim`` does not depend on the image size:
     the same filter is reused at every position (parameter sharing).
 
     Args:
       key: PRNG key for the weights.
       kernel_size: ``k`` or ``(KH, KW)``, positive ints.
-      in_ch: number of input channels (positive int).
-      out_ch: number of output channels (filters).
+      in_dim: number of input channels ``C`` (positive int).
+      out_dim: number of output channels (filters).
       w_init: initializer ``(key, shape, dtype) -> array``; He normal with
-        ``fan_in = KH * KW * in_ch`` by default (suits ReLU networks).
+        ``fan_in = KH * KW * in_dim`` by default (suits ReLU networks).
       dtype: parameter dtype.
 
     Returns:
-      ``{"w": (KH, KW, in_ch, out_ch), "b": (out_ch,)}`` with zero bias.
+      ``{"w": (KH, KW, in_dim, out_dim), "b": (out_dim,)}`` with zero bias.
     """
-    return _init_conv("init_conv2d", key, kernel_size, in_ch, out_ch, 2, w_init, dtype)
+    return _init_conv("init_conv2d", key, kernel_size, in_dim, out_dim, 2, w_init, dtype)
 
 
 def conv2d(params: dict, x: jax.Array, *, stride=1, padding="SAME", dilation=1) -> jax.Array:
@@ -232,33 +234,34 @@ def conv2d(params: dict, x: jax.Array, *, stride=1, padding="SAME", dilation=1) 
     return _conv("conv2d", params, x, 2, stride, padding, dilation)
 
 
+@renamed_arguments(in_ch="in_dim", out_ch="out_dim")
 def init_conv1d(
     key: jax.Array,
     kernel_size,
-    in_ch: int,
-    out_ch: int,
+    in_dim: int,
+    out_dim: int,
     *,
     w_init=initializers.he_normal,
     dtype=jnp.float32,
 ) -> dict:
     """Create 1-D convolution parameters.
 
-    Chapter 11: ``out_ch`` filters of length ``K`` over ``in_ch`` channels; ``K * in_ch * out_ch +
-    out_ch`` parameters whatever the signal length.
+    Chapter 11: ``out_dim`` filters of length ``K`` over ``in_dim`` channels;
+    ``K * in_dim * out_dim + out_dim`` parameters whatever the signal length.
 
     Args:
       key: PRNG key for the weights.
       kernel_size: ``K`` (positive int, or a 1-tuple).
-      in_ch: number of input channels.
-      out_ch: number of output channels (filters).
-      w_init: initializer ``(key, shape, dtype) -> array``; He normal (``fan_in = K * in_ch``) by
+      in_dim: number of input channels.
+      out_dim: number of output channels (filters).
+      w_init: initializer ``(key, shape, dtype) -> array``; He normal (``fan_in = K * in_dim``) by
         default.
       dtype: parameter dtype.
 
     Returns:
-      ``{"w": (K, in_ch, out_ch), "b": (out_ch,)}`` with zero bias.
+      ``{"w": (K, in_dim, out_dim), "b": (out_dim,)}`` with zero bias.
     """
-    return _init_conv("init_conv1d", key, kernel_size, in_ch, out_ch, 1, w_init, dtype)
+    return _init_conv("init_conv1d", key, kernel_size, in_dim, out_dim, 1, w_init, dtype)
 
 
 def conv1d(params: dict, x: jax.Array, *, stride=1, padding="SAME", dilation=1) -> jax.Array:
@@ -414,25 +417,9 @@ def pool(
         padding as large as the window, a window larger than the padded input, an unknown
         ``kind`` or ``method``, or ``method="reshape"`` with overlapping or padded windows.
     """
-    if kind not in _POOL_KINDS or spatial_dims not in _LAYOUT:
-        raise ValueError(
-            f"pool: expected kind in {_POOL_KINDS} and spatial_dims in {tuple(_LAYOUT)}, got "
-            f"{kind!r} and {spatial_dims!r}"
-        )
-    name, nsp = f"{kind}_pool{spatial_dims}d", spatial_dims
-    x = _check_input(name, x, nsp)
-    window = _spatial_tuple(name, window, nsp, "window")
-    stride = window if stride is None else _spatial_tuple(name, stride, nsp, "stride")
-    if not isinstance(method, str) or method not in _POOL_METHODS:
-        raise ValueError(f"{name}: expected method in {_POOL_METHODS}, got {method!r}")
-    ones = (1,) * nsp
-    pads = _explicit_pads(name, x.shape[1:-1], window, stride, ones, padding)
-    if any(lo >= k or hi >= k for (lo, hi), k in zip(pads, window, strict=True)):
-        raise ValueError(
-            f"{name}: expected padding smaller than the window {window} (a window of padding "
-            f"alone has no value), got padding {pads}"
-        )
-    _check_fits(name, x, window, ones, pads, "window")
+    name = _check_pool_kind(kind, spatial_dims, method)
+    x = _check_input(name, x, spatial_dims)
+    window, stride, pads = _pool_windows(name, x, window, stride, padding)
     tiles = stride == window and all(p == (0, 0) for p in pads)
     if method == "reshape" and not tiles:
         raise ValueError(
@@ -442,6 +429,36 @@ def pool(
     if tiles and method != "reduce_window":
         return _pool_reshape(x, window, kind)
     return _pool_reduce_window(x, window, stride, pads, kind)
+
+
+def _check_pool_kind(kind, spatial_dims, method) -> str:
+    """The pooling's name, ``<kind>_pool<spatial_dims>d``, once its three choices are checked."""
+    if kind not in _POOL_KINDS or spatial_dims not in _LAYOUT:
+        raise ValueError(
+            f"pool: expected kind in {_POOL_KINDS} and spatial_dims in {tuple(_LAYOUT)}, got "
+            f"{kind!r} and {spatial_dims!r}"
+        )
+    name = f"{kind}_pool{spatial_dims}d"
+    if not isinstance(method, str) or method not in _POOL_METHODS:
+        raise ValueError(f"{name}: expected method in {_POOL_METHODS}, got {method!r}")
+    return name
+
+
+def _pool_windows(name, x, window, stride, padding):
+    """Checked ``(window, stride, pads)`` of a pooling of ``x``: padding smaller than the window,
+    and the window no larger than the padded input."""
+    nsp = x.ndim - 2
+    window = _spatial_tuple(name, window, nsp, "window")
+    stride = window if stride is None else _spatial_tuple(name, stride, nsp, "stride")
+    ones = (1,) * nsp
+    pads = _explicit_pads(name, x.shape[1:-1], window, stride, ones, padding)
+    if any(lo >= k or hi >= k for (lo, hi), k in zip(pads, window, strict=True)):
+        raise ValueError(
+            f"{name}: expected padding smaller than the window {window} (a window of padding "
+            f"alone has no value), got padding {pads}"
+        )
+    _check_fits(name, x, window, ones, pads, "window")
+    return window, stride, pads
 
 
 def _pool_member(kind: str, spatial_dims: int, what: str) -> functools.partial:

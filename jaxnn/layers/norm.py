@@ -27,6 +27,7 @@ from jaxnn._checks import (
     check_positive_int,
     param_array,
 )
+from jaxnn._compat import renamed_arguments
 
 __all__ = [
     "init_layer_norm",
@@ -64,7 +65,8 @@ def init_layer_norm(dim: int, *, dtype=jnp.float32) -> dict:
     """Create layer-norm parameters.
 
     Chapter 11: the learned per-feature scale ``gamma`` (ones) and shift ``beta`` (zeros) let the
-    layer undo the normalization where that helps, so the identity map stays reachable.
+    layer undo the normalization where that helps, so the identity map stays reachable. Keyless:
+    the parameters start as constants, so no random key is taken.
 
     Args:
       dim: size of the normalized (last) axis.
@@ -112,42 +114,88 @@ def layer_norm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
     return (x - mean) * lax.rsqrt(var + eps) * scale + bias
 
 
-def init_batch_norm(num_features: int, *, dtype=jnp.float32) -> dict:
+@renamed_arguments(num_features="dim")
+def init_batch_norm(dim: int, *, dtype=jnp.float32) -> dict:
     """Create batch-norm parameters (the trained part).
 
-    Chapter 11: a learned per-channel scale ``gamma`` and shift ``beta``.
+    Chapter 11: a learned per-channel scale ``gamma`` and shift ``beta``. Keyless: they start
+    as ones and zeros, so no random key is taken.
 
     Args:
-      num_features: number of features (channels), the size of the last input axis.
+      dim: number of features (channels), the size of the last input axis.
       dtype: parameter dtype.
 
     Returns:
       ``{"scale": (F,) ones, "bias": (F,) zeros}``.
     """
-    num_features = check_positive_int("init_batch_norm", num_features, "num_features")
+    dim = check_positive_int("init_batch_norm", dim, "dim")
     return {
-        "scale": jnp.ones((num_features,), dtype),  # (F,)
-        "bias": jnp.zeros((num_features,), dtype),  # (F,)
+        "scale": jnp.ones((dim,), dtype),  # (F,)
+        "bias": jnp.zeros((dim,), dtype),  # (F,)
     }
 
 
-def init_batch_norm_state(num_features: int, *, dtype=jnp.float32) -> dict:
+@renamed_arguments(num_features="dim")
+def init_batch_norm_state(dim: int, *, dtype=jnp.float32) -> dict:
     """Create batch-norm running statistics (the non-trained state).
 
     Chapter 11: evaluation uses running averages of the training batches' mean and variance.
+    Keyless: the statistics start as zeros and ones.
 
     Args:
-      num_features: number of features (channels).
+      dim: number of features (channels).
       dtype: state dtype.
 
     Returns:
       ``{"mean": (F,) zeros, "var": (F,) ones}``.
     """
-    num_features = check_positive_int("init_batch_norm_state", num_features, "num_features")
+    dim = check_positive_int("init_batch_norm_state", dim, "dim")
     return {
-        "mean": jnp.zeros((num_features,), dtype),  # (F,)
-        "var": jnp.ones((num_features,), dtype),  # (F,)
+        "mean": jnp.zeros((dim,), dtype),  # (F,)
+        "var": jnp.ones((dim,), dtype),  # (F,)
     }
+
+
+def _check_batch_norm_args(params, state, x, train, momentum, eps) -> jax.Array:
+    """Raise a ``ValueError`` naming the first bad argument of :func:`batch_norm`; return ``x``
+    as an array."""
+    dim = _check_params("batch_norm", params, ("scale", "bias"), "params")
+    state_dim = _check_params("batch_norm", state, ("mean", "var"), "state")
+    if state_dim != dim:
+        raise ValueError(f"batch_norm: expected state of size {dim} like params, got {state_dim}")
+    x = as_array("batch_norm", x)
+    check_min_rank("batch_norm", x, 2)
+    check_floating_dtype("batch_norm", x)
+    _check_eps("batch_norm", eps)
+    if not isinstance(momentum, (int, float, np.floating)) or not 0.0 <= momentum < 1.0:
+        raise ValueError(f"batch_norm: expected momentum in [0, 1), got {momentum!r}")
+    if x.shape[-1] != dim:
+        raise ValueError(
+            f"batch_norm: expected input with {dim} features on the last axis, got shape {x.shape}"
+        )
+    if not isinstance(train, (bool, np.bool_)):
+        raise ValueError(
+            f"batch_norm: expected train to be a Python bool (static under jit), got {train!r}"
+        )
+    if train and 0 in x.shape[:-1]:
+        raise ValueError(
+            f"batch_norm: expected at least one value per feature for batch statistics in "
+            f"training, got shape {x.shape}"
+        )
+    return x
+
+
+def _batch_statistics(x, axis_name) -> tuple[jax.Array, jax.Array]:
+    """Per-feature mean and (biased) variance over every axis but the last, averaged over the
+    devices of ``axis_name`` when it is given (``lax.pmean``)."""
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axis=axes)  # (F,)
+    if axis_name is not None:
+        mean = lax.pmean(mean, axis_name)
+    var = jnp.mean(jnp.square(x - mean), axis=axes)  # (F,)
+    if axis_name is not None:
+        var = lax.pmean(var, axis_name)
+    return mean, var
 
 
 def batch_norm(
@@ -194,38 +242,10 @@ def batch_norm(
         ``momentum``/``eps`` out of range, a ``train`` that is not a Python bool, or an empty
         batch in training.
     """
-    dim = _check_params("batch_norm", params, ("scale", "bias"), "params")
-    state_dim = _check_params("batch_norm", state, ("mean", "var"), "state")
-    if state_dim != dim:
-        raise ValueError(f"batch_norm: expected state of size {dim} like params, got {state_dim}")
-    x = as_array("batch_norm", x)
-    check_min_rank("batch_norm", x, 2)
-    check_floating_dtype("batch_norm", x)
-    _check_eps("batch_norm", eps)
-    if not isinstance(momentum, (int, float, np.floating)) or not 0.0 <= momentum < 1.0:
-        raise ValueError(f"batch_norm: expected momentum in [0, 1), got {momentum!r}")
-    if x.shape[-1] != dim:
-        raise ValueError(
-            f"batch_norm: expected input with {dim} features on the last axis, got shape {x.shape}"
-        )
-    if not isinstance(train, (bool, np.bool_)):
-        raise ValueError(
-            f"batch_norm: expected train to be a Python bool (static under jit), got {train!r}"
-        )
-    if train and 0 in x.shape[:-1]:
-        raise ValueError(
-            f"batch_norm: expected at least one value per feature for batch statistics in "
-            f"training, got shape {x.shape}"
-        )
+    x = _check_batch_norm_args(params, state, x, train, momentum, eps)
     running_mean, running_var = (param_array("batch_norm", state, k) for k in ("mean", "var"))
     if train:
-        axes = tuple(range(x.ndim - 1))
-        mean = jnp.mean(x, axis=axes)  # (F,)
-        if axis_name is not None:
-            mean = lax.pmean(mean, axis_name)
-        var = jnp.mean(jnp.square(x - mean), axis=axes)  # (F,)
-        if axis_name is not None:
-            var = lax.pmean(var, axis_name)
+        mean, var = _batch_statistics(x, axis_name)  # (F,), (F,)
         new_state = {
             "mean": momentum * running_mean + (1.0 - momentum) * lax.stop_gradient(mean),
             "var": momentum * running_var + (1.0 - momentum) * lax.stop_gradient(var),

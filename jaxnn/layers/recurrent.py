@@ -5,7 +5,7 @@ storing information from the elements seen so far: ``h_t = cell(h_{t-1}, x_t)``.
 add gates that decide what to keep and what to overwrite, so information (and gradient) survives
 over many steps.
 
-Each layer is ``init_<cell>(key, in_dim, hidden)`` and ``<cell>(params, x, ...)`` on batch-first
+Each layer is ``init_<cell>(key, in_dim, out_dim)`` and ``<cell>(params, x, ...)`` on batch-first
 sequences ``(B, T, D)`` (or one sequence ``(T, D)``), run with ``lax.scan`` and returning
 ``(outputs (B, T, H), final state)``. The single-step cells ``rnn_cell``, ``gru_cell`` and
 ``lstm_cell`` take one time step ``(B, D)``. Parameters are two dense layers: ``"input"``
@@ -31,6 +31,7 @@ from jaxnn._checks import (
     check_rank,
     param_array,
 )
+from jaxnn._compat import renamed_arguments
 from jaxnn.layers.dense import dense, init_dense
 
 __all__ = [
@@ -52,7 +53,7 @@ def _init_cell(key, in_dim: int, hidden: int, gates: int, name: str, dtype) -> d
     """Input weights Glorot-uniform; recurrent weights one orthogonal ``(H, H)`` block per gate."""
     check_key(name, key)
     check_positive_int(name, in_dim, "in_dim")
-    check_positive_int(name, hidden, "hidden")
+    check_positive_int(name, hidden, "out_dim")
     k_in, k_hid = jax.random.split(key)
     orthogonal = jax.nn.initializers.orthogonal()
 
@@ -74,15 +75,10 @@ def _hidden_size(name: str, params, gates: int) -> tuple[int, int]:
     w_in, w_hid = (param_array(name, params, layer, "w") for layer in ("input", "hidden"))
     b_in, b_hid = (param_array(name, params, layer, "b") for layer in ("input", "hidden"))
     hidden = w_hid.shape[0] if w_hid.ndim else 0
-    if (
-        hidden == 0
-        or w_hid.shape != (hidden, gates * hidden)
-        or w_in.ndim != 2
-        or w_in.shape[0] == 0
-        or w_in.shape[1] != gates * hidden
-        or b_in.shape != (gates * hidden,)
-        or b_hid.shape != (gates * hidden,)
-    ):
+    width = gates * hidden  # G*H
+    in_dim = w_in.shape[0] if w_in.ndim == 2 else 0
+    shapes = (w_in.shape, w_hid.shape, b_in.shape, b_hid.shape)
+    if 0 in (hidden, in_dim) or shapes != ((in_dim, width), (hidden, width), (width,), (width,)):
         raise ValueError(
             f"{name}: expected input weights (D, {gates}*H), hidden weights (H, {gates}*H) and "
             f"biases ({gates}*H,), got {w_in.shape}, {w_hid.shape}, {b_in.shape}, {b_hid.shape}"
@@ -156,7 +152,8 @@ def _scan(step, params, x, carry0, output):
     return jnp.moveaxis(ys, 0, -2), final  # (B, T, H)
 
 
-def init_rnn(key: jax.Array, in_dim: int, hidden: int, *, dtype=jnp.float32) -> dict:
+@renamed_arguments(hidden="out_dim")
+def init_rnn(key: jax.Array, in_dim: int, out_dim: int, *, dtype=jnp.float32) -> dict:
     """Create Elman RNN parameters.
 
     Chapter 12: the hidden state is updated by ``h_t = tanh(x_t W_x + b_x + h_{t-1} W_h + b_h)``;
@@ -166,13 +163,13 @@ def init_rnn(key: jax.Array, in_dim: int, hidden: int, *, dtype=jnp.float32) -> 
     Args:
       key: PRNG key.
       in_dim: input features ``D``.
-      hidden: hidden size ``H``.
+      out_dim: hidden-state size ``H`` (the size of each output ``h_t``).
       dtype: parameter dtype.
 
     Returns:
       ``{"input": {"w": (D, H), "b": (H,)}, "hidden": {"w": (H, H), "b": (H,)}}``.
     """
-    return _init_cell(key, in_dim, hidden, _GATES["rnn"], "init_rnn", dtype)
+    return _init_cell(key, in_dim, out_dim, _GATES["rnn"], "init_rnn", dtype)
 
 
 def _single_state_cell(name: str, step, gates: str, params: dict, h, x):
@@ -229,7 +226,8 @@ def rnn(params: dict, x: jax.Array, *, h0: jax.Array | None = None) -> tuple[jax
     return _run_single_state("rnn", _rnn_step, params, x, h0)
 
 
-def init_gru(key: jax.Array, in_dim: int, hidden: int, *, dtype=jnp.float32) -> dict:
+@renamed_arguments(hidden="out_dim")
+def init_gru(key: jax.Array, in_dim: int, out_dim: int, *, dtype=jnp.float32) -> dict:
     """Create GRU parameters (gates ``[r, z, n]`` side by side).
 
     Chapter 12: a gated recurrent unit learns when to keep its hidden state and when to replace
@@ -238,13 +236,13 @@ def init_gru(key: jax.Array, in_dim: int, hidden: int, *, dtype=jnp.float32) -> 
     Args:
       key: PRNG key.
       in_dim: input features ``D``.
-      hidden: hidden size ``H``.
+      out_dim: hidden-state size ``H`` (the size of each output ``h_t``).
       dtype: parameter dtype.
 
     Returns:
       ``{"input": {"w": (D, 3H), "b": (3H,)}, "hidden": {"w": (H, 3H), "b": (3H,)}}``.
     """
-    return _init_cell(key, in_dim, hidden, _GATES["gru"], "init_gru", dtype)
+    return _init_cell(key, in_dim, out_dim, _GATES["gru"], "init_gru", dtype)
 
 
 def gru_cell(params: dict, h: jax.Array, x: jax.Array) -> jax.Array:
@@ -290,8 +288,9 @@ def gru(params: dict, x: jax.Array, *, h0: jax.Array | None = None) -> tuple[jax
     return _run_single_state("gru", _gru_step, params, x, h0)
 
 
+@renamed_arguments(hidden="out_dim")
 def init_lstm(
-    key: jax.Array, in_dim: int, hidden: int, *, forget_bias: float = 1.0, dtype=jnp.float32
+    key: jax.Array, in_dim: int, out_dim: int, *, forget_bias: float = 1.0, dtype=jnp.float32
 ) -> dict:
     """Create LSTM parameters (gates ``[i, f, g, o]`` side by side).
 
@@ -302,16 +301,16 @@ def init_lstm(
     Args:
       key: PRNG key.
       in_dim: input features ``D``.
-      hidden: hidden size ``H``.
+      out_dim: hidden-state size ``H`` (the size of each output ``h_t``).
       forget_bias: initial bias of the forget gate.
       dtype: parameter dtype.
 
     Returns:
       ``{"input": {"w": (D, 4H), "b": (4H,)}, "hidden": {"w": (H, 4H), "b": (4H,)}}``.
     """
-    params = _init_cell(key, in_dim, hidden, _GATES["lstm"], "init_lstm", dtype)
+    params = _init_cell(key, in_dim, out_dim, _GATES["lstm"], "init_lstm", dtype)
     b = params["input"]["b"]
-    params["input"]["b"] = b.at[hidden : 2 * hidden].set(forget_bias)  # (4H,)
+    params["input"]["b"] = b.at[out_dim : 2 * out_dim].set(forget_bias)  # (4H,)
     return params
 
 

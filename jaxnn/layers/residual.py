@@ -17,23 +17,25 @@ import jax
 import jax.numpy as jnp
 
 from jaxnn._checks import as_array, check_key, check_positive_int, param_array
+from jaxnn._compat import renamed_arguments
 from jaxnn.activations import relu
 from jaxnn.layers.conv import conv1d, conv2d, init_conv1d, init_conv2d
 
 __all__ = ["init_residual_block", "residual_block"]
 
 
+@renamed_arguments(channels="dim")
 def init_residual_block(
-    key: jax.Array, channels: int, *, kernel_size: int = 3, ndim: int = 2, dtype=jnp.float32
+    key: jax.Array, dim: int, *, kernel_size: int = 3, ndim: int = 2, dtype=jnp.float32
 ) -> dict:
     """Create the parameters of a residual block.
 
-    Chapter 11: two ``channels -> channels`` convolutions; the skip path has no parameters, so the
+    Chapter 11: two ``dim -> dim`` convolutions; the skip path has no parameters, so the
     block costs ``2 * (k^ndim * C * C + C)`` parameters.
 
     Args:
       key: PRNG key.
-      channels: number of channels ``C`` of the input and output.
+      dim: number of channels ``C`` of the input and output.
       kernel_size: odd or even positive int, the side of both kernels.
       ndim: 2 for images ``(N, H, W, C)``, 1 for signals ``(N, L, C)``.
       dtype: parameter dtype.
@@ -47,15 +49,15 @@ def init_residual_block(
         not 1 or 2.
     """
     check_key("init_residual_block", key)
-    check_positive_int("init_residual_block", channels, "channels")
+    check_positive_int("init_residual_block", dim, "dim")
     check_positive_int("init_residual_block", kernel_size, "kernel_size")
     if isinstance(ndim, bool) or ndim not in (1, 2):
         raise ValueError(f"init_residual_block: expected ndim 1 or 2, got {ndim!r}")
     init = init_conv2d if ndim == 2 else init_conv1d
     k1, k2 = jax.random.split(key)
     return {
-        "conv1": init(k1, kernel_size, channels, channels, dtype=dtype),
-        "conv2": init(k2, kernel_size, channels, channels, dtype=dtype),
+        "conv1": init(k1, kernel_size, dim, dim, dtype=dtype),
+        "conv2": init(k2, kernel_size, dim, dim, dtype=dtype),
     }
 
 

@@ -301,6 +301,28 @@ def config_for(info, **overrides) -> Config:
     )
 
 
+def _check_generate_args(cfg, prompt_ids, key, length, temperature) -> None:
+    """Raise a ``ValueError`` naming the first bad argument of :func:`generate`."""
+    name = "transformer.generate"
+    check_cfg(name, cfg, Config)
+    if cfg.task != "language_model":
+        raise ValueError(
+            f"{name}: expected a language model (task='language_model'), got task={cfg.task!r}"
+        )
+    if np.ndim(prompt_ids) not in (1, 2) or np.shape(prompt_ids)[-1] == 0:
+        raise ValueError(
+            f"{name}: expected a non-empty prompt (B, T0) or (T0,), got shape "
+            f"{tuple(np.shape(prompt_ids))}"
+        )
+    check_integer_dtype(name, prompt_ids, "prompt ids")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+        raise ValueError(f"{name}: expected length to be a non-negative integer, got {length!r}")
+    if not isinstance(temperature, (int, float)) or not 0 <= temperature < float("inf"):
+        raise ValueError(f"{name}: expected temperature >= 0, got {temperature!r}")
+    if temperature != 0:
+        check_key(name, key)
+
+
 def generate(
     params: dict,
     prompt_ids: jax.Array,
@@ -335,24 +357,7 @@ def generate(
         of rank
         other than 1 or 2, ``length < 0`` or ``temperature < 0``.
     """
-    name = "transformer.generate"
-    check_cfg(name, cfg, Config)
-    if cfg.task != "language_model":
-        raise ValueError(
-            f"{name}: expected a language model (task='language_model'), got task={cfg.task!r}"
-        )
-    if np.ndim(prompt_ids) not in (1, 2) or np.shape(prompt_ids)[-1] == 0:
-        raise ValueError(
-            f"{name}: expected a non-empty prompt (B, T0) or (T0,), got shape "
-            f"{tuple(np.shape(prompt_ids))}"
-        )
-    check_integer_dtype(name, prompt_ids, "prompt ids")
-    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
-        raise ValueError(f"{name}: expected length to be a non-negative integer, got {length!r}")
-    if not isinstance(temperature, (int, float)) or not 0 <= temperature < float("inf"):
-        raise ValueError(f"{name}: expected temperature >= 0, got {temperature!r}")
-    if temperature != 0:
-        check_key(name, key)
+    _check_generate_args(cfg, prompt_ids, key, length, temperature)
     unbatched = np.ndim(prompt_ids) == 1
     prompt = jnp.atleast_2d(jnp.asarray(prompt_ids, jnp.int32))  # (B, T0)
     batch, t0 = prompt.shape
