@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from jaxnn.data import Dataset, DatasetInfo, Splits, load
-from jaxnn.data.containers import split_indices
 
 
 def test_dataset_arrays_are_read_only_views_so_nan_cannot_be_written_after_validation():
@@ -45,10 +44,3 @@ def test_info_replace_keeps_the_other_fields():
     new = info.replace(normalization={"per": "none"})
     assert new.normalization == {"per": "none"} and new.class_names == ("a", "b")
     assert info.normalization is None
-
-
-def test_split_indices_partition_and_keep_class_proportions():
-    y = np.repeat(np.arange(4), 25)
-    kept, held = split_indices(y, 0.2, seed=3)
-    assert sorted(np.concatenate([kept, held]).tolist()) == list(range(100))
-    assert np.bincount(y[held]).tolist() == [5, 5, 5, 5]

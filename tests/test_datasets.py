@@ -1,12 +1,19 @@
-"""Tests for jaxnn.data.datasets: offline datasets, deterministic stratified splits, sealed test."""
+"""Tests for jaxnn.data.datasets and builtin: offline, seeded stratified splits, sealed test."""
 
 import random
 
 import numpy as np
 import pytest
 
-from jaxnn.data import NAMES, Dataset, DatasetInfo, SealedDataset, Splits, load, split_indices
-from jaxnn.data import datasets as datasets_mod
+from jaxnn.data import (
+    NAMES,
+    Dataset,
+    DatasetInfo,
+    SealedDataset,
+    Splits,
+    builtin,
+    load,
+)
 from jaxnn.data.pipeline import standardize
 
 GRAD_CASES = {}  # loaders build NumPy arrays; nothing here is differentiable
@@ -81,7 +88,7 @@ def test_synthetic_data_depends_on_seed():
 
 def test_mnist1d_has_3600_train_400_val_and_official_1000_test():
     splits = load("mnist1d")
-    x, y, x_test, y_test = datasets_mod._mnist1d_arrays(True)
+    x, y, x_test, y_test = builtin._mnist1d_arrays(True)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (3600, 400, 1000)
     test = splits.test.unseal()
     assert np.array_equal(test.x, x_test) and np.array_equal(test.y, y_test)
@@ -102,10 +109,10 @@ def test_mnist1d_generation_is_offline_matches_package_and_disk_cache_and_keeps_
     monkeypatch.setenv("JAXNN_CACHE_DIR", str(tmp_path))
     np.random.seed(7)
     before = np.random.get_state()
-    fresh = datasets_mod._mnist1d_arrays.__wrapped__(True)  # generates and writes the cache
+    fresh = builtin._mnist1d_arrays.__wrapped__(True)  # generates and writes the cache
     assert _rng_states_equal(np.random.get_state(), before)
     assert len(list(tmp_path.glob("mnist1d-*.npz"))) == 1
-    cached = datasets_mod._mnist1d_arrays.__wrapped__(True)  # reads the file
+    cached = builtin._mnist1d_arrays.__wrapped__(True)  # reads the file
     for a, b in zip(fresh, cached, strict=True):
         assert np.array_equal(a, b)
     ref = make_dataset(get_dataset_args())
@@ -115,13 +122,13 @@ def test_mnist1d_generation_is_offline_matches_package_and_disk_cache_and_keeps_
 
 def test_a_zeroed_mnist1d_cache_fails_its_checksum_and_is_regenerated(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXNN_CACHE_DIR", str(tmp_path))
-    fresh = datasets_mod._mnist1d_arrays.__wrapped__(True)
+    fresh = builtin._mnist1d_arrays.__wrapped__(True)
     (path,) = tmp_path.glob("mnist1d-*.npz")
     with np.load(path) as f:
         kept = {k: f[k] for k in f.files}
     np.savez(path, **{**kept, "x": np.zeros_like(kept["x"])})  # right shapes, wrong values
     with pytest.warns(UserWarning, match="failed its checksum; regenerating"):
-        again = datasets_mod._mnist1d_arrays.__wrapped__(True)
+        again = builtin._mnist1d_arrays.__wrapped__(True)
     assert np.array_equal(again[0], fresh[0])
     with np.load(path) as f:
         assert np.array_equal(f["x"], fresh[0])  # the file was rewritten
@@ -130,14 +137,14 @@ def test_a_zeroed_mnist1d_cache_fails_its_checksum_and_is_regenerated(tmp_path, 
 def test_digits_equal_scikit_learn_scaled_to_unit_interval():
     load_digits = pytest.importorskip("sklearn.datasets").load_digits  # optional cross-check
 
-    x, y = datasets_mod._digits_arrays()
+    x, y = builtin._digits_arrays()
     ref = load_digits()
     assert np.array_equal(x.reshape(-1, 64), (ref.data / 16.0).astype(np.float32))
     assert np.array_equal(y, ref.target)
 
 
 def test_mnist5k_is_5000_real_digits_in_unit_interval():
-    x, y = datasets_mod._mnist5k_arrays()
+    x, y = builtin._mnist5k_arrays()
     assert x.shape == (5000, 28, 28, 1)
     assert x.min() == 0.0 and x.max() == 1.0
     assert np.bincount(y).min() > 400  # every digit present, roughly balanced
@@ -152,18 +159,6 @@ def test_validation_split_keeps_class_proportions(name):
     for c in range(splits.info.num_classes):
         expected = share * (train_val == c).sum()
         assert abs((splits.val.y == c).sum() - expected) < 1.0 + 1e-9
-
-
-def test_split_indices_partition_and_hold_out_rounded_fraction():
-    y = np.repeat(np.arange(3), [7, 11, 13])
-    kept, held = split_indices(y, 0.25, seed=0)
-    assert len(held) == round(0.25 * 31)
-    assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(31))
-
-
-def test_split_indices_rejects_fraction_that_empties_a_part():
-    with pytest.raises(ValueError, match="non-empty"):
-        split_indices(np.zeros(5, int), 0.01, seed=0)
 
 
 def test_pydoc_text_splits_are_contiguous_ranges_with_train_only_vocabulary():

@@ -212,7 +212,7 @@ def test_csv_nan_or_infinite_values_are_refused_with_their_row(tmp_path, text):
     [
         ({"target": "weight"}, r"target column 'weight' not found; expected one of \['a'"),
         ({"task": "ranking"}, "expected task one of"),
-        ({"val_fraction": 1.5}, r"val_fraction in \(0, 1\)"),
+        ({"val_fraction": 1.5}, r"val_fraction to be a number in \(0, 1\)"),
         ({"val_fraction": 0.5, "test_fraction": 0.5}, "< 1"),
         ({"delimiter": ";;"}, "one character"),
         ({"task": "regression", "target": "label"}, "numeric targets for task=regression"),

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxnn.data import datasets as datasets_mod
+from jaxnn.data import builtin
 
-TABLES = Path(datasets_mod.__file__).with_name("tables")
+TABLES = Path(builtin.__file__).with_name("tables")
 ROW = re.compile(r"^\| `([\w.]+\.csv\.gz)` \| (\d+) \| `([0-9a-f]{64})` \|", re.MULTILINE)
 # table -> (package that distributes the original, path of the original inside that package)
 ORIGINALS = {
@@ -46,14 +46,14 @@ def test_shipped_table_is_byte_identical_to_the_original_when_its_package_is_ins
 
 
 def test_digits_table_is_1797_images_of_16_levels_with_every_digit():
-    x, y = datasets_mod._digits_arrays()
+    x, y = builtin._digits_arrays()
     assert x.shape == (1797, 8, 8, 1) and x.dtype == np.float32
     assert np.array_equal(np.unique(x * 16), np.arange(17))  # pixel counts 0..16, scaled by 1/16
     assert np.bincount(y).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
 
 
 def test_mnist5k_table_is_5000_images_of_256_levels_with_every_digit():
-    x, y = datasets_mod._mnist5k_arrays()
+    x, y = builtin._mnist5k_arrays()
     assert x.shape == (5000, 28, 28, 1) and x.dtype == np.float32
     assert x.min() == 0.0 and x.max() == 1.0
     assert np.allclose(x * 255, np.round(x * 255), atol=1e-4)  # 8-bit intensities, scaled

@@ -184,26 +184,31 @@ def get(name: str, info, **options) -> Callable[[jax.Array, jax.Array], jax.Arra
     """
     parts = name.split("+") if isinstance(name, str) else [name]
     valid = [n for n, (mods, _) in AUGMENTS.items() if info.modality in mods]
-    used = set()
-    fns = []
-    for part in parts:
-        if part not in valid:
-            raise ValueError(
-                f"get: unknown augmentation {part!r} for {info.modality} data "
-                f"({info.name}); expected one of {', '.join(valid)} (or several joined by '+')"
-            )
-        builder = AUGMENTS[part][1]
-        names = builder.__code__.co_varnames[1 : builder.__code__.co_argcount]
-        kw = {k: v for k, v in options.items() if k in names}
-        used |= set(kw)
-        fns.append(builder(info, **kw))
-    unused = sorted(set(options) - used)
+    built = [_build(part, valid, info, options) for part in parts]
+    unused = sorted(set(options).difference(*(taken for _, taken in built)))
     if unused:
         raise ValueError(f"get: option(s) {unused} not taken by augmentation {name!r}")
     if "max_shift" in options:
         check_positive_int("get", options["max_shift"], "max_shift")
-    if len(fns) == 1:
-        return fns[0]
+    fns = [fn for fn, _ in built]
+    return fns[0] if len(fns) == 1 else _compose(fns)
+
+
+def _build(part: str, valid: list[str], info, options: dict):
+    """``(fn, the options it took)`` for one augmentation name of a ``+`` chain."""
+    if part not in valid:
+        raise ValueError(
+            f"get: unknown augmentation {part!r} for {info.modality} data "
+            f"({info.name}); expected one of {', '.join(valid)} (or several joined by '+')"
+        )
+    builder = AUGMENTS[part][1]
+    names = builder.__code__.co_varnames[1 : builder.__code__.co_argcount]
+    kw = {k: v for k, v in options.items() if k in names}
+    return builder(info, **kw), set(kw)
+
+
+def _compose(fns):
+    """Apply ``fns`` in order, each with its own key split from ``key``."""
 
     def composed(key, x):
         for k, fn in zip(jax.random.split(key, len(fns)), fns, strict=True):

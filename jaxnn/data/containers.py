@@ -1,10 +1,10 @@
-"""Data containers and splits — Chapter 9: the dataset, its three splits, and how they are carved.
+"""Data containers — Chapter 9: the dataset, what a model knows of it, and its three splits.
 
 :class:`Dataset` holds examples and targets (read-only views, validated once), :class:`DatasetInfo`
 what a model needs to know, :class:`SealedDataset` the test split that is opened once, and
-:class:`Splits` the three together. :func:`split_indices` carves a seeded, stratified held-out
-part. Every loader (built-in datasets, a user's files, TFDS) builds these, so they live in a module
-of their own that imports no loader.
+:class:`Splits` the three together. Every data source (built-in datasets, a user's files, TFDS)
+builds these, so they live in a module of their own that imports no source; how the splits are
+carved is :mod:`jaxnn.data.splits`.
 """
 
 from __future__ import annotations
@@ -21,23 +21,10 @@ __all__ = [
     "DatasetInfo",
     "SealedDataset",
     "Splits",
-    "split_indices",
-    "check_seed",
-    "carve",
-    "three_way",
-    "TEST_SEED",
 ]
 
 TASKS = ("classification", "regression", "language_model")
 MODALITIES = ("tabular", "signal", "image", "text")
-
-# Held-out test sets of datasets without an official test split are carved with this fixed seed,
-# so that changing ``seed`` (which moves the validation split) never moves the test set.
-TEST_SEED = 20240909
-
-# --------------------------------------------------------------------------------------------
-# Containers
-# --------------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -229,79 +216,6 @@ def _check_split(info: DatasetInfo, name: str, ds: Dataset) -> None:
             raise ValueError(
                 f"{where}: expected {what} in [0, {info.num_classes}), got values in [{lo}, {hi}]"
             )
-
-
-# --------------------------------------------------------------------------------------------
-# Splitting
-# --------------------------------------------------------------------------------------------
-
-
-def split_indices(
-    y: np.ndarray, fraction: float, *, seed: int, stratify: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split example indices into ``(kept, held_out)``, deterministically from ``seed``.
-
-    Chapter 13: the validation set is held out of training. With ``stratify=True`` the held-out
-    part keeps the class proportions: of ``round(fraction * N)`` held-out examples, class ``c``
-    gets ``floor(fraction * N_c)`` plus one more for the classes with the largest remainders.
-
-    Args:
-      y: targets (N, ...); class labels when ``stratify`` is true.
-      fraction: share of the examples to hold out, in (0, 1).
-      seed: seed of the split (``numpy.random.Generator``; the global state is untouched).
-      stratify: keep class proportions (classification) or split uniformly at random.
-
-    Returns:
-      ``(kept, held_out)``: sorted int64 index arrays that partition ``range(N)``.
-
-    Raises:
-      ValueError: if ``fraction`` is outside (0, 1) or either part would be empty.
-    """
-    if not 0.0 < float(fraction) < 1.0:
-        raise ValueError(f"split_indices: expected fraction in (0, 1), got {fraction!r}")
-    y = np.asarray(y)
-    n = len(y)
-    total = int(round(fraction * n))
-    if total < 1 or total >= n:
-        raise ValueError(
-            f"split_indices: expected both parts non-empty, got {total} of {n} examples held out "
-            f"for fraction {fraction}"
-        )
-    rng = np.random.default_rng(np.random.SeedSequence([check_seed(seed), 1]))
-    if not stratify:
-        held = rng.permutation(n)[:total]
-    else:
-        classes, counts = np.unique(y, return_counts=True)
-        exact = fraction * counts
-        take = np.floor(exact).astype(np.int64)
-        order = np.argsort(-(exact - take), kind="stable")  # largest remainders first
-        take[order[: total - int(take.sum())]] += 1
-        held = np.concatenate(
-            [
-                rng.permutation(np.flatnonzero(y == c))[:k]
-                for c, k in zip(classes, take, strict=True)
-            ]
-        )
-    mask = np.zeros(n, bool)
-    mask[held] = True
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
-
-
-def check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"load: expected seed to be a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
-def carve(x, y, *, fraction: float, seed: int, stratify: bool) -> tuple[Dataset, Dataset]:
-    kept, held = split_indices(y, fraction, seed=seed, stratify=stratify)
-    return Dataset(x[kept], y[kept]), Dataset(x[held], y[held])
-
-
-def three_way(x, y, *, seed, val_fraction, test_fraction, test_seed, stratify):
-    rest, test = carve(x, y, fraction=test_fraction, seed=test_seed, stratify=stratify)
-    train, val = carve(rest.x, rest.y, fraction=val_fraction, seed=seed, stratify=stratify)
-    return train, val, test
 
 
 def _readonly_view(arr: np.ndarray) -> np.ndarray:

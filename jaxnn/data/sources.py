@@ -1,7 +1,9 @@
 """A user's own files as datasets — Chapter 9: data pipelines start from the data you have.
 
-:func:`load_source` turns a source spec into the same :class:`~jaxnn.data.Splits` that the built-in
-datasets give, so every model and the training loop take it unchanged:
+``jaxnn.data.load`` turns a source spec into the same :class:`~jaxnn.data.Splits` that the
+built-in datasets give, so every model and the training loop take it unchanged. The loaders here
+are entries of the one table of data sources, :data:`jaxnn.data.datasets.SOURCES`, which checks
+their options (:mod:`jaxnn.data.options`) before any file is read:
 
 - ``csv:PATH``: a table with a header row. The target is ``target=NAME`` (the last column by
   default); integer or string labels mean classification (labels become ids in sorted order, the
@@ -22,38 +24,45 @@ feature columns a run should record, :func:`read_csv_features` reads those colum
 file, and :func:`read_images` reads image files as ``images:`` did.
 
 Integer ``y`` means classification and floating ``y`` regression unless ``task=`` says otherwise.
-Data that carries no split is split as the built-ins are: seeded and stratified, the test set held
-out with a fixed seed and sealed. :func:`source_sha256` fingerprints the file(s) a spec reads, and
-:func:`source_record` gathers what a run directory keeps about its data. A malformed file raises
-:class:`~jaxnn.errors.UserError` naming the file, the line or entry, and what was expected.
+Data that carries no split is split as the built-ins are (:func:`jaxnn.data.splits.split`): seeded
+and stratified, the test set held out with a fixed seed and sealed. :func:`source_sha256`
+fingerprints the file(s) a spec reads, and :func:`source_record` gathers what a run directory
+keeps about its data. A malformed file raises :class:`~jaxnn.errors.UserError` naming the file,
+the line or entry, and what was expected.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
+import types
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from jaxnn.data.containers import (
-    TEST_SEED,
-    Dataset,
-    DatasetInfo,
-    Splits,
-    check_seed,
-    split_indices,
-    three_way,
+from jaxnn.data.containers import Dataset, DatasetInfo, Splits
+from jaxnn.data.options import (
+    bpe_vocabulary,
+    check_options,
+    csv_delimiter,
+    fractions_below_one,
+    image_size,
 )
+from jaxnn.data.splits import split
 from jaxnn.errors import UserError
 
 __all__ = [
+    "ALIASES",
     "KINDS",
     "IMAGE_SUFFIXES",
+    "TEXT_CHECKS",
+    "TEXT_OPTIONS",
     "csv_columns",
-    "load_source",
+    "load_csv",
+    "load_images",
+    "load_npy",
+    "load_npz",
+    "load_text",
     "parse_spec",
     "read_csv_features",
     "read_images",
@@ -65,12 +74,11 @@ __all__ = [
 ]
 
 KINDS = ("csv", "npz", "npy", "text", "images")
-_ALIASES = {"folder": "images"}
+ALIASES = {"folder": "images"}
 _SUFFIX_KINDS = {".csv": "csv", ".npz": "npz", ".txt": "text"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _SPLIT_NAMES = ("train", "val", "test")
 _MAX_INFERRED_CLASSES = 1000  # more distinct integer targets than this need an explicit task=
-_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,7 +94,7 @@ def parse_spec(spec) -> tuple[str, Path] | None:
     if not isinstance(spec, str):
         return None
     kind, sep, rest = spec.partition(":")
-    kind = _ALIASES.get(kind, kind)
+    kind = ALIASES.get(kind, kind)
     if not sep or kind not in KINDS:
         return None
     if not rest:
@@ -113,45 +121,8 @@ def resolve_spec(name: str) -> str:
     return name
 
 
-def load_source(spec: str, *, seed: int = 0, **options) -> Splits | None:
-    """Load a user's file source as train/validation/test :class:`Splits`.
-
-    Chapter 9: the same pipeline as the built-in datasets. Data without a split is split with
-    :func:`~jaxnn.data.split_indices` (stratified for classification); the test part is held out
-    with a fixed seed, so ``seed`` moves only the validation split, and the test set is sealed.
-
-    Args:
-      spec: ``csv:PATH``, ``npz:PATH``, ``npy:DIR``, ``text:PATH`` or ``images:DIR``.
-      seed: non-negative seed of the validation split.
-      **options: per kind, e.g. ``target``, ``task``, ``delimiter`` (csv), ``task``,
-        ``modality`` (npz, npy), ``seq_len``, ``stride``, ``tokenizer``, ``vocab_size`` (text),
-        ``size``, ``mode`` (images), and ``val_fraction``, ``test_fraction`` (all).
-
-    Returns:
-      The splits, or None if ``spec`` names no file source (a built-in name, say).
-
-    Raises:
-      UserError: for a missing or malformed file (the message names the file and the line or
-        entry), an unknown option (the message lists the valid ones) or a bad option value.
-    """
-    parsed = parse_spec(spec)
-    if parsed is None:
-        return None
-    check_seed(seed)
-    kind, path = parsed
-    loader = _LOADERS[kind]
-    valid = sorted(p for p in inspect.signature(loader).parameters if p not in ("seed", "path"))
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise UserError(
-            f"load({spec!r}): unknown option(s) {unknown}; expected some of {valid} "
-            f"(pass them as --data-option KEY=VALUE)"
-        )
-    return loader(path, seed=seed, **options)
-
-
 def source_files(spec: str) -> list[Path]:
-    """The files that :func:`load_source` reads for ``spec``, in a fixed (sorted) order.
+    """The files that ``jaxnn.data.load(spec)`` reads, in a fixed (sorted) order.
 
     Raises:
       UserError: if ``spec`` is no file source, or its file or directory does not exist.
@@ -236,22 +207,6 @@ def _existing_file(path: Path, kind: str) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_fractions(where: str, val_fraction, test_fraction) -> None:
-    for name, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v < 1.0:
-            raise UserError(f"{where}: expected {name} in (0, 1), got {v!r}")
-    if val_fraction + test_fraction >= 1.0:
-        raise UserError(
-            f"{where}: expected val_fraction + test_fraction < 1, got "
-            f"{val_fraction} + {test_fraction}"
-        )
-
-
-def _check_choice(where: str, name: str, value, choices) -> None:
-    if value not in choices:
-        raise UserError(f"{where}: expected {name} one of {list(choices)}, got {value!r}")
-
-
 def _label_ids(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """Class ids in sorted-label order (int32) and the label names."""
     classes, ids = np.unique(values, return_inverse=True)
@@ -270,7 +225,6 @@ def _is_integral(values: np.ndarray) -> bool:
 
 def _pick_task(where: str, y: np.ndarray, task) -> str:
     """``task`` as given, or inferred: integer, boolean or string labels classify."""
-    _check_choice(where, "task", task, (None, "classification", "regression"))
     numeric = np.issubdtype(y.dtype, np.number) or y.dtype == bool
     if task == "regression" and not numeric:
         raise UserError(
@@ -315,50 +269,26 @@ def _check_finite(where: str, x: np.ndarray, entry: str = "index", base: int = 0
         )
 
 
-def _split(where, x, y, *, seed, val_fraction, test_fraction, classify):
-    """Seeded (stratified) train/val/test datasets; the test part with the fixed test seed."""
-    try:
-        return three_way(
-            x,
-            y,
-            seed=seed,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            test_seed=TEST_SEED,
-            stratify=classify,
-        )
-    except UserError:
-        raise
-    except ValueError as e:
-        raise UserError(f"{where}: cannot split {len(x)} examples: {e}") from None
-
-
-def _carve_val(where, train: Dataset, *, seed, val_fraction, classify):
-    try:
-        kept, held = split_indices(train.y, val_fraction, seed=seed, stratify=classify)
-    except ValueError as e:
-        raise UserError(f"{where}: cannot carve a validation split: {e}") from None
-    return train.take(kept), train.take(held)
-
-
 # --------------------------------------------------------------------------------------------
 # csv:PATH
 # --------------------------------------------------------------------------------------------
 
 
-def _load_csv(
-    path: Path,
-    *,
-    seed: int,
-    target=None,
-    task=None,
-    delimiter: str = ",",
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.2,
+def load_csv(
+    path: str, *, seed: int, target, task, delimiter: str, val_fraction: float, test_fraction: float
 ) -> Splits:
+    """A CSV table with a header row as train/validation/test splits (``csv:PATH``).
+
+    Chapter 9: the ``target`` column (the last one by default) holds the labels or regression
+    targets, every other column is a numeric feature; the rows are split by
+    :func:`~jaxnn.data.splits.split`, stratified for classification.
+
+    Raises:
+      UserError: for a missing or malformed file, naming it and the line at fault.
+    """
+    path = Path(path).expanduser()
     where = f"csv:{path}"
-    _check_fractions(where, val_fraction, test_fraction)
-    delimiter = _csv_delimiter(where, delimiter)
+    delimiter = csv_delimiter(delimiter)
     header = _csv_header(_existing_file(path, "csv"), delimiter)
     t = _target_column(where, header, target)
     features = [i for i in range(len(header)) if i != t]
@@ -372,14 +302,13 @@ def _load_csv(
         y, class_names = _label_ids(raw_y)
     else:
         y, class_names = _regression_targets(raw_y), None
-    train, val, test = _split(
+    train, val, test = split(
         where,
-        x,
-        y,
+        Dataset(x, y),
         seed=seed,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
-        classify=classify,
+        stratify=classify,
     )
     info = DatasetInfo(
         name=f"csv:{path}",
@@ -528,11 +457,12 @@ def _check_numeric(path: Path, header: list[str], features: list[int], delimiter
 
 
 def _csv_delimiter(where: str, delimiter) -> str:
-    if isinstance(delimiter, str):
-        delimiter = _DELIMITER_NAMES.get(delimiter, delimiter)
-    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n':
-        raise UserError(f"{where}: expected delimiter to be one character, got {delimiter!r}")
-    return delimiter
+    try:
+        return csv_delimiter(delimiter)
+    except ValueError:
+        raise UserError(
+            f"{where}: expected delimiter to be one character (or 'tab'), got {delimiter!r}"
+        ) from None
 
 
 def csv_columns(path, *, target=None, delimiter: str = ",") -> tuple[tuple[str, ...], str]:
@@ -599,12 +529,12 @@ def _array_names(available, path) -> list[str]:
             f"x_test, y_test), got {sorted(available) or 'none'}"
         )
     names = ["x_train", "y_train"]
-    for split in ("val", "test"):
-        pair = {f"x_{split}", f"y_{split}"} & available
+    for part in ("val", "test"):
+        pair = {f"x_{part}", f"y_{part}"} & available
         if len(pair) == 1:
-            raise UserError(f"{path}: expected both x_{split} and y_{split}, got only {pair.pop()}")
+            raise UserError(f"{path}: expected both x_{part} and y_{part}, got only {pair.pop()}")
         if pair:
-            names += [f"x_{split}", f"y_{split}"]
+            names += [f"x_{part}", f"y_{part}"]
     return names
 
 
@@ -646,109 +576,132 @@ def _read_npy(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _array_loader(kind: str, read):
-    """The loader of ``kind`` (``npz`` or ``npy``): ``read(path)`` gives the named arrays."""
+def load_npz(
+    path: str, *, seed: int, task, modality, val_fraction: float, test_fraction: float
+) -> Splits:
+    """Arrays ``x``, ``y`` (or ``x_train``, ``y_train`` and optional val and test pairs) of an
+    ``.npz`` archive as splits (``npz:PATH``).
 
-    def load(
-        path: Path, *, seed: int, task=None, modality=None, val_fraction=0.1, test_fraction=0.2
-    ) -> Splits:
-        return _arrays_splits(
-            f"{kind}:{path}",
-            read(path),
-            seed=seed,
-            task=task,
-            modality=modality,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-        )
+    Chapter 9: the splits the archive lacks are carved by :func:`~jaxnn.data.splits.split`.
 
-    return load
+    Raises:
+      UserError: for a missing or malformed archive, naming it and the array at fault.
+    """
+    path = Path(path).expanduser()
+    arrays = _read_npz(path)
+    return _arrays_splits(
+        f"npz:{path}",
+        arrays,
+        seed=seed,
+        task=task,
+        modality=modality,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
 
 
-_load_npz = _array_loader("npz", _read_npz)
-_load_npy = _array_loader("npy", _read_npy)
+def load_npy(
+    path: str, *, seed: int, task, modality, val_fraction: float, test_fraction: float
+) -> Splits:
+    """The arrays of :func:`load_npz` as ``DIR/<name>.npy`` files, memory-mapped (``npy:DIR``).
+
+    Raises:
+      UserError: for a missing directory or an unreadable array, naming it.
+    """
+    path = Path(path).expanduser()
+    arrays = _read_npy(path)
+    return _arrays_splits(
+        f"npy:{path}",
+        arrays,
+        seed=seed,
+        task=task,
+        modality=modality,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+    )
+
+
+def _pair(split_name: str) -> tuple[str, str]:
+    """The names of a split's arrays: ``("x", "y")`` unsplit, else ``("x_val", "y_val")``..."""
+    return (f"x_{split_name}", f"y_{split_name}") if split_name else ("x", "y")
 
 
 def _check_pairs(where: str, arrays: dict) -> list[str]:
     """The splits present (``""`` for unsplit x, y), with each x/y pair checked."""
     splits = [""] if "x" in arrays else [s for s in _SPLIT_NAMES if f"x_{s}" in arrays]
     for s in splits:
-        xn, yn = (f"x_{s}", f"y_{s}") if s else ("x", "y")
-        x, y = arrays[xn], arrays[yn]
-        if x.ndim < 2 or y.ndim < 1 or len(x) != len(y) or len(x) == 0:
-            raise UserError(
-                f"{where}: expected {xn} (N, features...) and {yn} (N, ...) with the same N >= 1, "
-                f"got shapes {x.shape} and {y.shape}"
-            )
-    shapes = {arrays[f"x_{s}" if s else "x"].shape[1:] for s in splits}
+        _check_pair(where, *_pair(s), arrays)
+    shapes = {arrays[_pair(s)[0]].shape[1:] for s in splits}
     if len(shapes) > 1:
         raise UserError(f"{where}: expected one example shape in every split, got {shapes}")
     return splits
 
 
-def _arrays_splits(where, arrays, *, seed, task, modality, val_fraction, test_fraction):
-    _check_fractions(where, val_fraction, test_fraction)
-    _check_choice(where, "modality", modality, (None, "tabular", "signal", "image", "text"))
-    splits = _check_pairs(where, arrays)
-    ys = [np.asarray(arrays[f"y_{s}" if s else "y"]) for s in splits]
-    ys = [y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y for y in ys]  # (N, 1) -> (N,)
+def _check_pair(where: str, xn: str, yn: str, arrays: dict) -> None:
+    x, y = arrays[xn], arrays[yn]
+    if x.ndim < 2 or y.ndim < 1 or len(x) != len(y) or len(x) == 0:
+        raise UserError(
+            f"{where}: expected {xn} (N, features...) and {yn} (N, ...) with the same N >= 1, "
+            f"got shapes {x.shape} and {y.shape}"
+        )
+
+
+def _array_targets(where: str, ys: list, task) -> tuple[str, list, tuple[str, ...] | None]:
+    """``(task, targets per split, class names)``: class ids over all splits, or (N, outputs)."""
+    ys = [_squeeze_column(np.asarray(y)) for y in ys]
     task = _pick_task(where, np.concatenate([y.reshape(len(y), -1) for y in ys]), task)
+    if task != "classification":
+        return task, [_regression_targets(y) for y in ys], None
+    return (task, *_class_targets(where, ys))
+
+
+def _squeeze_column(y: np.ndarray) -> np.ndarray:
+    return y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y  # (N, 1) -> (N,)
+
+
+def _class_targets(where: str, ys: list) -> tuple[list, tuple[str, ...]]:
+    """Class ids per split, numbered over the labels of every split, and the class names."""
+    ids, class_names = _label_ids(np.concatenate([y.reshape(-1) for y in ys]))
+    if any(y.ndim != 1 for y in ys):
+        raise UserError(f"{where}: expected 1-D class labels y, got shapes {[y.shape for y in ys]}")
+    return np.split(ids, np.cumsum([len(y) for y in ys])[:-1]), class_names
+
+
+def _array_set(where: str, split_name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
+    xn, yn = _pair(split_name)
+    x = _as_features(where, x)
+    _check_finite(f"{where} {xn}", x)
+    _check_finite(f"{where} {yn}", y)
+    return Dataset(x, y)
+
+
+def _arrays_splits(where, arrays, *, seed, task, modality, val_fraction, test_fraction):
+    splits = _check_pairs(where, arrays)
+    task, ys, class_names = _array_targets(where, [arrays[_pair(s)[1]] for s in splits], task)
+    sets = {
+        s: _array_set(where, s, arrays[_pair(s)[0]], y) for s, y in zip(splits, ys, strict=True)
+    }
     classify = task == "classification"
-    class_names = None
-    if classify:
-        ids, class_names = _label_ids(np.concatenate([y.reshape(-1) for y in ys]))
-        if any(y.ndim != 1 for y in ys):
-            raise UserError(
-                f"{where}: expected 1-D class labels y, got shapes {[y.shape for y in ys]}"
-            )
-        ys = np.split(ids, np.cumsum([len(y) for y in ys])[:-1])
-    else:
-        ys = [_regression_targets(y) for y in ys]
-    sets = {}
-    for s, y in zip(splits, ys, strict=True):
-        x = _as_features(where, arrays[f"x_{s}" if s else "x"])
-        _check_finite(f"{where} x{'_' + s if s else ''}", x)
-        _check_finite(f"{where} y{'_' + s if s else ''}", y)
-        sets[s] = Dataset(x, y)
-    train, val, test = _fill_splits(where, sets, seed, val_fraction, test_fraction, classify)
-    x0 = train.x
+    train, val, test = split(
+        where,
+        sets.get("train", sets.get("")),
+        val=sets.get("val"),
+        test=sets.get("test"),
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        stratify=classify,
+    )
     info = DatasetInfo(
         name=where,
         task=task,
-        input_shape=x0.shape[1:],
+        input_shape=train.x.shape[1:],
         num_classes=len(class_names) if classify else int(train.y.shape[1]),
         class_names=class_names,
-        modality=modality or ("image" if x0.ndim == 4 else "tabular"),
+        modality=modality or ("image" if train.x.ndim == 4 else "tabular"),
         description=f"arrays {', '.join(arrays)} from {where.partition(':')[2]} ({task})",
     )
     return Splits(train, val, test, info)
-
-
-def _fill_splits(where, sets, seed, val_fraction, test_fraction, classify):
-    """Train, val and test datasets, carving the ones the file does not carry."""
-    if "" in sets:
-        d = sets[""]
-        return _split(
-            where,
-            d.x,
-            d.y,
-            seed=seed,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            classify=classify,
-        )
-    train = sets["train"]
-    test = sets.get("test")
-    if test is None:
-        train, test = _carve_val(
-            where, train, seed=TEST_SEED, val_fraction=test_fraction, classify=classify
-        )
-    val = sets.get("val")
-    if val is None:
-        train, val = _carve_val(
-            where, train, seed=seed, val_fraction=val_fraction, classify=classify
-        )
-    return train, val, test
 
 
 # --------------------------------------------------------------------------------------------
@@ -756,57 +709,64 @@ def _fill_splits(where, sets, seed, val_fraction, test_fraction, classify):
 # --------------------------------------------------------------------------------------------
 
 
-def text_splits(
-    text: str,
-    *,
-    name: str,
-    description: str,
-    seq_len: int = 128,
-    stride: int | None = None,
-    tokenizer: str = "char",
-    vocab_size: int = 512,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    where: str | None = None,
-) -> Splits:
+# Each option a text source takes, with its default: the windows, the tokenizer, and the shares of
+# the text held out for validation and testing.
+TEXT_OPTIONS = types.MappingProxyType(
+    {
+        "seq_len": 128,
+        "stride": None,
+        "tokenizer": "char",
+        "vocab_size": 512,
+        "val_fraction": 0.1,
+        "test_fraction": 0.1,
+    }
+)
+TEXT_CHECKS = (fractions_below_one, bpe_vocabulary)
+
+
+def text_splits(text: str, *, name: str, description: str, where: str | None = None, **options):
     """Language-model splits of one text: contiguous train, then validation, then test ranges.
 
     Chapter 9 and 12: the tokenizer (``"char"`` or ``"bpe"`` with ``vocab_size``) is fitted on the
     training range only; each range is cut into next-token windows of ``seq_len`` tokens with
     :func:`~jaxnn.data.text.lm_windows`. The same recipe as the built-in ``pydoc_text``.
 
+    Args:
+      text: the whole text.
+      name: the dataset's name (``info.name``).
+      description: one line about the text (``info.description``).
+      where: the source, to start error messages with (``name`` by default).
+      **options: those of :data:`TEXT_OPTIONS`, whose defaults they override: ``seq_len``
+        (128), ``stride`` (None: ``seq_len``), ``tokenizer`` (``"char"`` or ``"bpe"``),
+        ``vocab_size`` (512, bpe only), ``val_fraction`` and ``test_fraction`` (0.1 each).
+
+    Returns:
+      :class:`~jaxnn.data.Splits` of int32 (N, seq_len) windows, with the tokenizer in ``info``.
+
     Raises:
       UserError: if a range holds fewer than ``seq_len + 1`` tokens, or an option is invalid;
-        messages start with ``where`` (the file, by default ``name``).
+        messages start with ``where``.
     """
-    from jaxnn.data.text import BPETokenizer, CharTokenizer, lm_windows
+    from jaxnn.data.text import BPETokenizer, CharTokenizer
 
     where = where or name
-    _check_text_options(where, seq_len, stride, tokenizer, vocab_size)
-    _check_fractions(where, val_fraction, test_fraction)
-    a = int(len(text) * (1.0 - val_fraction - test_fraction))
-    b = int(len(text) * (1.0 - test_fraction))
+    o = check_options(where, TEXT_OPTIONS, options, TEXT_CHECKS)
+    a = int(len(text) * (1.0 - o["val_fraction"] - o["test_fraction"]))
+    b = int(len(text) * (1.0 - o["test_fraction"]))
     parts = {"train": text[:a], "val": text[a:b], "test": text[b:]}
     if not parts["train"]:
         raise UserError(f"{where}: the text is too short to hold a training part")
-    if tokenizer == "char":
+    if o["tokenizer"] == "char":
         tok = CharTokenizer.fit(parts["train"])
     else:
-        tok = BPETokenizer.fit(parts["train"], vocab_size=vocab_size)
-    sets = {}
-    for split, part in parts.items():
-        ids = tok.encode(part)
-        if len(ids) < seq_len + 1:
-            raise UserError(
-                f"{where}: the {split} part ({len(part)} characters) holds {len(ids)} tokens; "
-                f"expected at least one window of seq_len + 1 = {seq_len + 1} tokens. Use a "
-                f"longer text or a smaller seq_len"
-            )
-        sets[split] = Dataset(*lm_windows(ids, seq_len, stride))
+        tok = BPETokenizer.fit(parts["train"], vocab_size=o["vocab_size"])
+    sets = {
+        part: _windows(where, part, t, tok, o["seq_len"], o["stride"]) for part, t in parts.items()
+    }
     info = DatasetInfo(
         name=name,
         task="language_model",
-        input_shape=(seq_len,),
+        input_shape=(o["seq_len"],),
         num_classes=tok.vocab_size,
         tokenizer=tok,
         modality="text",
@@ -815,13 +775,18 @@ def text_splits(
     return Splits(sets["train"], sets["val"], sets["test"], info)
 
 
-def _check_text_options(where, seq_len, stride, tokenizer, vocab_size) -> None:
-    _check_choice(where, "tokenizer", tokenizer, ("char", "bpe"))
-    for key, v in (("seq_len", seq_len), ("stride", stride), ("vocab_size", vocab_size)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise UserError(f"{where}: expected {key} to be a positive integer, got {v!r}")
-    if tokenizer == "bpe" and vocab_size < 256:
-        raise UserError(f"{where}: expected vocab_size >= 256 for bpe tokens, got {vocab_size}")
+def _windows(where: str, part: str, text: str, tok, seq_len: int, stride) -> Dataset:
+    """The next-token windows of one range of the text."""
+    from jaxnn.data.text import lm_windows
+
+    ids = tok.encode(text)
+    if len(ids) < seq_len + 1:
+        raise UserError(
+            f"{where}: the {part} part ({len(text)} characters) holds {len(ids)} tokens; "
+            f"expected at least one window of seq_len + 1 = {seq_len + 1} tokens. Use a "
+            f"longer text or a smaller seq_len"
+        )
+    return Dataset(*lm_windows(ids, seq_len, stride))
 
 
 def _read_text(path: Path) -> str:
@@ -836,18 +801,16 @@ def _read_text(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _load_text(
-    path: Path,
-    *,
-    seed: int,
-    seq_len: int = 128,
-    stride: int | None = None,
-    tokenizer: str = "char",
-    vocab_size: int = 512,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-) -> Splits:
+def load_text(path: str, *, seed: int, tokenizer: str, **options) -> Splits:
+    """A UTF-8 text file as language-model splits (``text:PATH``), as :func:`text_splits` cuts it.
+
+    Chapter 9 and 12: contiguous ranges of one fixed text, so ``seed`` changes nothing.
+
+    Raises:
+      UserError: for a missing, empty or non-UTF-8 file (the line at fault), or too short a text.
+    """
     del seed  # contiguous ranges of one fixed text: nothing is random
+    path = Path(path).expanduser()
     text = _read_text(path)
     return text_splits(
         text,
@@ -857,12 +820,8 @@ def _load_text(
             f"text file {path} ({len(text)} chars), contiguous train/val/test ranges, "
             f"{tokenizer} tokenizer fitted on train text"
         ),
-        seq_len=seq_len,
-        stride=stride,
         tokenizer=tokenizer,
-        vocab_size=vocab_size,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
+        **options,
     )
 
 
@@ -884,34 +843,26 @@ def _class_folders(path: Path) -> list[tuple[str, list[Path]]]:
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise UserError(f"{where}: no class subfolders; expected one subfolder of images per class")
-    out = []
-    for folder in folders:
-        files = sorted(p for p in folder.iterdir() if _is_image_file(p))
-        if not files:
-            raise UserError(
-                f"{where}: class folder {folder} holds no images; expected PNG or JPEG files "
-                f"({', '.join(IMAGE_SUFFIXES)})"
-            )
-        out.append((folder.name, files))
-    return out
+    return [(folder.name, _class_images(where, folder)) for folder in folders]
+
+
+def _class_images(where: str, folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if _is_image_file(p))
+    if not files:
+        raise UserError(
+            f"{where}: class folder {folder} holds no images; expected PNG or JPEG files "
+            f"({', '.join(IMAGE_SUFFIXES)})"
+        )
+    return files
 
 
 def _parse_size(where: str, size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
-    elif isinstance(size, str):
-        size = tuple(size.lower().replace(",", "x").split("x"))
     try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        h = w = 0
-    if h < 1 or w < 1:
+        return image_size(size)
+    except ValueError:
         raise UserError(
             f"{where}: expected size=HxW with positive integers (e.g. 28x28), got {size!r}"
-        )
-    return h, w
+        ) from None
 
 
 def _pillow():
@@ -964,34 +915,35 @@ def _images_plan(where, image_mod, files, size, mode):
     return size, mode
 
 
-def _load_images(
-    path: Path,
-    *,
-    seed: int,
-    size=None,
-    mode=None,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.2,
+def load_images(
+    path: str, *, seed: int, size, mode, val_fraction: float, test_fraction: float
 ) -> Splits:
+    """A folder with one subfolder of PNG or JPEG images per class as splits (``images:DIR``).
+
+    Chapter 9 and 11: the images become NHWC float32 in [0, 1], converted to ``mode`` (``"gray"``
+    or ``"rgb"``; gray if every image is) and resized to ``size`` (HxW; one size must be shared
+    if None); the sorted folder names are the class names. The split is stratified.
+
+    Raises:
+      UserError: for a missing folder, a class folder without images, an unreadable image or
+        images of different sizes without ``size`` (each names the path).
+    """
+    path = Path(path).expanduser()
     where = f"images:{path}"
-    _check_fractions(where, val_fraction, test_fraction)
-    _check_choice(where, "mode", mode, (None, "gray", "rgb"))
-    size = _parse_size(where, size)
     image_mod = _pillow()
     folders = _class_folders(path)
     files = [f for _, fs in folders for f in fs]
-    size, mode = _images_plan(where, image_mod, files, size, mode)
+    size, mode = _images_plan(where, image_mod, files, image_size(size), mode)
     x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C) uint8
     x = x.astype(np.float32) / 255.0
     y = np.repeat(np.arange(len(folders), dtype=np.int32), [len(fs) for _, fs in folders])
-    train, val, test = _split(
+    train, val, test = split(
         where,
-        x,
-        y,
+        Dataset(x, y),
         seed=seed,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
-        classify=True,
+        stratify=True,
     )
     info = DatasetInfo(
         name=where,
@@ -1022,7 +974,8 @@ def read_images(path, *, size, mode: str) -> tuple[np.ndarray, list[Path]]:
     """
     path = Path(path).expanduser()
     where = f"images:{path}"
-    _check_choice(where, "mode", mode, ("gray", "rgb"))
+    if mode not in ("gray", "rgb"):
+        raise UserError(f"{where}: expected mode one of ['gray', 'rgb'], got {mode!r}")
     size = _parse_size(where, size)
     if size is None:
         raise UserError(f"{where}: expected size=HxW, got None")
@@ -1039,10 +992,9 @@ def read_images(path, *, size, mode: str) -> tuple[np.ndarray, list[Path]]:
     return x.astype(np.float32) / 255.0, files
 
 
-_LOADERS: dict[str, Callable[..., Splits]] = {
-    "csv": _load_csv,
-    "npz": _load_npz,
-    "npy": _load_npy,
-    "text": _load_text,
-    "images": _load_images,
-}
+def __getattr__(name: str):
+    if name == "load_source":  # moved to jaxnn.data.datasets with the one table of sources
+        from jaxnn.data.datasets import load_source
+
+        return load_source
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -155,6 +155,44 @@ def _count_pairs(pair_count: dict, where: dict | None, word: list[int], wi: int,
             where[p].add(wi)
 
 
+def _chunk_counts(text: str) -> tuple[list[list[int]], list[int]]:
+    """The distinct pre-tokenized chunks of ``text`` as UTF-8 bytes, and how often each occurs."""
+    freq: dict[str, int] = defaultdict(int)
+    for chunk in _CHUNK.findall(text):
+        freq[chunk] += 1
+    return [list(w.encode("utf-8")) for w in freq], list(freq.values())
+
+
+def _learn_merges(words: list[list[int]], counts: list[int], max_merges: int) -> list:
+    """Merge the most frequent adjacent pair (ties: the smaller pair) until none occurs twice.
+
+    ``words`` are rewritten in place; the learned pairs are returned in order.
+    """
+    pair_count: dict[tuple[int, int], int] = defaultdict(int)
+    where: dict[tuple[int, int], set[int]] = defaultdict(set)
+    for wi, w in enumerate(words):
+        _count_pairs(pair_count, where, w, wi, counts[wi])
+    merges = []
+    while len(merges) < max_merges and pair_count:
+        best = max(pair_count, key=lambda p: (pair_count[p], -p[0], -p[1]))
+        if pair_count[best] < 2:
+            break
+        _apply_merge(words, counts, pair_count, where, best, 256 + len(merges))
+        merges.append(best)
+    return merges
+
+
+def _apply_merge(words, counts, pair_count, where, pair, new_id) -> None:
+    """Replace ``pair`` by ``new_id`` in every word that holds it, updating the pair counts."""
+    for wi in sorted(where.pop(pair)):
+        new = _merge(words[wi], pair, new_id)
+        if len(new) == len(words[wi]):
+            continue  # a stale index: the pair left this word in an earlier merge
+        _count_pairs(pair_count, None, words[wi], wi, -counts[wi])
+        _count_pairs(pair_count, where, new, wi, counts[wi])
+        words[wi] = new
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class BPETokenizer:
     """Byte-level byte-pair-encoding tokenizer.
@@ -195,30 +233,8 @@ class BPETokenizer:
             raise ValueError(f"BPETokenizer.fit: expected vocab_size >= 256, got {vocab_size}")
         if not isinstance(text, str) or not text:
             raise ValueError(f"BPETokenizer.fit: expected non-empty text, got {text!r:.40}")
-        freq: dict[str, int] = defaultdict(int)
-        for chunk in _CHUNK.findall(text):
-            freq[chunk] += 1
-        words = [list(w.encode("utf-8")) for w in freq]
-        counts = list(freq.values())
-        pair_count: dict[tuple[int, int], int] = defaultdict(int)
-        where: dict[tuple[int, int], set[int]] = defaultdict(set)
-        for wi, w in enumerate(words):
-            _count_pairs(pair_count, where, w, wi, counts[wi])
-        merges = []
-        while 256 + len(merges) < vocab_size and pair_count:
-            best = max(pair_count, key=lambda p: (pair_count[p], -p[0], -p[1]))
-            if pair_count[best] < 2:
-                break
-            new_id = 256 + len(merges)
-            merges.append(best)
-            for wi in sorted(where.pop(best)):
-                new = _merge(words[wi], best, new_id)
-                if len(new) == len(words[wi]):
-                    continue  # a stale index: the pair left this word in an earlier merge
-                _count_pairs(pair_count, None, words[wi], wi, -counts[wi])
-                _count_pairs(pair_count, where, new, wi, counts[wi])
-                words[wi] = new
-        return cls(tuple(merges))
+        words, counts = _chunk_counts(text)
+        return cls(tuple(_learn_merges(words, counts, vocab_size - 256)))
 
     @property
     def vocab_size(self) -> int:

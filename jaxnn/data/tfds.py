@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxnn.data.containers import Dataset, DatasetInfo, Splits, split_indices
+from jaxnn.data.containers import Dataset, DatasetInfo, Splits
+from jaxnn.data.splits import split
 from jaxnn.errors import UserError
 
 __all__ = ["load_tfds"]
@@ -69,27 +70,29 @@ def load_tfds(
     name: str,
     *,
     seed: int,
-    val_fraction: float = 0.1,
-    data_dir: str | None = None,
-    download: bool = False,
-    train_split: str = "train",
-    test_split: str = "test",
-    val_split: str | None = None,
-    max_examples: int | None = None,
+    val_fraction: float,
+    data_dir: str | None,
+    download: bool,
+    train_split: str,
+    test_split: str,
+    val_split: str | None,
+    max_examples: int | None,
 ) -> Splits:
     """Load a supervised TFDS dataset, already prepared on disk, as train/val/test splits.
 
     Chapter 9: the TFDS ``train_split`` becomes training data; the validation set is either the
-    TFDS ``val_split`` or a stratified ``val_fraction`` carved from training with ``seed``; the
-    TFDS ``test_split`` becomes the sealed test set. ``uint8`` inputs are scaled to float32 in
-    [0, 1]; labels become int32.
+    TFDS ``val_split`` or a stratified ``val_fraction`` carved from training with ``seed``
+    (:func:`~jaxnn.data.splits.split`); the TFDS ``test_split`` becomes the sealed test set.
+    ``uint8`` inputs are scaled to float32 in [0, 1]; labels become int32. This is the entry
+    ``tfds:<name>`` of :data:`jaxnn.data.datasets.SOURCES`, through which ``jaxnn.data.load``
+    checks the options and fills in their defaults.
 
     Args:
       name: the TFDS name, e.g. ``"mnist"`` (optionally ``"mnist:3.0.1"``).
       seed: seed of the validation split.
       val_fraction: share of training data held out when ``val_split`` is None.
       data_dir: TFDS data directory (TFDS default, ``~/tensorflow_datasets``, if None).
-      download: allow TFDS to download and prepare the data (needs network); off by default.
+      download: allow TFDS to download and prepare the data (needs network).
       train_split, test_split, val_split: TFDS split names.
       max_examples: read at most this many examples of each split (quick experiments).
 
@@ -101,17 +104,8 @@ def load_tfds(
         or a dataset not prepared in ``data_dir`` (the message says how to prepare it).
     """
     tfds = _import_tfds()
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as e:  # DatasetNotFoundError and friends
-        raise ValueError(f"load('tfds:{name}'): unknown or unusable TFDS dataset: {e}"[:600]) from e
-    keys = builder.info.supervised_keys
-    if not keys or len(keys) != 2 or not all(isinstance(k, str) for k in keys):
-        raise ValueError(
-            f"load('tfds:{name}'): expected a supervised dataset with (input, label) keys, got "
-            f"supervised_keys={keys}"
-        )
-    x_key, y_key = keys
+    builder = _builder(tfds, name, data_dir)
+    x_key, y_key = _supervised_keys(name, builder)
     split_names = [train_split, test_split] + ([val_split] if val_split else [])
     try:
         sources = tfds.data_source(
@@ -119,27 +113,58 @@ def load_tfds(
         )
     except Exception as e:
         raise UserError(_not_prepared(name, split_names, data_dir, e)) from e
-    arrays = []
-    for split, src in zip(split_names, sources, strict=True):
-        n = len(src) if max_examples is None else min(len(src), int(max_examples))
-        if n == 0:
-            raise ValueError(f"load('tfds:{name}'): expected examples in split {split!r}, got 0")
-        try:
-            examples = src.__getitems__(list(range(n)))  # one batched read
-        except (AttributeError, TypeError):  # sources without batched reads (e.g. TFDS mocks)
-            examples = [src[i] for i in range(n)]
-        arrays.append(_to_arrays(examples, x_key, y_key))
-    (x, y), test = arrays[0], Dataset(*arrays[1])
-    if val_split:
-        train, val = Dataset(x, y), Dataset(*arrays[2])
-    else:
-        kept, held = split_indices(y, val_fraction, seed=seed, stratify=True)
-        train, val = Dataset(x[kept], y[kept]), Dataset(x[held], y[held])
+    sets = [
+        Dataset(*_to_arrays(_read(name, part, src, max_examples), x_key, y_key))
+        for part, src in zip(split_names, sources, strict=True)
+    ]
+    info = _info(name, builder, y_key, sets[0], train_split, test_split)
+    train, val, test = split(
+        f"load('tfds:{name}')",
+        sets[0],
+        test=sets[1],
+        val=sets[2] if val_split else None,
+        seed=seed,
+        val_fraction=val_fraction,
+        stratify=True,
+    )
+    return Splits(train, val, test, info)
+
+
+def _builder(tfds, name: str, data_dir):
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except Exception as e:  # DatasetNotFoundError and friends
+        raise ValueError(f"load('tfds:{name}'): unknown or unusable TFDS dataset: {e}"[:600]) from e
+
+
+def _supervised_keys(name: str, builder) -> tuple[str, str]:
+    keys = builder.info.supervised_keys
+    if not keys or len(keys) != 2 or not all(isinstance(k, str) for k in keys):
+        raise ValueError(
+            f"load('tfds:{name}'): expected a supervised dataset with (input, label) keys, got "
+            f"supervised_keys={keys}"
+        )
+    return keys[0], keys[1]
+
+
+def _read(name: str, split_name: str, src, max_examples) -> list:
+    """The first ``max_examples`` examples of one split (all of them if None)."""
+    n = len(src) if max_examples is None else min(len(src), int(max_examples))
+    if n == 0:
+        raise ValueError(f"load('tfds:{name}'): expected examples in split {split_name!r}, got 0")
+    try:
+        return src.__getitems__(list(range(n)))  # one batched read
+    except (AttributeError, TypeError):  # sources without batched reads (e.g. TFDS mocks)
+        return [src[i] for i in range(n)]
+
+
+def _info(name, builder, y_key, train: Dataset, train_split, test_split) -> DatasetInfo:
+    """What the dataset is, from its TFDS metadata and the training split (all of it)."""
     label = builder.info.features[y_key]
     names = getattr(label, "names", None)
-    num_classes = int(getattr(label, "num_classes", int(y.max()) + 1))
-    shape = x.shape[1:]
-    info = DatasetInfo(
+    num_classes = int(getattr(label, "num_classes", int(train.y.max()) + 1))
+    shape = train.x.shape[1:]
+    return DatasetInfo(
         name=f"tfds:{name}",
         task="classification",
         input_shape=shape,
@@ -148,4 +173,3 @@ def load_tfds(
         modality="image" if len(shape) == 3 else ("tabular" if len(shape) == 1 else "signal"),
         description=f"TensorFlow Datasets {name} ({train_split}/{test_split})",
     )
-    return Splits(train, val, test, info)
