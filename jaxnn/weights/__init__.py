@@ -25,6 +25,8 @@ from jaxnn.weights.store import (
     save_tensors,
     specs,
 )
+from jaxnn.weights.torch_layout import LAYOUTS, Entry, from_torch, to_torch, torch_names
 
 __all__ = ["FORMAT_VERSION", "LoadedModel", "first_mismatch", "flatten", "load", "load_model"]
 __all__ += ["model_metadata", "read", "save", "save_model", "save_tensors", "specs"]
+__all__ += ["LAYOUTS", "Entry", "torch_names", "to_torch", "from_torch"]
