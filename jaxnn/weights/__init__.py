@@ -11,6 +11,7 @@
 Nothing here imports PyTorch or Flax.
 """
 
+from jaxnn.weights.flax_layout import LAYERS, from_linen, from_nnx, to_linen, to_nnx
 from jaxnn.weights.store import (
     FORMAT_VERSION,
     LoadedModel,
@@ -30,3 +31,4 @@ from jaxnn.weights.torch_layout import LAYOUTS, Entry, from_torch, to_torch, tor
 __all__ = ["FORMAT_VERSION", "LoadedModel", "first_mismatch", "flatten", "load", "load_model"]
 __all__ += ["model_metadata", "read", "save", "save_model", "save_tensors", "specs"]
 __all__ += ["LAYOUTS", "Entry", "torch_names", "to_torch", "from_torch"]
+__all__ += ["LAYERS", "to_linen", "from_linen", "to_nnx", "from_nnx"]
