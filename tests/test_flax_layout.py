@@ -12,7 +12,9 @@ TOLERANCE = 1e-5  # float32
 
 
 def _random_like(tree, seed, positive=()):
-    """``tree`` with every float leaf redrawn (leaves named in ``positive`` stay above 0)."""
+    """Arrays of the shapes and dtypes of ``tree`` (arrays or ``jax.ShapeDtypeStruct``), drawn
+    with NumPy (no compile): float leaves ``N(0, 0.5^2)``, those named in ``positive``
+    ``exp(N(0, 0.3^2))``."""
     rng = np.random.default_rng(seed)
 
     def draw(path, a):
@@ -25,37 +27,40 @@ def _random_like(tree, seed, positive=()):
     return jax.tree_util.tree_map_with_path(draw, tree)
 
 
+def _params(init, seed=5, positive=()):
+    """Random params of the shapes ``init()`` makes."""
+    return _random_like(jax.eval_shape(init), seed, positive)
+
+
 def _jaxnn_case(layer):
     """``(params, state, apply(params, state, x), x, flax_kwargs)`` of one jaxnn layer."""
     key = jax.random.key(3)
-    x = jax.random.normal(jax.random.key(4), (2, 5, 6, 2))  # (N, H, W, C)
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.standard_normal((2, 5, 6, 2)), jnp.float32)  # (N, H, W, C)
     if layer == "dense":
-        return layers.init_dense(key, 2, 3), None, lambda p, s, x: layers.dense(p, x), x, {}
+        p = _params(lambda: layers.init_dense(key, 2, 3))
+        return p, None, lambda p, s, x: layers.dense(p, x), x, {}
     if layer == "conv":
-        return layers.init_conv2d(key, 3, 2, 4), None, lambda p, s, x: layers.conv2d(p, x), x, {}
+        p = _params(lambda: layers.init_conv2d(key, 3, 2, 4))
+        return p, None, lambda p, s, x: layers.conv2d(p, x), x, {}
     if layer == "conv_1d":
-        x1 = x[:, 0]  # (N, W, C)
-        return layers.init_conv1d(key, 3, 2, 4), None, lambda p, s, x: layers.conv1d(p, x), x1, {}
+        p = _params(lambda: layers.init_conv1d(key, 3, 2, 4))
+        return p, None, lambda p, s, x: layers.conv1d(p, x), x[:, 0], {}  # (N, W, C)
     if layer == "layer_norm":
-        p = _random_like(layers.init_layer_norm(6), 5)
+        p = _params(lambda: layers.init_layer_norm(6))
         return p, None, lambda p, s, x: layers.layer_norm(p, x), x[..., 0], {}  # (N, H, W)
     if layer == "batch_norm":
-        p = _random_like(layers.init_batch_norm(2), 5)
-        s = _random_like(layers.init_batch_norm_state(2), 6, positive=("var",))
+        p = _params(lambda: layers.init_batch_norm(2))
+        s = _params(lambda: layers.init_batch_norm_state(2), 6, positive=("var",))
         apply = lambda p, s, x: layers.batch_norm(p, x, state=s, train=False)[0]
         return p, s, apply, x, {}
     if layer == "embedding":
-        ids = jax.random.randint(jax.random.key(4), (2, 5), 0, 7)
-        return (
-            layers.init_embedding(key, 7, 3),
-            None,
-            lambda p, s, x: layers.embedding(p, x),
-            ids,
-            {},
-        )
+        p = _params(lambda: layers.init_embedding(key, 7, 3))
+        ids = jnp.asarray(rng.integers(0, 7, (2, 5)), jnp.int32)
+        return p, None, lambda p, s, x: layers.embedding(p, x), ids, {}
     if layer == "attention":
-        seq = jax.random.normal(jax.random.key(4), (2, 5, 8))  # (B, T, D)
-        p = _random_like(layers.init_multi_head_attention(key, 8, 2), 5)
+        p = _params(lambda: layers.init_multi_head_attention(key, 8, 2))
+        seq = jnp.asarray(rng.standard_normal((2, 5, 8)), jnp.float32)  # (B, T, D)
         apply = lambda p, s, x: layers.multi_head_attention(p, x, num_heads=2, is_causal=True)
         return p, None, apply, seq, {"num_heads": 2}
     raise AssertionError(layer)
@@ -83,28 +88,29 @@ def _linen(case):
 
 
 def _nnx(case):
+    """The nnx module (shapes only, no random init: the tests load its values) and its call."""
     nnx = pytest.importorskip("flax.nnx")
-    rngs = nnx.Rngs(0)
     causal = jnp.tril(jnp.ones((1, 1, 5, 5), bool))
     modules = {
-        "dense": (nnx.Linear(2, 3, rngs=rngs), {}),
-        "conv": (nnx.Conv(2, 4, (3, 3), padding="SAME", rngs=rngs), {}),
-        "conv_1d": (nnx.Conv(2, 4, (3,), padding="SAME", rngs=rngs), {}),
+        "dense": (lambda r: nnx.Linear(2, 3, rngs=r), {}),
+        "conv": (lambda r: nnx.Conv(2, 4, (3, 3), padding="SAME", rngs=r), {}),
+        "conv_1d": (lambda r: nnx.Conv(2, 4, (3,), padding="SAME", rngs=r), {}),
         "layer_norm": (
-            nnx.LayerNorm(6, epsilon=1e-5, use_fast_variance=False, rngs=rngs),
+            lambda r: nnx.LayerNorm(6, epsilon=1e-5, use_fast_variance=False, rngs=r),
             {},
         ),
         "batch_norm": (
-            nnx.BatchNorm(2, use_running_average=True, epsilon=1e-5, rngs=rngs),
+            lambda r: nnx.BatchNorm(2, use_running_average=True, epsilon=1e-5, rngs=r),
             {},
         ),
-        "embedding": (nnx.Embed(7, 3, rngs=rngs), {}),
+        "embedding": (lambda r: nnx.Embed(7, 3, rngs=r), {}),
         "attention": (
-            nnx.MultiHeadAttention(2, 8, qkv_features=8, decode=False, rngs=rngs),
+            lambda r: nnx.MultiHeadAttention(2, 8, qkv_features=8, decode=False, rngs=r),
             {"mask": causal},
         ),
     }
-    return nnx, modules[case]
+    make, call = modules[case]
+    return nnx, (nnx.eval_shape(lambda: make(nnx.Rngs(0))), call)
 
 
 def _close(got, want):
@@ -126,7 +132,7 @@ def test_a_linen_module_computes_the_jaxnn_layer_both_ways(case):
     variables = weights.to_linen(layer, params, state, **kwargs)
     _close(module.apply(variables, x, **call), apply(params, state, x))
     _same_bits((params, state or {}), weights.from_linen(layer, variables))
-    flax_variables = _random_like(module.init(jax.random.key(1), x), 7, positive=("var",))
+    flax_variables = _params(lambda: module.init(jax.random.key(1), x), 7, positive=("var",))
     flax_params, flax_state = weights.from_linen(layer, flax_variables)
     _close(apply(flax_params, flax_state, x), module.apply(flax_variables, x, **call))
     _same_bits(flax_variables, weights.to_linen(layer, flax_params, flax_state, **kwargs))
