@@ -38,6 +38,15 @@ def test_jaxnn_to_torch_and_back_returns_the_same_bits(variant):
     assert all(_same_bits(a, b) for a, b in leaves)
 
 
+def test_both_ways_give_new_arrays_that_share_no_memory_with_the_input():
+    model, params, state, _ = make("cnn_2d_batch_norm")
+    tensors = weights.to_torch(model, params, state)
+    assert all(a.flags.writeable and a.flags.c_contiguous for a in tensors.values())
+    back_params, _ = weights.from_torch(model, tensors)
+    tensors["fc.0.bias"][0] += 1.0  # a PyTorch module training in place, say
+    assert back_params["dense_0"]["b"][0] == params["dense_0"]["b"][0]
+
+
 def test_layouts_are_torchs_linear_conv_and_recurrent_ones():
     model, params, state, _ = make("cnn_2d_batch_norm")
     tensors = weights.to_torch(model, params, state)
@@ -120,7 +129,7 @@ def _torch():
 
 
 def _jaxnn_outputs(model, params, state, x):
-    return np.asarray(model.apply(params, x, state=state)[0])
+    return np.asarray(jax.jit(model.apply)(params, x, state=state)[0])  # one compile per model
 
 
 def _torch_outputs(torch, twin, x):

@@ -167,19 +167,21 @@ def torch_names(model) -> tuple[Entry, ...]:
 
 
 def _forward(layout: str, a: np.ndarray) -> np.ndarray:
+    """The PyTorch array: a new, writable, C-ordered copy (never a view of the input)."""
     if layout == "transpose":
-        return np.ascontiguousarray(a.T)  # (in, out) -> (out, in)
-    if layout == "conv":
-        return np.ascontiguousarray(np.moveaxis(a, (-1, -2), (0, 1)))  # (*K, I, O) -> (O, I, *K)
-    return a
+        a = a.T  # (in, out) -> (out, in)
+    elif layout == "conv":
+        a = np.moveaxis(a, (-1, -2), (0, 1))  # (*K, I, O) -> (O, I, *K)
+    return np.array(a, order="C")
 
 
 def _backward(layout: str, a: np.ndarray) -> np.ndarray:
+    """The jaxnn array: a new, writable, C-ordered copy (never a view of a torch tensor)."""
     if layout == "transpose":
-        return np.ascontiguousarray(a.T)  # (out, in) -> (in, out)
-    if layout == "conv":
-        return np.ascontiguousarray(np.moveaxis(a, (0, 1), (-1, -2)))  # (O, I, *K) -> (*K, I, O)
-    return a
+        a = a.T  # (out, in) -> (in, out)
+    elif layout == "conv":
+        a = np.moveaxis(a, (0, 1), (-1, -2))  # (O, I, *K) -> (*K, I, O)
+    return np.array(a, order="C")
 
 
 def _forward_shape(layout: str, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -211,7 +213,8 @@ def to_torch(model, params, state=None) -> dict[str, np.ndarray]:
       state: its state (batch-norm statistics); ``None`` for a stateless model.
 
     Returns:
-      ``{torch key: NumPy array}``, in the PyTorch module's order.
+      ``{torch key: NumPy array}``, in the PyTorch module's order; each a new, writable array
+      (``torch.from_numpy`` shares it with no jaxnn buffer).
 
     Raises:
       ValueError: params or state whose names or shapes do not match ``model`` (the first
@@ -269,8 +272,8 @@ def from_torch(model, tensors) -> tuple[dict, dict]:
         module.state_dict().items()}``, or ``jaxnn.weights.read(path)[0]`` for a file).
 
     Returns:
-      ``(params, state)``: nested dicts of NumPy arrays (``state`` is ``{}`` for a stateless
-      model).
+      ``(params, state)``: nested dicts of new NumPy arrays (copies: training the PyTorch module
+      afterwards changes nothing here); ``state`` is ``{}`` for a stateless model.
 
     Raises:
       ValueError: a missing key, a shape other than the model's, an unexpected key, a
