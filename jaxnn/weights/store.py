@@ -113,11 +113,10 @@ def _key_name(key, where: str) -> str:
     )
 
 
-def _named_leaves(tree) -> tuple[list[tuple[str, Any]], Any]:
-    """``([(name, leaf), ...], treedef)`` in the tree's flattening order."""
-    paths, treedef = jax.tree_util.tree_flatten_with_path(tree)
+def _named_leaves(tree) -> list[tuple[str, Any]]:
+    """``[(name, leaf), ...]`` in the tree's flattening order."""
     named, seen = [], set()
-    for path, leaf in paths:
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         parts = []
         for key in path:
             parts.append(_key_name(key, ".".join(parts)))
@@ -128,7 +127,7 @@ def _named_leaves(tree) -> tuple[list[tuple[str, Any]], Any]:
             raise ValueError(f"weights.flatten: expected one leaf per name, got {name!r} twice")
         seen.add(name)
         named.append((name, leaf))
-    return named, treedef
+    return named
 
 
 def _as_numpy(name: str, leaf) -> np.ndarray:
@@ -163,8 +162,7 @@ def flatten(tree) -> dict[str, np.ndarray]:
       ValueError: a key that breaks the naming rule, a leaf that is not an array, or a dtype
         safetensors does not store.
     """
-    named, _ = _named_leaves(tree)
-    return {name: _as_numpy(name, leaf) for name, leaf in named}
+    return {name: _as_numpy(name, leaf) for name, leaf in _named_leaves(tree)}
 
 
 def _check_metadata(metadata) -> dict[str, str]:
@@ -276,7 +274,7 @@ def specs(tree) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
       ValueError: a key that breaks the naming rule, or a leaf without a shape and a dtype.
     """
     out = {}
-    for name, leaf in _named_leaves(tree)[0]:
+    for name, leaf in _named_leaves(tree):
         if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
             raise ValueError(
                 f"weights.specs: expected arrays or jax.ShapeDtypeStruct, got "
