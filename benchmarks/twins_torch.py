@@ -2,7 +2,9 @@
 
 Each twin takes a jaxnn ``Config`` and builds the same network (same layers, sizes, pooling,
 activations, dropout, norm placement, positional encoding, heads and causal mask), so the two sides
-of the benchmark do the same math; :func:`copy_jaxnn_params` loads a jaxnn params dict into a twin,
+of the benchmark do the same math. Its state-dict keys are the ones
+:func:`jaxnn.weights.torch_names` maps, so :func:`copy_jaxnn_params` (or
+``load_state_dict`` of a ``jaxnn export --format torch`` file) loads jaxnn params into a twin,
 which lets the tests check that the twin computes the same function.
 
 Importing this module needs PyTorch (the ``bench`` extra).
@@ -17,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jaxnn import models
+from jaxnn import models, weights
 
 __all__ = [
     "TorchMLP",
@@ -41,6 +43,7 @@ class TorchMLP(nn.Module):
             raise ValueError(
                 f"TorchMLP: expected activation in {sorted(acts)}, got {cfg.activation!r}"
             )
+        self.cfg = cfg
         layers: list[nn.Module] = [nn.Flatten()]
         sizes = cfg.sizes
         for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
@@ -58,7 +61,7 @@ class TorchMLP(nn.Module):
 
 class TorchCNN(nn.Module):
     """Twin of :mod:`jaxnn.models.cnn`: ``[conv, (BatchNorm), ReLU, (MaxPool)]`` blocks, then the
-    dense head ``Linear, ReLU, Dropout, Linear``.
+    dense head: ``Linear, ReLU, Dropout`` per hidden width (``fc``), and the ``out`` Linear.
 
     Convolutions use "same" padding, stride 1; the feature map is flattened channels-last, as
     jaxnn flattens its NHWC / (B, L, C) maps, so copied weights give the same logits. With
@@ -83,17 +86,21 @@ class TorchCNN(nn.Module):
                 blocks.append(pool(cfg.pool))
             c_in = c_out
         self.features = nn.Sequential(*blocks)
-        (width,) = cfg.hidden  # the twin has one dense hidden layer
-        self.fc = nn.Linear(math.prod(cfg.feature_shape), width)
+        sizes = (math.prod(cfg.feature_shape), *cfg.hidden)
+        self.fc = nn.ModuleList(
+            nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True)
+        )
         self.drop = nn.Dropout(cfg.dropout)
-        self.out = nn.Linear(width, cfg.num_classes)
+        self.out = nn.Linear(sizes[-1], cfg.num_classes)
 
     def forward(self, x):  # (B, *input_shape) -> (B, num_classes)
         cfg = self.cfg
         h = x.reshape(x.shape[0], *cfg.input_shape[: cfg.ndim], cfg.in_channels)  # (B, *S, C)
         h = self.features(h.movedim(-1, 1))  # (B, C, *S')
         h = h.movedim(1, -1).flatten(1)  # (B, prod(S') * C), channels-last like jaxnn
-        return self.out(self.drop(F.relu(self.fc(h))))
+        for fc in self.fc:
+            h = self.drop(F.relu(fc(h)))  # (B, hidden_j)
+        return self.out(h)
 
 
 def _sinusoidal_table(length: int, dim: int, dtype=torch.float32) -> torch.Tensor:
@@ -174,28 +181,35 @@ class TorchTransformer(nn.Module):
 
 
 class TorchRNN(nn.Module):
-    """Twin of :mod:`jaxnn.models.rnn` with ``cell="gru"``: ``nn.GRU`` layers (gates ``r, z, n``
-    as jaxnn's, ``n = tanh(x W_n + b_n + r * (h U_n + c_n))``), then a Linear head on ``h_T``."""
+    """Twin of :mod:`jaxnn.models.rnn`: one ``nn.GRU``, ``nn.LSTM`` or ``nn.RNN`` (tanh) with a
+    layer per hidden width, registered under the cell's name (``gru``, ``lstm``, ``rnn``), then
+    a Linear head on the top layer's ``h_T``. The gates are jaxnn's (GRU ``r, z, n`` with
+    ``n = tanh(x W_n + b_n + r * (h U_n + c_n))``; LSTM ``i, f, g, o``), and so are the two biases
+    of each layer."""
+
+    _MODULES = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}
 
     def __init__(self, cfg):
         super().__init__()
-        if cfg.cell != "gru":
-            raise ValueError(f"TorchRNN: expected cell 'gru', got {cfg.cell!r}")
         self.cfg = cfg
         steps, features = cfg.sequence_shape
         if len(set(cfg.hidden)) != 1:
             raise ValueError(f"TorchRNN: expected equal hidden widths, got {cfg.hidden}")
         width = cfg.hidden[0]
-        self.gru = nn.GRU(features, width, num_layers=len(cfg.hidden), batch_first=True)
+        layers = self._MODULES[cfg.cell](features, width, len(cfg.hidden), batch_first=True)
+        self.add_module(cfg.cell, layers)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(width, cfg.num_classes)
 
     def forward(self, x):  # (B, *input_shape) -> (B, num_classes)
-        _, h_n = self.gru(x.reshape(x.shape[0], *self.cfg.sequence_shape))  # (L, B, H)
+        layers = getattr(self, self.cfg.cell)
+        _, h_n = layers(x.reshape(x.shape[0], *self.cfg.sequence_shape))  # (L, B, H)
+        h_n = h_n[0] if self.cfg.cell == "lstm" else h_n  # the LSTM's (h_n, c_n)
         return self.head(self.drop(h_n[-1]))
 
 
 _TWINS = {"mlp": TorchMLP, "cnn": TorchCNN, "transformer": TorchTransformer, "rnn": TorchRNN}
+_NAMES = {twin: name for name, twin in _TWINS.items()}
 
 
 def build_torch_twin(model: models.Model) -> nn.Module:
@@ -212,95 +226,27 @@ def torch_param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def _assign(param: torch.Tensor, value) -> None:
-    value = torch.as_tensor(np.array(value), dtype=param.dtype)
-    if tuple(value.shape) != tuple(param.shape):
-        raise ValueError(
-            f"copy_jaxnn_params: expected shape {tuple(param.shape)}, got {tuple(value.shape)}"
-        )
-    with torch.no_grad():
-        param.copy_(value)
+def copy_jaxnn_params(twin: nn.Module, params: dict, state: dict | None = None) -> nn.Module:
+    """Load a jaxnn params dict (and model state) into its twin (in place), converting layouts.
 
-
-def _assign_linear(linear: nn.Linear, p: dict) -> None:
-    _assign(linear.weight, np.asarray(p["w"]).T)  # jaxnn (in, out) -> torch (out, in)
-    _assign(linear.bias, p["b"])
-
-
-def _assign_norm(norm: nn.Module, p: dict) -> None:
-    _assign(norm.weight, p["scale"])
-    _assign(norm.bias, p["bias"])
-
-
-def _copy_mlp(twin, params):
-    for i, linear in enumerate(twin.dense_layers()):
-        _assign_linear(linear, params[f"dense_{i}"])
-
-
-def _copy_cnn(twin, params):
-    convs = [m for m in twin.features if isinstance(m, nn.Conv1d | nn.Conv2d)]
-    norms = [m for m in twin.features if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
-    for i, conv in enumerate(convs):
-        w = np.asarray(params[f"conv_{i}"]["w"])  # (*K, I, O)
-        _assign(conv.weight, np.moveaxis(w, (-1, -2), (0, 1)))  # (O, I, *K)
-        _assign(conv.bias, params[f"conv_{i}"]["b"])
-    for i, norm in enumerate(norms):
-        _assign_norm(norm, params[f"bn_{i}"])
-    _assign_linear(twin.fc, params["dense_0"])
-    _assign_linear(twin.out, params["dense_1"])
-
-
-def _copy_transformer(twin, params):
-    _assign(twin.embed.weight, params["embed"]["table"])
-    if hasattr(twin, "pos_table"):  # recomputed in the twin's dtype, as jaxnn does per call
-        twin.pos_table = _sinusoidal_table(*twin.pos_table.shape, twin.embed.weight.dtype).to(
-            twin.pos_table.device
-        )
-    if "pos" in params:
-        _assign(twin.pos, params["pos"]["table"])
-    for i, block in enumerate(twin.blocks):
-        p = params[f"block_{i}"]
-        _assign_norm(block.ln1, p["ln1"])
-        _assign_norm(block.ln2, p["ln2"])
-        for name in ("q", "k", "v", "out"):
-            _assign_linear(getattr(block.attn, name), p["attn"][name])
-        _assign_linear(block.fc, p["mlp"]["fc"])
-        _assign_linear(block.proj, p["mlp"]["proj"])
-    _assign_norm(twin.ln_f, params["ln_f"])
-    _assign_linear(twin.head, params["head"])
-
-
-def _copy_rnn(twin, params):
-    for i in range(len(twin.cfg.hidden)):
-        cell = params[f"cell_{i}"]
-        _assign(getattr(twin.gru, f"weight_ih_l{i}"), np.asarray(cell["input"]["w"]).T)
-        _assign(getattr(twin.gru, f"bias_ih_l{i}"), cell["input"]["b"])
-        _assign(getattr(twin.gru, f"weight_hh_l{i}"), np.asarray(cell["hidden"]["w"]).T)
-        _assign(getattr(twin.gru, f"bias_hh_l{i}"), cell["hidden"]["b"])
-    _assign_linear(twin.head, params["head"])
-
-
-_COPIERS = {
-    TorchMLP: _copy_mlp,
-    TorchCNN: _copy_cnn,
-    TorchTransformer: _copy_transformer,
-    TorchRNN: _copy_rnn,
-}
-
-
-def copy_jaxnn_params(twin: nn.Module, params: dict) -> nn.Module:
-    """Load a jaxnn params dict into its twin (in place), converting layouts.
-
-    Dense ``w (in, out)`` becomes ``weight (out, in)``; convolution kernels ``HWIO`` / ``(k, I,
-    O)`` become ``OIHW`` / ``(O, I, k)``; norms' ``scale, bias`` become ``weight, bias``; GRU
-    ``input``/``hidden`` dense layers become ``weight_ih``/``weight_hh`` and their biases. The
-    sinusoidal table is recomputed in the twin's dtype (call this after ``.double()``).
+    The state dict comes from :func:`jaxnn.weights.to_torch`: dense ``w (in, out)`` becomes
+    ``weight (out, in)``; convolution kernels ``HWIO`` / ``(k, I, O)`` become ``OIHW`` / ``(O,
+    I, k)``; norms' ``scale, bias`` become ``weight, bias``; recurrent ``input``/``hidden`` dense
+    layers become ``weight_ih``/``weight_hh`` and their biases. Each tensor is cast to the twin's
+    dtype (call this after ``.double()``); the sinusoidal table is made in the params' dtype.
+    Without ``state``, batch norms get the statistics of ``init_state`` (mean 0, variance 1).
 
     Returns:
       ``twin``.
     """
-    copier = _COPIERS.get(type(twin))
-    if copier is None:
+    name = _NAMES.get(type(twin))
+    if name is None:
         raise ValueError(f"copy_jaxnn_params: expected a jaxnn twin, got {type(twin).__name__}")
-    copier(twin, params)
+    model = models.build(name, twin.cfg)
+    state = models.get(name).init_state(twin.cfg) if state is None else state
+    current = twin.state_dict()
+    tensors = weights.to_torch(model, params, state)
+    twin.load_state_dict(
+        {k: torch.from_numpy(np.array(v)).to(current[k].dtype) for k, v in tensors.items()}
+    )
     return twin

@@ -1,10 +1,11 @@
-"""Nothing in a run directory is followed through a link or deleted outside it."""
+"""Nothing in a run directory is followed through a link, deleted outside it, or written
+through a link."""
 
 import os
 
 import pytest
 
-from jaxnn._contained import check_tree, remove_inside
+from jaxnn._contained import check_tree, remove_inside, write_replacing
 from jaxnn.errors import UserError
 
 
@@ -39,3 +40,23 @@ def test_remove_inside_never_deletes_through_a_link_or_outside_the_root(tmp_path
     (root / "doomed").mkdir()
     remove_inside("t", root, root / "doomed")
     assert not (root / "doomed").exists()
+
+
+def test_write_replacing_replaces_a_link_at_the_path_and_leaves_its_target_alone(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    os.symlink(victim, tmp_path / "out.bin")
+    write_replacing(tmp_path / "out.bin", b"new bytes")
+    assert not (tmp_path / "out.bin").is_symlink()
+    assert (tmp_path / "out.bin").read_bytes() == b"new bytes"
+    assert victim.read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin", "victim.txt"]  # no temp
+
+
+def test_write_replacing_refuses_a_directory_and_leaves_no_temporary_file(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(UserError, match="expected a file name to write, got a directory"):
+        write_replacing(tmp_path / "d", b"x")
+    with pytest.raises(FileNotFoundError):
+        write_replacing(tmp_path / "missing" / "f", b"x")
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]

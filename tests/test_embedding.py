@@ -11,6 +11,7 @@ from jaxnn.layers.embedding import (
     init_learned_positions,
     learned_positions,
     sinusoidal_positions,
+    sinusoidal_table,
 )
 
 V, D = 7, 4
@@ -75,6 +76,14 @@ def test_sinusoidal_positions_match_the_formula(dim):
             assert table[p, j] == pytest.approx(want, abs=1e-6)
 
 
+def test_sinusoidal_table_is_the_positions_in_float64_rounded_once_to_float32():
+    table = sinusoidal_table(50, 7)
+    assert table.dtype == np.float64 and table.shape == (50, 7)
+    assert table[3, 0] == pytest.approx(math.sin(3.0), abs=1e-12)  # float64, not float32
+    assert table[3, 1] == pytest.approx(math.cos(3.0), abs=1e-12)
+    np.testing.assert_array_equal(np.asarray(sinusoidal_positions(50, 7)), table.astype(np.float32))
+
+
 def test_sinusoidal_positions_are_distinct_for_every_position():
     table = np.asarray(sinusoidal_positions(64, 8))
     distances = np.linalg.norm(table[:, None] - table[None, :], axis=-1)  # (T, T)
@@ -124,4 +133,5 @@ GRAD_CASES = {
 NOT_DIFFERENTIABLE = {
     "jaxnn.layers.embedding.sinusoidal_positions": "a fixed table of integer arguments; no "
     "array input to differentiate",
+    "jaxnn.layers.embedding.sinusoidal_table": "the same fixed table, as a NumPy array",
 }

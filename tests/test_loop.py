@@ -305,3 +305,12 @@ def test_bfloat16_trains_mnist1d_to_within_one_point_of_float32():
     }
     f32, bf16 = (scores[d].summary["test_accuracy"] for d in ("float32", "bfloat16"))
     assert abs(f32 - bf16) <= 0.01, (f32, bf16)
+
+
+def test_a_cnn_with_batch_norm_trains_and_moves_its_running_statistics(digits):
+    model = models.build(
+        "cnn", digits.info, channels=(4,), hidden=(8,), batch_norm=True, dropout=0.0
+    )
+    result = fit(model, digits, _cfg(epochs=1), verbose=False)
+    mean, var = (np.asarray(result.best_model_state["bn_0"][k]) for k in ("mean", "var"))
+    assert np.all(np.isfinite(mean)) and np.any(mean != 0) and np.any(var != 1)

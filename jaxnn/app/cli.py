@@ -30,7 +30,7 @@ import typing
 from pathlib import Path
 
 from jaxnn import __version__
-from jaxnn.app import checkout, doctor, predict, recipes
+from jaxnn.app import checkout, doctor, export, predict, recipes
 from jaxnn.errors import UserError
 from jaxnn.host_memory import reuse_freed_memory
 from jaxnn.train import interrupts
@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--temperature", type=float, default=0.8, help="(default: 0.8; 0: greedy)")
     sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
     doctor.add_parser(sub)
+    export.add_parser(sub)
     checkout.add_parsers(sub)
     return parser
 
@@ -512,6 +513,7 @@ COMMANDS = {
     "predict": cmd_predict,
     "sample": cmd_sample,
     "doctor": lambda args: doctor.run(args),
+    "export": export.run,
     "book": checkout.run,
     "bench": checkout.run,
 }

@@ -19,6 +19,7 @@ __all__ = [
     "init_embedding",
     "embedding",
     "sinusoidal_positions",
+    "sinusoidal_table",
     "init_learned_positions",
     "learned_positions",
 ]
@@ -119,11 +120,29 @@ def sinusoidal_positions(length: int, dim: int, *, dtype=jnp.float32) -> jax.Arr
     """
     check_positive_int("sinusoidal_positions", length, "length")
     check_positive_int("sinusoidal_positions", dim, "dim")
+    return jnp.asarray(sinusoidal_table(length, dim), dtype)  # (T, D), rounded once
+
+
+def sinusoidal_table(length: int, dim: int) -> np.ndarray:
+    """The table of :func:`sinusoidal_positions` as a float64 NumPy array, made on the host.
+
+    Chapter 12: the same sines and cosines, for code that needs the constant without a device
+    or JAX's dtype rules (a weight export writes it in the params' dtype, float64 included).
+
+    Args:
+      length: number of positions ``T`` (positive int).
+      dim: encoding width ``D`` (positive int).
+
+    Returns:
+      ``(T, D)`` float64.
+    """
+    check_positive_int("sinusoidal_table", length, "length")
+    check_positive_int("sinusoidal_table", dim, "dim")
     half = (dim + 1) // 2
     freqs = 1.0 / (10000.0 ** (2.0 * np.arange(half) / dim))  # (D/2,)
     angles = np.arange(length)[:, None] * freqs[None, :]  # (T, D/2)
     table = np.stack([np.sin(angles), np.cos(angles)], axis=-1).reshape(length, 2 * half)
-    return jnp.asarray(table[:, :dim], dtype)  # (T, D)
+    return table[:, :dim]  # (T, D)
 
 
 def init_learned_positions(

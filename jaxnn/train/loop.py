@@ -349,7 +349,7 @@ def _check_model_fits_data(model, splits) -> None:
     info = splits.info
     params, state = jax.eval_shape(model.init, jax.random.key(0))
     x = jax.ShapeDtypeStruct((1, *info.input_shape), splits.train.x.dtype)
-    out, _ = jax.eval_shape(functools.partial(model.apply, state=state), params, x)
+    out, _ = jax.eval_shape(lambda p, s, x: model.apply(p, x, state=s), params, state, x)
     if info.task != "regression" and out.shape[-1] != info.num_classes:
         raise UserError(
             f"fit: expected a model with {info.num_classes} outputs for {info.name} "
