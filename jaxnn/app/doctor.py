@@ -42,7 +42,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxnn import diagnostics as D
+from jaxnn.diagnostics.activations import activation_report
+from jaxnn.diagnostics.curves import fit_diagnosis
+from jaxnn.diagnostics.data import leakage_check
+from jaxnn.diagnostics.gradients import gradient_health
+from jaxnn.diagnostics.labels import class_balance, class_report, label_signal
+from jaxnn.diagnostics.nonfinite import find_nonfinite
+from jaxnn.diagnostics.report import Report, jsonable
+from jaxnn.diagnostics.training import lr_range_test, overfit_tiny_batch
 from jaxnn.errors import UserError
 
 __all__ = [
@@ -121,9 +128,10 @@ class Finding:
 
     Attributes:
       check: a name from :data:`CHECKS`.
-      verdict: the check's verdict (``healthy``, ``too_high``, ``leakage``, ...).
+      verdict: the check's verdict (``healthy``, ``too_high``, ``leakage``, ...; ``skipped`` for
+        a check that does not apply, ``error`` for one that could not run).
       flagged: whether the verdict names a problem.
-      evidence: one line with the numbers behind the verdict.
+      evidence: one line with the numbers behind the verdict (the report's message).
       fix: the book's usual fix (empty when not flagged).
       seconds: how long the check took.
     """
@@ -168,7 +176,15 @@ BUDGETS = {
 
 @dataclasses.dataclass(frozen=True)
 class DoctorReport:
-    """All findings in the order run, the flagged ones ranked, and each check's full report."""
+    """All findings in the order run, the flagged ones ranked, and each check's full report.
+
+    Attributes:
+      findings: a :class:`Finding` per check, in the order run.
+      ranked: the flagged findings, most likely cause first.
+      details: ``{check: Report}``, the detector's report of each check (``None`` for a check
+        skipped or in error).
+      context: what was examined (model, dataset, learning rate, optimizer, ...).
+    """
 
     findings: tuple
     ranked: tuple
@@ -185,14 +201,15 @@ class DoctorReport:
         """The most likely problem, or None."""
         return self.ranked[0] if self.ranked else None
 
-    def to_dict(self) -> dict:
-        """JSON-ready: ``ok``, ``ranked``, ``findings``, ``details`` and ``context``."""
+    def to_json(self) -> dict:
+        """JSON-ready: ``ok``, ``ranked``, ``findings``, ``details`` (each report's ``to_json()``,
+        ``{}`` for a check skipped or in error) and ``context``."""
         return {
             "ok": self.ok,
             "ranked": [dataclasses.asdict(f) for f in self.ranked],
             "findings": [dataclasses.asdict(f) for f in self.findings],
-            "details": D.jsonable(self.details),
-            "context": D.jsonable(self.context),
+            "details": {k: r.to_json() if r is not None else {} for k, r in self.details.items()},
+            "context": jsonable(self.context),
         }
 
     def text(self) -> str:
@@ -207,7 +224,7 @@ class DoctorReport:
 
 
 # ---------------------------------------------------------------------------------------------
-# The checks: each returns (finding verdict, evidence, fix key, details)
+# The checks: each returns the detector's report
 
 
 @dataclasses.dataclass
@@ -235,38 +252,35 @@ class _Case:
         return self.splits.train.x[:n], self.splits.train.y[:n]
 
 
-def _from_report(report, fix_key=None):
-    return report.verdict, report.explanation, fix_key or report.verdict, report.to_dict()
+class _Skipped(Exception):
+    """A check that does not apply to the case; the message says why."""
 
 
-def _check_labels(case):
+def _needs_classes(case: _Case, what: str = "class labels") -> None:
     if case.task != "classification":
-        return "skipped", f"task {case.task}: no class labels", None, {}
+        raise _Skipped(f"task {case.task}: no {what}")
+
+
+def _check_labels(case) -> Report:
+    _needs_classes(case)
     s = case.splits
-    report = D.label_signal(s.train, s.val, num_classes=s.info.num_classes)
-    return _from_report(report, "labels")
+    return label_signal(s.train, s.val, num_classes=s.info.num_classes)
 
 
-def _check_class_balance(case):
-    if case.task != "classification":
-        return "skipped", f"task {case.task}: no class labels", None, {}
-    out = D.class_balance(case.splits.train.y, case.splits.info.num_classes)
-    verdict = "imbalanced" if out["imbalanced"] else "healthy"
-    why = f"class counts {out['counts']}, largest/smallest {out['imbalance_ratio']:.2g}"
-    if out["flagged"]:
-        why += f"; under-represented: {out['flagged']}"
-    return verdict, why, "class_balance", out
+def _check_class_balance(case) -> Report:
+    _needs_classes(case)
+    return class_balance(case.splits.train.y, case.splits.info.num_classes)
 
 
-def _check_leakage(case):
-    return _from_report(D.leakage_check(case.splits), "leakage")
+def _check_leakage(case) -> Report:
+    return leakage_check(case.splits)
 
 
-def _check_tiny_overfit(case):
+def _check_tiny_overfit(case) -> Report:
     from jaxnn.models import param_count
 
     b = case.budget
-    report = D.overfit_tiny_batch(
+    report = overfit_tiny_batch(
         case.model,
         case.tx,
         case.sample(b.tiny_examples),
@@ -274,12 +288,12 @@ def _check_tiny_overfit(case):
         task=case.task,
         seed=case.seed,
     )
-    verdict, why, key, details = _from_report(report, "tiny_overfit")
-    return verdict, f"{why} ({param_count(case.params)} parameters)", key, details
+    message = f"{report.message} ({param_count(case.params)} parameters)"
+    return dataclasses.replace(report, message=message)
 
 
-def _check_lr_range(case):
-    report = D.lr_range_test(
+def _check_lr_range(case) -> Report:
+    return lr_range_test(
         case.model,
         case.splits.train,
         lr=case.lr,
@@ -289,11 +303,10 @@ def _check_lr_range(case):
         task=case.task,
         seed=case.seed,
     )
-    return _from_report(report)
 
 
-def _check_nonfinite(case):
-    report = D.find_nonfinite(
+def _check_nonfinite(case) -> Report:
+    return find_nonfinite(
         case.model,
         case.params,
         case.sample(case.budget.sweep_batch),
@@ -301,10 +314,9 @@ def _check_nonfinite(case):
         loss_fn=case.loss_fn,
         task=case.task,
     )
-    return _from_report(report, "nonfinite")
 
 
-def _check_gradients(case):
+def _check_gradients(case) -> Report:
     from jaxnn.train.step import per_example_metrics
 
     x, y = case.sample(case.budget.sample)
@@ -314,44 +326,31 @@ def _check_gradients(case):
         out, _ = case.model.apply(p, x, state=case.model_state, train=False)
         return loss_fn(out, y).mean()
 
-    out = D.gradient_health(jax.jit(jax.grad(loss))(case.params))
-    verdict = "exploding" if out["exploding"] else "vanishing" if out["vanishing"] else "healthy"
-    why = f"first/last layer gradient norm {out['ratio']:.2g}, norms in "
-    why += f"[{out['min_norm']:.2g}, {out['max_norm']:.2g}] over {len(out['norms'])} layers"
-    return verdict, why, verdict, out
+    return gradient_health(jax.jit(jax.grad(loss))(case.params))
 
 
-def _check_activations(case):
-    report = D.activation_report(
+def _check_activations(case) -> Report:
+    return activation_report(
         case.model, case.params, case.sample(case.budget.sample)[0], model_state=case.model_state
     )
-    return _from_report(report)
 
 
-def _check_fit(case):
+def _check_fit(case) -> Report:
     history = [
         r
         for r in case.history or []
         if r.get("train_loss") is not None and r.get("val_loss") is not None
     ]
     if len(history) < 2:
-        n = len(history)
-        return "skipped", f"{n} epoch(s) of history: the curves need at least 2", None, {}
-    out = D.fit_diagnosis(history)
-    why = "; ".join(out["reasons"]) or (
-        f"train loss fell by {out['loss_drop']:.0%}, best val epoch {out['best_val_epoch']} "
-        f"of {out['epochs']}"
-    )
-    return out["verdict"], why, out["verdict"], out
+        raise _Skipped(f"{len(history)} epoch(s) of history: the curves need at least 2")
+    return fit_diagnosis(history)
 
 
-def _check_classes(case):
-    if case.task != "classification":
-        return "skipped", f"task {case.task}: no classes", None, {}
+def _check_classes(case) -> Report:
+    _needs_classes(case, "classes")
     val = case.splits.val
     logits, _ = case.model.apply(case.params, val.x[:2000], state=case.model_state, train=False)
-    report = D.class_report(logits, val.y[:2000], case.splits.info.num_classes)
-    return _from_report(report)
+    return class_report(logits, val.y[:2000], case.splits.info.num_classes)
 
 
 _RUNNERS = {
@@ -366,7 +365,6 @@ _RUNNERS = {
     "fit": _check_fit,
     "classes": _check_classes,
 }
-_QUIET = ("healthy", "clean", "signal", "overfits", "ok", "finite", "skipped", "inconclusive")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,25 +401,55 @@ class _Progress:
             self.bar.close()
 
 
-def _run_check(name: str, case: _Case) -> tuple[Finding, dict]:
+def _fix(name: str, report: Report, lr: float) -> str:
+    """The book's usual fix for a flagged report: by its verdict, else by its check."""
+    suggested = getattr(report, "suggested_lr", None) or lr
+    return _FIXES.get(report.verdict, _FIXES.get(name, "")).format(suggested=suggested)
+
+
+def _run_check(name: str, case: _Case) -> tuple[Finding, Report | None]:
     t0 = time.perf_counter()
     try:
-        verdict, evidence, fix_key, details = _RUNNERS[name](case)
+        report = _RUNNERS[name](case)
+    except _Skipped as skip:
+        return Finding(name, "skipped", False, str(skip), "", time.perf_counter() - t0), None
     except Exception as err:  # a check that cannot run says so and the others go on
-        verdict, evidence, fix_key, details = "error", f"{type(err).__name__}: {err}", None, {}
-    flagged = verdict not in _QUIET and verdict != "error"
-    fix = ""
-    if flagged:
-        suggested = details.get("suggested_lr") or case.lr
-        fix = _FIXES.get(fix_key, _FIXES.get(name, "")).format(suggested=suggested)
-    finding = Finding(name, verdict, flagged, evidence, fix, time.perf_counter() - t0)
-    return finding, details
+        evidence = f"{type(err).__name__}: {err}"
+        return Finding(name, "error", False, evidence, "", time.perf_counter() - t0), None
+    fix = "" if report.ok else _fix(name, report, case.lr)
+    seconds = time.perf_counter() - t0
+    return Finding(name, report.verdict, not report.ok, report.message, fix, seconds), report
 
 
 def rank(findings) -> tuple:
-    """The flagged findings, most likely cause first (see the module docstring)."""
+    """The flagged findings, most likely cause first (see the module docstring).
+
+    Chapter 14: causes before their symptoms.
+    """
     flagged = [f for f in findings if f.flagged]
     return tuple(sorted(flagged, key=lambda f: _CAUSE_ORDER.index(f.check)))
+
+
+def _check_names(checks, history) -> tuple:
+    default = CHECKS if history is not None else CHECKS[:-2]
+    names = tuple(checks) if checks is not None else default
+    unknown = sorted(set(names) - set(CHECKS))
+    if unknown:
+        raise UserError(f"doctor: expected checks from {', '.join(CHECKS)}, got {unknown}")
+    return names
+
+
+def _run_all(names, case: _Case, progress: bool) -> tuple[list, dict]:
+    bar, findings, details = _Progress(names, progress), [], {}
+    try:
+        for i, name in enumerate(names):
+            bar.start(name)
+            finding, details[name] = _run_check(name, case)
+            findings.append(finding)
+            bar.done(i, finding)
+    finally:
+        bar.close()
+    return findings, details
 
 
 def diagnose(
@@ -442,6 +470,9 @@ def diagnose(
 ) -> DoctorReport:
     """Run the checklist on a model and its data; rank what it finds.
 
+    Chapter 14: "inspect the data and labels, then verify that loss decreases on a tiny subset
+    of examples", and the rest of the book's checklist in its order.
+
     Args:
       model: a :class:`jaxnn.models.Model`.
       splits: normalized :class:`jaxnn.data.Splits` (the test split's inputs are compared for
@@ -458,6 +489,9 @@ def diagnose(
 
     Returns:
       A :class:`DoctorReport`.
+
+    Raises:
+      UserError: for a check name not in :data:`CHECKS`.
     """
     from jaxnn import optim
 
@@ -466,24 +500,12 @@ def diagnose(
     if model_state is None:
         model_state = model.init(jax.random.key(seed))[1]
     tx = tx if tx is not None else optim.make_optimizer(optimizer, lr)[0]
-    default = CHECKS if history is not None else CHECKS[:-2]
-    names = tuple(checks) if checks is not None else default
-    unknown = sorted(set(names) - set(CHECKS))
-    if unknown:
-        raise UserError(f"doctor: expected checks from {', '.join(CHECKS)}, got {unknown}")
+    names = _check_names(checks, history)
     budget = budget or BUDGETS.get(model.name, Budget())
     case = _Case(
         model, splits, tx, lr, optimizer, params, model_state, history, loss_fn, seed, budget
     )
-    bar, findings, details = _Progress(names, progress), [], {}
-    try:
-        for i, name in enumerate(names):
-            bar.start(name)
-            finding, details[name] = _run_check(name, case)
-            findings.append(finding)
-            bar.done(i, finding)
-    finally:
-        bar.close()
+    findings, details = _run_all(names, case, progress)
     context = {"model": model.name, "dataset": splits.info.name, "lr": lr, "optimizer": optimizer}
     return DoctorReport(tuple(findings), rank(findings), details, context)
 
@@ -491,7 +513,8 @@ def diagnose(
 def preflight(model, splits, tx, *, seed: int = 0, progress: bool = False) -> DoctorReport:
     """The cheap checks before a run: data and labels, leakage, the tiny-subset overfit.
 
-    For ``jaxnn train --doctor``: stop with ``report.text()`` when ``not report.ok``.
+    Chapter 14: the first items of the checklist, before any long run. For ``jaxnn train
+    --doctor``: stop with ``report.text()`` when ``not report.ok``.
     """
     return diagnose(model, splits, tx=tx, checks=PREFLIGHT, seed=seed, progress=progress)
 
@@ -568,6 +591,8 @@ def _restore(out: Path, config: dict):
 
 def examine_run(out_dir, *, report_dir=None, checks=None, progress: bool = True) -> DoctorReport:
     """Check a finished or failed run directory (``jaxnn doctor --out RUN``).
+
+    Chapter 14: the whole checklist after training, the fit verdict from the curves included.
 
     Reads ``config.json`` (model, data, optimizer, learning rate), ``metrics.jsonl`` (the
     curves) and ``summary.json``, restores the best-validation parameters (or, for a run that
@@ -691,12 +716,15 @@ def _plot_activations(details: dict, path: Path) -> bool:
 def write_report(report: DoctorReport, report_dir) -> list[Path]:
     """Write ``doctor.json`` and the figures (those whose check ran) into ``report_dir``.
 
+    Chapter 14: the evidence of each check, and its LR range test, per-layer gradient norms and
+    activation histograms drawn.
+
     Returns:
       The paths written.
     """
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = report.to_dict()
+    data = report.to_json()
     path = out / "doctor.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
