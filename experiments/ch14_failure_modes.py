@@ -24,9 +24,10 @@ the detector fires on the faulty case and stays quiet on the control.
   learning rate 1e-6 underfitting, a wide MLP on 100 digits overfitting, and an MLP trained on
   the full digits split healthy.
 
-And the checklist as one command: ``jaxnn doctor`` (``jaxnn.app.doctor.examine``) before training an
-MLP on digits names the learning rate first for lr 10, vanishing gradients first for an 8-layer
-sigmoid stack, and finds nothing for the default MLP at lr 1e-3.
+And the checklist as one command: ``jaxnn doctor`` (its engine,
+``jaxnn.diagnostics.doctor.examine``) before training an MLP on digits names the learning rate
+first for lr 10, vanishing gradients first for an 8-layer sigmoid stack, and finds nothing for
+the default MLP at lr 1e-3.
 
 Figures: each detector's score divided by its threshold (above 1 = fires) for the faulty case and
 its control, and the loss curves of the three ``fit`` runs (``failure_modes.png``); the doctor's
@@ -44,6 +45,7 @@ import optax
 from experiments.harness import Experiment, plt
 from jaxnn import diagnostics as D
 from jaxnn.data import corrupt, load, pipeline
+from jaxnn.diagnostics import doctor
 from jaxnn.models import build, get
 from jaxnn.train import FitConfig, fit
 
@@ -285,8 +287,6 @@ DOCTOR_SETUPS = {
 
 def doctor_section(exp):
     """``jaxnn doctor`` before training three digits MLPs; draws its LR test and gradient norms."""
-    from jaxnn.app import doctor
-
     checks = ["lr_range", "gradients"]
     reports = {
         case: doctor.examine("mlp", "digits", checks=checks, progress=False, **setup)

@@ -1,4 +1,5 @@
-"""Tests for jaxnn.app.doctor: the fault-injection suite of Chapter 14.
+"""Tests for the doctor (the engine jaxnn.diagnostics.doctor and the command jaxnn.app.doctor):
+the fault-injection suite of Chapter 14.
 
 Each fault is injected through jaxnn.data.corrupt or a deliberately bad setting; the doctor must
 flag it with the right check and rank that check first, and the same setup without the fault
