@@ -24,9 +24,10 @@ the detector fires on the faulty case and stays quiet on the control.
   learning rate 1e-6 underfitting, a wide MLP on 100 digits overfitting, and an MLP trained on
   the full digits split healthy.
 
-And the checklist as one command: ``jaxnn doctor`` (``jaxnn.app.doctor.examine``) before training an
-MLP on digits names the learning rate first for lr 10, vanishing gradients first for an 8-layer
-sigmoid stack, and finds nothing for the default MLP at lr 1e-3.
+And the checklist as one command: ``jaxnn doctor`` (its engine,
+``jaxnn.diagnostics.doctor.examine``) before training an MLP on digits names the learning rate
+first for lr 10, vanishing gradients first for an 8-layer sigmoid stack, and finds nothing for
+the default MLP at lr 1e-3.
 
 Figures: each detector's score divided by its threshold (above 1 = fires) for the faulty case and
 its control, and the loss curves of the three ``fit`` runs (``failure_modes.png``); the doctor's
@@ -44,6 +45,7 @@ import optax
 from experiments.harness import Experiment, plt
 from jaxnn import diagnostics as D
 from jaxnn.data import corrupt, load, pipeline
+from jaxnn.diagnostics import doctor
 from jaxnn.models import build, get
 from jaxnn.train import FitConfig, fit
 
@@ -113,13 +115,13 @@ def shift_ratios(exp, m1d):
     for kind, s in shifts.items():
         exp.record(
             **{
-                f"shift_{kind}_mean_score": round(s["mean_score"], 4),
-                f"shift_{kind}_scale_score": round(s["scale_score"], 4),
+                f"shift_{kind}_mean_score": round(s.mean_score, 4),
+                f"shift_{kind}_scale_score": round(s.scale_score, 4),
             }
         )
 
     def shift_ratio(s):
-        return max(s["mean_score"] / 0.25, s["scale_score"] / 0.2)
+        return max(s.mean_score / 0.25, s.scale_score / 0.2)
 
     weakest = min(shift_ratio(shifts[k]) for k in corrupt.SHIFTS)
     return (weakest, shift_ratio(shifts["clean"])), shifts
@@ -148,15 +150,15 @@ def main(argv=None) -> None:
     imbalanced, imb_rec = corrupt.class_imbalance(m1d.train, 0.2, seed=0)
     faulty, clean = D.class_balance(imbalanced.y, 10), D.class_balance(m1d.train.y, 10)
     exp.record(
-        imbalance_flagged=faulty["flagged"],
+        imbalance_flagged=list(faulty.flagged_classes),
         imbalance_minority=list(imb_rec["minority_classes"]),
-        imbalance_ratio=round(faulty["imbalance_ratio"], 3),
-        clean_imbalance_ratio=round(clean["imbalance_ratio"], 3),
-        clean_flagged=clean["flagged"],
+        imbalance_ratio=round(faulty.imbalance_ratio, 3),
+        clean_imbalance_ratio=round(clean.imbalance_ratio, 3),
+        clean_flagged=list(clean.flagged_classes),
     )
     ratios["class_balance\n(max/min count / 2)"] = (
-        faulty["imbalance_ratio"] * 0.5,
-        clean["imbalance_ratio"] * 0.5,
+        faulty.imbalance_ratio * 0.5,
+        clean.imbalance_ratio * 0.5,
     )
 
     # distribution shift
@@ -168,15 +170,15 @@ def main(argv=None) -> None:
     spurious = D.spurious_feature_check(sp_train.x, sp_train.y, sp_val.x, sp_val.y, **args)
     control = D.spurious_feature_check(m1d.train.x, m1d.train.y, m1d.val.x, m1d.val.y, **args)
     exp.record(
-        spurious_flagged=spurious["flagged"],
-        spurious_min_gap=round(float(spurious["gap"].min()), 4),
-        spurious_control_max_gap=round(float(control["gap"].max()), 4),
+        spurious_flagged=list(spurious.flagged_features),
+        spurious_min_gap=round(min(spurious.gap), 4),
+        spurious_control_max_gap=round(max(control.gap), 4),
         spurious_train_agreement=round(rec["train_agreement"], 4),
         spurious_test_agreement=round(rec["test_agreement"], 4),
     )
     ratios["spurious_feature\n(gap / 0.3)"] = (
-        float(spurious["gap"].min()) / 0.3,
-        float(control["gap"].max()) / 0.3,
+        min(spurious.gap) / 0.3,
+        max(control.gap) / 0.3,
     )
 
     # gradients
@@ -184,20 +186,18 @@ def main(argv=None) -> None:
     for case, g in grads.items():
         exp.record(
             **{
-                f"grad_{case}_ratio": g["ratio"],
-                f"grad_{case}_max_norm": g["max_norm"],
-                f"grad_{case}_verdict": (
-                    "vanishing" if g["vanishing"] else "exploding" if g["exploding"] else "healthy"
-                ),
+                f"grad_{case}_ratio": g.ratio,
+                f"grad_{case}_max_norm": g.max_norm,
+                f"grad_{case}_verdict": g.verdict,
             }
         )
     ratios["vanishing grads\n(1e-3 / ratio)"] = (
-        1e-3 / grads["sigmoid"]["ratio"],
-        1e-3 / grads["relu_he"]["ratio"],
+        1e-3 / grads["sigmoid"].ratio,
+        1e-3 / grads["relu_he"].ratio,
     )
     ratios["exploding grads\n(max norm / 1e3)"] = (
-        grads["relu_x3"]["max_norm"] / 1e3,
-        grads["relu_he"]["max_norm"] / 1e3,
+        grads["relu_x3"].max_norm / 1e3,
+        grads["relu_he"].max_norm / 1e3,
     )
 
     # underfitting, overfitting, healthy
@@ -209,13 +209,13 @@ def main(argv=None) -> None:
     verdicts = {}
     for case, result in runs.items():
         diag = D.fit_diagnosis(result.history)
-        verdicts[case] = diag["verdict"]
+        verdicts[case] = diag.verdict
         exp.record(
             **{
-                f"fit_{case}_verdict": diag["verdict"],
-                f"fit_{case}_final_train_accuracy": round(diag["final_train_accuracy"], 4),
-                f"fit_{case}_final_val_accuracy": round(diag["final_val_accuracy"], 4),
-                f"fit_{case}_val_loss_rise": round(diag["val_loss_rise"], 4),
+                f"fit_{case}_verdict": diag.verdict,
+                f"fit_{case}_final_train_accuracy": round(diag.final_train_accuracy, 4),
+                f"fit_{case}_final_val_accuracy": round(diag.final_val_accuracy, 4),
+                f"fit_{case}_val_loss_rise": round(diag.val_loss_rise, 4),
             }
         )
 
@@ -252,21 +252,21 @@ def main(argv=None) -> None:
         "label noise control: true-label top losses hit the noisy indices < 2 x noise rate",
     )
     exp.check(
-        faulty["flagged"] == list(imb_rec["minority_classes"]),
+        list(faulty.flagged_classes) == list(imb_rec["minority_classes"]),
         f"class_balance flags exactly the shrunk classes {list(imb_rec['minority_classes'])}",
     )
-    exp.check(not clean["imbalanced"], "class_balance flags nothing on the clean split")
+    exp.check(clean.ok, "class_balance flags nothing on the clean split")
     for kind in corrupt.SHIFTS:
-        exp.check(shifts[kind]["shifted"], f"distribution_shift flags the {kind} shift")
-    exp.check(not shifts["clean"]["shifted"], "distribution_shift passes the clean val split")
+        exp.check(not shifts[kind].ok, f"distribution_shift flags the {kind} shift")
+    exp.check(shifts["clean"].ok, "distribution_shift passes the clean val split")
     exp.check(
-        sorted(spurious["flagged"]) == list(range(10)),
+        sorted(spurious.flagged_features) == list(range(10)),
         "spurious_feature_check flags all 10 planted patterns",
     )
-    exp.check(not control["spurious"], "spurious_feature_check flags nothing on clean data")
-    exp.check(grads["sigmoid"]["vanishing"], "gradient_health: sigmoid stack vanishes")
-    exp.check(grads["relu_x3"]["exploding"], "gradient_health: 3x-scaled ReLU stack explodes")
-    exp.check(grads["relu_he"]["healthy"], "gradient_health: He-scaled ReLU stack is healthy")
+    exp.check(control.ok, "spurious_feature_check flags nothing on clean data")
+    exp.check(grads["sigmoid"].vanishing, "gradient_health: sigmoid stack vanishes")
+    exp.check(grads["relu_x3"].exploding, "gradient_health: 3x-scaled ReLU stack explodes")
+    exp.check(grads["relu_he"].ok, "gradient_health: He-scaled ReLU stack is healthy")
     for case, verdict in verdicts.items():
         exp.check(verdict == case, f"fit_diagnosis calls the {case} run {case}")
     exp.check(doctor_reports["clean"].ok, "jaxnn doctor finds nothing on the default MLP")
@@ -287,8 +287,6 @@ DOCTOR_SETUPS = {
 
 def doctor_section(exp):
     """``jaxnn doctor`` before training three digits MLPs; draws its LR test and gradient norms."""
-    from jaxnn.app import doctor
-
     checks = ["lr_range", "gradients"]
     reports = {
         case: doctor.examine("mlp", "digits", checks=checks, progress=False, **setup)
@@ -302,10 +300,10 @@ def doctor_section(exp):
     for case, report in reports.items():
         lr = report.details["lr_range"]
         wide = {"lw": 5, "alpha": 0.45} if case == "clean" else {}  # lr 10 has the same model
-        (line,) = ax1.plot(lr["lrs"], lr["smoothed"], label=f"{case}: {lr['verdict']}", **wide)
-        if lr.get("lr"):
-            ax1.axvline(lr["lr"], color=line.get_color(), linestyle=":")
-        norms = report.details["gradients"]["norms"]  # {layer: norm}
+        (line,) = ax1.plot(lr.lrs, lr.smoothed, label=f"{case}: {lr.verdict}", **wide)
+        if lr.lr:
+            ax1.axvline(lr.lr, color=line.get_color(), linestyle=":")
+        norms = report.details["gradients"].norms  # {layer: norm}
         ax2.plot(
             range(len(norms)),
             list(norms.values()),

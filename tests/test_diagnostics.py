@@ -1,7 +1,9 @@
 """Tests for jaxnn.diagnostics: each detector fires on the fault that jaxnn.data.corrupt injects
 and stays quiet on clean data."""
 
+import dataclasses
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -47,8 +49,8 @@ def _history(train_loss, val_loss, train_acc=None, val_acc=None):
 def test_fit_diagnosis_calls_flat_training_loss_underfitting():
     hist = _history([2.30, 2.29, 2.28, 2.28], [2.31, 2.30, 2.30, 2.29], [0.12] * 4, [0.11] * 4)
     out = D.fit_diagnosis(hist)
-    assert out["verdict"] == "underfitting"
-    assert out["loss_drop"] < 0.1
+    assert out.verdict == "underfitting"
+    assert out.loss_drop < 0.1
 
 
 def test_fit_diagnosis_calls_falling_train_rising_val_overfitting_and_names_best_epoch():
@@ -57,10 +59,10 @@ def test_fit_diagnosis_calls_falling_train_rising_val_overfitting_and_names_best
     acc_t = [0.3, 0.7, 0.85, 0.9, 0.95, 0.98, 0.99]
     acc_v = [0.3, 0.65, 0.75, 0.74, 0.74, 0.73, 0.72]
     out = D.fit_diagnosis(_history(train, val, acc_t, acc_v))
-    assert out["verdict"] == "overfitting"
-    assert out["best_val_epoch"] == 3
-    assert out["epochs_since_best_val"] == 4
-    assert out["val_loss_rise"] == pytest.approx(0.6)
+    assert out.verdict == "overfitting"
+    assert out.best_val_epoch == 3
+    assert out.epochs_since_best_val == 4
+    assert out.val_loss_rise == pytest.approx(0.6)
 
 
 def test_fit_diagnosis_calls_falling_train_and_val_healthy():
@@ -69,20 +71,20 @@ def test_fit_diagnosis_calls_falling_train_and_val_healthy():
     out = D.fit_diagnosis(
         _history(train, val, [0.3, 0.7, 0.8, 0.85, 0.87], [0.3, 0.68, 0.78, 0.8, 0.82])
     )
-    assert out["verdict"] == "healthy"
-    assert out["reasons"] == []
+    assert out.verdict == "healthy"
+    assert out.reasons == () and out.ok
 
 
 def test_fit_diagnosis_thresholds_are_keywords_that_change_the_verdict():
     hist = _history([2.0, 1.0, 0.6], [2.0, 1.1, 0.7], [0.3, 0.6, 0.7], [0.3, 0.6, 0.65])
-    assert D.fit_diagnosis(hist)["verdict"] == "healthy"
-    assert D.fit_diagnosis(hist, min_train_accuracy=0.8)["verdict"] == "underfitting"
-    assert D.fit_diagnosis(hist, max_accuracy_gap=0.01)["verdict"] == "overfitting"
+    assert D.fit_diagnosis(hist).verdict == "healthy"
+    assert D.fit_diagnosis(hist, min_train_accuracy=0.8).verdict == "underfitting"
+    assert D.fit_diagnosis(hist, max_accuracy_gap=0.01).verdict == "overfitting"
 
 
 def test_fit_diagnosis_works_without_accuracies():
     out = D.fit_diagnosis(_history([1.0, 0.5, 0.4], [1.0, 0.6, 0.5]))
-    assert out["verdict"] == "healthy" and out["accuracy_gap"] is None
+    assert out.verdict == "healthy" and out.accuracy_gap is None
 
 
 def test_fit_diagnosis_rejects_short_or_incomplete_histories():
@@ -105,10 +107,10 @@ def _real_fits():
 
 def test_fit_diagnosis_of_real_runs_tells_a_trained_mlp_from_one_with_a_tiny_learning_rate():
     runs = _real_fits()
-    assert D.fit_diagnosis(runs["trained"])["verdict"] == "healthy"
+    assert D.fit_diagnosis(runs["trained"]).verdict == "healthy"
     starved = D.fit_diagnosis(runs["starved"])
-    assert starved["verdict"] == "underfitting"
-    assert starved["final_train_accuracy"] < 0.6
+    assert starved.verdict == "underfitting"
+    assert starved.final_train_accuracy < 0.6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,7 +136,7 @@ def test_layer_grad_norms_groups_leaves_by_layer_in_natural_order(transform):
     grads = {f"dense_{i}": {"w": jnp.full((2, 2), float(i)), "b": jnp.ones(2)} for i in range(12)}
     norms = transform(D.layer_grad_norms)(grads)
     assert list(D.layer_grad_norms(grads)) == [f"['dense_{i}']" for i in range(12)]
-    assert list(D.gradient_health(norms)["norms"]) == [f"['dense_{i}']" for i in range(12)]
+    assert list(D.gradient_health(norms).norms) == [f"['dense_{i}']" for i in range(12)]
     for i in range(12):
         want = np.sqrt(4 * i**2 + 2)
         np.testing.assert_allclose(norms[f"['dense_{i}']"], want, rtol=1e-6)
@@ -142,29 +144,29 @@ def test_layer_grad_norms_groups_leaves_by_layer_in_natural_order(transform):
 
 def test_gradient_health_flags_vanishing_gradients_of_a_deep_sigmoid_stack():
     out = D.gradient_health(_deep_grads(jax.nn.sigmoid, 1.0))
-    assert out["vanishing"] and not out["exploding"]
-    assert out["ratio"] < 1e-3
+    assert out.vanishing and not out.exploding
+    assert out.ratio < 1e-3
 
 
 def test_gradient_health_flags_exploding_gradients_of_an_over_scaled_linear_stack():
     out = D.gradient_health(_deep_grads(lambda h: h, 4.0))
-    assert out["exploding"] and not out["vanishing"]
-    assert out["max_norm"] > 1e3
+    assert out.exploding and not out.vanishing
+    assert out.max_norm > 1e3
 
 
 def test_gradient_health_passes_a_he_scaled_relu_stack():
     # init_dense's default is Glorot; sqrt(2) rescales it to He's variance for relu
     out = D.gradient_health(_deep_grads(jax.nn.relu, np.sqrt(2.0)))
-    assert out["healthy"], out
-    assert 1e-2 < out["ratio"] < 1e2
+    assert out.verdict == "healthy" and out.ok, out
+    assert 1e-2 < out.ratio < 1e2
 
 
 def test_gradient_health_accepts_norm_lists_and_flags_non_finite_norms_as_exploding():
-    assert D.gradient_health([1e-9, 1e-3, 1.0])["vanishing"]
-    assert D.gradient_health({"a": 1.0, "b": 1.0})["healthy"]
-    assert D.gradient_health([float("nan"), 1.0])["exploding"]
-    assert D.gradient_health([1e2, 1e-2])["exploding"]  # grows 1e4-fold toward the input
-    assert D.gradient_health([1e4, 1.0], max_norm=1e5, max_growth=1e5)["healthy"]
+    assert D.gradient_health([1e-9, 1e-3, 1.0]).vanishing
+    assert D.gradient_health({"a": 1.0, "b": 1.0}).ok
+    assert D.gradient_health([float("nan"), 1.0]).exploding
+    assert D.gradient_health([1e2, 1e-2]).exploding  # grows 1e4-fold toward the input
+    assert D.gradient_health([1e4, 1.0], max_norm=1e5, max_growth=1e5).ok
     with pytest.raises(ValueError, match="non-negative norms"):
         D.gradient_health([-1.0, 1.0])
     with pytest.raises(ValueError, match="with leaves, got none"):
@@ -230,20 +232,21 @@ def test_class_balance_flags_exactly_the_shrunk_minority_classes():
     train = _mnist1d().train
     imbalanced, record = class_imbalance(train, 0.2, seed=0)
     out = D.class_balance(imbalanced.y, 10)
-    assert out["flagged"] == list(record["minority_classes"])
-    assert out["counts"] == [record["counts_after"][c] for c in range(10)]
-    assert out["imbalance_ratio"] > 4
+    assert out.verdict == "imbalanced" and not out.ok
+    assert list(out.flagged_classes) == list(record["minority_classes"])
+    assert list(out.counts) == [record["counts_after"][c] for c in range(10)]
+    assert out.imbalance_ratio > 4
 
 
 def test_class_balance_does_not_flag_the_clean_training_split():
     out = D.class_balance(_mnist1d().train.y, 10)
-    assert not out["imbalanced"] and out["flagged"] == []
-    assert out["imbalance_ratio"] < 1.2
+    assert out.verdict == "healthy" and out.flagged_classes == ()
+    assert out.imbalance_ratio < 1.2
 
 
 def test_class_balance_reports_an_absent_class_as_infinite_imbalance():
     out = D.class_balance(np.array([0, 0, 1, 1]), 3)
-    assert out["flagged"] == [2] and out["imbalance_ratio"] == float("inf")
+    assert out.flagged_classes == (2,) and out.imbalance_ratio == float("inf")
 
 
 def test_class_balance_rejects_bad_labels():
@@ -263,14 +266,14 @@ def test_class_balance_rejects_bad_labels():
 def test_distribution_shift_flags_each_injected_shift(kind):
     splits = _mnist1d()
     shifted, _ = distribution_shift(splits.val, kind=kind, severity=1.0, seed=0)
-    assert D.distribution_shift(splits.train.x, shifted.x)["shifted"]
+    assert D.distribution_shift(splits.train.x, shifted.x).verdict == "shifted"
 
 
 def test_distribution_shift_does_not_flag_the_clean_validation_split():
     splits = _mnist1d()
     out = D.distribution_shift(splits.train.x, splits.val.x)
-    assert not out["shifted"]
-    assert out["mean_score"] < 0.1 and out["scale_score"] < 0.1
+    assert out.verdict == "clean" and out.ok
+    assert out.mean_score < 0.1 and out.scale_score < 0.1
 
 
 def test_feature_shift_measures_an_offset_in_training_standard_deviations(transform):
@@ -299,8 +302,8 @@ def test_spurious_feature_check_names_every_planted_pattern_and_its_class():
     out = D.spurious_feature_check(
         train.x, train.y, val.x, val.y, num_classes=10, directions=record["patterns"]
     )
-    assert sorted(out["flagged"]) == list(range(10))
-    assert out["tracked_class"].tolist() == list(range(10))  # pattern c tracks class c
+    assert out.verdict == "spurious" and sorted(out.flagged_features) == list(range(10))
+    assert out.tracked_class == tuple(range(10))  # pattern c tracks class c
 
 
 def test_spurious_feature_check_does_not_flag_the_same_patterns_on_clean_data():
@@ -314,17 +317,17 @@ def test_spurious_feature_check_does_not_flag_the_same_patterns_on_clean_data():
         num_classes=10,
         directions=record["patterns"],
     )
-    assert not out["spurious"] and out["flagged"] == []
+    assert out.verdict == "clean" and out.flagged_features == ()
 
 
 def test_spurious_feature_check_on_raw_features_flags_shortcut_data_not_clean_data():
     splits = _mnist1d()
     (train, val), _ = spurious_feature(splits.train, splits.val, strength=0.9, seed=0)
-    assert D.spurious_feature_check(train.x, train.y, val.x, val.y, num_classes=10)["spurious"]
+    assert not D.spurious_feature_check(train.x, train.y, val.x, val.y, num_classes=10).ok
     clean = splits.train, splits.val
-    assert not D.spurious_feature_check(
+    assert D.spurious_feature_check(
         clean[0].x, clean[0].y, clean[1].x, clean[1].y, num_classes=10
-    )["spurious"]
+    ).ok
 
 
 def test_label_correlation_is_one_for_a_feature_equal_to_the_class_indicator(transform):
@@ -378,8 +381,8 @@ def test_label_signal_finds_no_signal_in_shuffled_labels_and_signal_in_clean_one
     splits = _digits()
     clean = D.label_signal(splits.train, splits.val, num_classes=10)
     shuffled = D.label_signal(_shuffled(splits.train), splits.val, num_classes=10)
-    assert clean.verdict == "signal" and not clean.flagged and clean.accuracy > 0.9
-    assert shuffled.verdict == "no_signal" and shuffled.flagged
+    assert clean.verdict == "signal" and clean.ok and clean.accuracy > 0.9
+    assert shuffled.verdict == "no_signal" and not shuffled.ok
     assert shuffled.accuracy < shuffled.threshold
 
 
@@ -395,7 +398,7 @@ def test_leakage_check_counts_exact_and_near_duplicates_of_training_examples_in_
     x[20:40] = splits.train.x[20:40] + 1e-3  # copies with a tiny perturbation
     leaky = splits.replace(test=type(test)(x, test.y))
     out = D.leakage_check(leaky)
-    assert out.verdict == "leakage" and out.flagged
+    assert out.verdict == "leakage" and not out.ok
     assert out.pairs["train/test"]["exact"] == 20
     assert out.pairs["train/test"]["near"] == 20
     assert out.pairs["train/test"]["examples"][:3] == [0, 1, 2]
@@ -406,7 +409,7 @@ def test_leakage_check_passes_the_clean_splits_and_records_why_the_test_split_wa
     splits = load("digits", seed=0)
     before = splits.test.unseal_count
     out = D.leakage_check(splits)
-    assert out.verdict == "clean" and not out.flagged
+    assert out.verdict == "clean" and out.ok
     assert all(p["fraction"] == 0 for p in out.pairs.values())
     assert splits.test.unseal_count == before + 1
     assert "nothing is scored" in splits.test.unseal_log[-1]
@@ -420,7 +423,7 @@ def test_overfit_tiny_batch_memorizes_16_examples_with_a_working_setup():
     splits = _digits()
     batch = (splits.train.x[:16], splits.train.y[:16])
     out = D.overfit_tiny_batch(_mlp(splits, hidden=(64,)), optax.adam(3e-3), batch, steps=150)
-    assert out.verdict == "overfits" and not out.flagged
+    assert out.verdict == "overfits" and out.ok
     assert out.final_loss < 0.05 * out.initial_loss and out.final_accuracy == 1.0
     assert len(out.losses) == 150
 
@@ -432,7 +435,7 @@ def test_overfit_tiny_batch_fails_with_a_one_unit_model_or_a_tiny_learning_rate(
     splits = _digits()
     batch = (splits.train.x[:16], splits.train.y[:16])
     out = D.overfit_tiny_batch(_mlp(splits, hidden=hidden), optax.adam(lr), batch, steps=150)
-    assert out.verdict == "fails" and out.flagged
+    assert out.verdict == "fails" and not out.ok
     assert out.final_loss > 0.05 * out.initial_loss
 
 
@@ -454,12 +457,12 @@ def test_lr_range_test_calls_lr_10_too_high_and_1e_7_too_low_for_adam():
     reports = _lr_reports()
     assert reports[10.0].verdict == "too_high"
     assert reports[1e-7].verdict == "too_low"
-    assert reports[10.0].flagged and reports[1e-7].flagged
+    assert not reports[10.0].ok and not reports[1e-7].ok
 
 
 def test_lr_range_test_passes_the_default_adam_rate_and_suggests_a_range_around_it():
     out = _lr_reports()[1e-3]
-    assert out.verdict == "ok" and not out.flagged
+    assert out.verdict == "ok" and out.ok
     low, high = out.suggested_range
     assert low < out.suggested_lr < high < out.min_loss_lr
     assert out.divergence_lr is None or out.divergence_lr > out.min_loss_lr
@@ -577,7 +580,7 @@ def test_find_nonfinite_names_the_log_after_the_output_layer_and_the_example_tha
     x, y = np.array(splits.train.x[:64]), splits.train.y[:64]
     x[7] *= 1e4  # one example with huge logits: its softmax underflows to exact zeros
     out = D.find_nonfinite(model, params, (x, y), loss_fn=_log_of_softmax_loss)
-    assert out.verdict == "nonfinite" and out.flagged
+    assert out.verdict == "nonfinite" and not out.ok
     assert (out.stage, out.op, out.layer) == ("forward", "log", "['dense_1']")
     assert out.examples == (7,)
 
@@ -590,7 +593,7 @@ def test_find_nonfinite_passes_the_same_batch_under_a_log_softmax_loss_and_the_c
     assert D.find_nonfinite(model, params, (x, y), loss_fn=_log_of_softmax_loss).verdict == "finite"
     x[7] *= 1e4
     out = D.find_nonfinite(model, params, (x, y))  # the default loss uses log-sum-exp
-    assert out.verdict == "finite" and not out.flagged
+    assert out.verdict == "finite" and out.ok
 
 
 def test_find_nonfinite_names_the_parameter_whose_gradient_is_nan_from_a_sqrt_at_zero():
@@ -632,8 +635,8 @@ def test_reports_serialize_to_plain_json():
     import json
 
     out = D.class_report(np.array([0, 1]), np.array([0, 0]), 2)
-    text = json.dumps(out.to_dict())
-    assert '"verdict": "healthy"' in text and '"flagged": false' in text
+    text = json.dumps(out.to_json())
+    assert '"verdict": "healthy"' in text and '"ok": true' in text
 
 
 def test_lr_range_test_is_inconclusive_and_quiet_when_no_rate_of_the_sweep_is_large_enough():
@@ -641,5 +644,42 @@ def test_lr_range_test_is_inconclusive_and_quiet_when_no_rate_of_the_sweep_is_la
     out = D.lr_range_test(
         _mlp(splits, hidden=(64,)), splits.train, lr=1e-3, steps=40, start_lr=1e-9, end_lr=1e-8
     )
-    assert out.verdict == "inconclusive" and not out.flagged
+    assert out.verdict == "inconclusive" and out.ok
     assert out.suggested_lr is None and out.divergence_lr is None
+
+
+# ---------------------------------------------------------------------------------------------
+# the one report type
+
+REPORTS = [getattr(D, name) for name in D.__all__ if name.endswith("Report")]
+
+
+def test_every_report_class_is_a_report_with_ok_verdicts_apart_from_its_problems():
+    assert D.Report in REPORTS and len(REPORTS) == 13
+    for cls in REPORTS:
+        assert issubclass(cls, D.Report) and dataclasses.is_dataclass(cls), cls
+        assert cls.OK and not set(cls.OK) & set(cls.PROBLEMS), cls
+
+
+def test_a_report_refuses_a_verdict_it_does_not_list():
+    with pytest.raises(ValueError, match="BalanceReport: expected a verdict from healthy, imbal"):
+        D.BalanceReport("skewed", "", (1,), 1.0, ())
+
+
+def test_report_evidence_is_its_own_fields_and_to_json_adds_verdict_ok_and_message():
+    out = D.class_balance(np.array([0, 0, 0, 1]), 3)
+    assert out.verdict == "imbalanced" and not out.ok
+    assert out.evidence == {
+        "counts": (3, 1, 0),
+        "imbalance_ratio": math.inf,
+        "flagged_classes": (1, 2),
+    }
+    assert out.message == "class counts [3, 1, 0], largest/smallest inf; under-represented: [1, 2]"
+    assert out.to_json() == {
+        "verdict": "imbalanced",
+        "ok": False,
+        "message": out.message,
+        "counts": [3, 1, 0],
+        "imbalance_ratio": None,  # JSON has no infinity
+        "flagged_classes": [1, 2],
+    }

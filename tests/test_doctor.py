@@ -1,4 +1,5 @@
-"""Tests for jaxnn.app.doctor: the fault-injection suite of Chapter 14.
+"""Tests for the doctor (the engine jaxnn.diagnostics.doctor and the command jaxnn.app.doctor):
+the fault-injection suite of Chapter 14.
 
 Each fault is injected through jaxnn.data.corrupt or a deliberately bad setting; the doctor must
 flag it with the right check and rank that check first, and the same setup without the fault
@@ -154,7 +155,7 @@ def test_the_full_checklist_ranks_the_injected_fault_first(fault):
 def test_lr_fault_names_a_lower_rate_in_the_fix_and_the_failed_tiny_overfit_comes_second():
     report = _fault_report("lr_far_too_high")
     assert [f.check for f in report.ranked] == ["lr_range", "tiny_overfit"]
-    suggested = report.details["lr_range"]["suggested_lr"]
+    suggested = report.details["lr_range"].suggested_lr
     assert suggested < 1.0 and f"{suggested:.2g}" in report.top.fix
     assert "lower the learning rate" in report.top.fix
 
@@ -162,8 +163,8 @@ def test_lr_fault_names_a_lower_rate_in_the_fix_and_the_failed_tiny_overfit_come
 def test_nonfinite_finding_names_the_log_and_the_examples():
     report = _fault_report("log_of_zero_in_custom_loss")
     details = report.details["nonfinite"]
-    assert details["op"] == "log" and details["layer"] == "['dense_1']"
-    assert details["stage"] == "forward" and len(details["examples"]) > 0
+    assert details.op == "log" and details.layer == "['dense_1']"
+    assert details.stage == "forward" and len(details.examples) > 0
 
 
 def test_preflight_runs_the_cheap_checks_and_stops_on_leakage():
@@ -245,6 +246,10 @@ def test_examine_run_passes_the_clean_run_and_writes_doctor_json_and_figures(run
     assert report.ok, report.text()
     saved = json.loads((runs("clean") / "doctor.json").read_text())
     assert saved["ok"] is True and [f["check"] for f in saved["findings"]] == list(RUN_CHECKS)
+    for finding in saved["findings"]:  # each check's report, its message the finding's evidence
+        details = saved["details"][finding["check"]]
+        assert details["verdict"] == finding["verdict"] and details["ok"] is True
+        assert details["message"] == finding["evidence"]
     assert saved["context"]["summary"]["stopped_reason"] == "completed"
 
 

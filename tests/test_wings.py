@@ -2,8 +2,9 @@
 (``experiments``) and the benchmarks (``benchmarks``), and the rules between them.
 
 - The import graph of the whole tree has no cycle, the library imports nothing from the other
-  wings nor the process setting (``jaxnn.host_memory``), the training loop imports no model, and
-  the application imports neither the book nor the benchmarks.
+  wings nor the process setting (``jaxnn.host_memory``), the training loop imports no model, the
+  application imports neither the book nor the benchmarks, and the book imports nothing from the
+  application.
 - Importing every library module, and training with it, changes nothing in the process: no
   ``mallopt``, no matplotlib backend or rcParams, no JAX config, no environment variable, no
   signal handler, no logging level. Recorded by intercepting them in a fresh interpreter.
@@ -138,6 +139,13 @@ def test_the_training_loop_imports_no_model(graph):
 def test_the_application_imports_neither_the_book_nor_the_benchmarks(graph, other):
     app = lambda m: _wing(m) == "app"
     assert _violations(graph, app, lambda m: _wing(m) == other) == []
+
+
+def test_the_book_imports_nothing_from_the_application(graph):
+    book, app = (lambda m: _wing(m) == "book"), (lambda m: _wing(m) == "app")
+    assert _violations(graph, book, app) == []
+    planted = {"experiments.ch14_failure_modes": {"jaxnn.app.doctor", "jaxnn.diagnostics"}}
+    assert _violations(planted, book, app) == ["experiments.ch14_failure_modes -> jaxnn.app.doctor"]
 
 
 def test_the_rule_checker_sees_a_planted_upward_import(tmp_path):
