@@ -183,7 +183,7 @@ ctypes.CDLL = CDLL
 import matplotlib
 _use = matplotlib.use
 matplotlib.use = lambda *a, **k: (calls.append(f"matplotlib.use{a}"), _use(*a, **k))[1]
-import jax, orbax.checkpoint, tensorboardX, tensorboardX.crc32c  # what they set on import is theirs
+import jax, orbax.checkpoint  # what they set on import is theirs
 _update = jax.config.update
 jax.config.update = lambda *a, **k: (calls.append(f"jax.config.update{a}"), _update(*a, **k))[1]
 

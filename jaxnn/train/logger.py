@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from jaxnn.errors import UserError
+from jaxnn.train.events import EventWriter
 
 __all__ = ["MetricsLogger", "format_record", "read_metrics", "plot_curves", "json_safe"]
 
@@ -141,10 +142,8 @@ class MetricsLogger:
         self._file = path.open("a")
         self._curves = out_dir / "curves.png" if curves else None
         if tensorboard:
-            from tensorboardX import SummaryWriter
-
             run = out_dir / "tensorboard" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-            self._writers = {k: SummaryWriter(str(run / k)) for k in ("train", "validation")}
+            self._writers = {k: EventWriter(run / k) for k in ("train", "validation")}
 
     def log_epoch(self, record: dict, *, best_epoch: int = 0) -> None:
         """Write one epoch's record (must hold ``epoch``; ``step`` is TensorBoard's x-axis)."""
@@ -162,17 +161,17 @@ class MetricsLogger:
         if not self._writers:
             return
         step = record.get("step", record["epoch"])
+        tags = {"train": {}, "validation": {}}
         for k, v in record.items():
             if k in ("epoch", "step") or not isinstance(v, (int, float)):
                 continue
             split, _, name = k.partition("_")
             if split in ("train", "val"):
-                self._writers["train" if split == "train" else "validation"].add_scalar(
-                    f"epoch_{name}", v, step
-                )
+                tags["train" if split == "train" else "validation"][f"epoch_{name}"] = v
             else:
-                self._writers["train"].add_scalar(f"optimizer/{k}", v, step)
-        for writer in self._writers.values():
+                tags["train"][f"optimizer/{k}"] = v
+        for split, writer in self._writers.items():
+            writer.scalars(step, tags[split])
             writer.flush()
 
     def draw(self, *, best_epoch: int = 0, test: dict | None = None) -> None:
