@@ -76,7 +76,7 @@ class RunConfig:
     CHOICES: typing.ClassVar[dict] = {}
 
     def __post_init__(self):
-        from jaxnn.train.loop import check_field_types
+        from jaxnn.train.config import check_field_types
 
         check_field_types(self)
         if not (0 <= self.process_id < self.num_processes):
@@ -110,7 +110,8 @@ def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, choices: dict) ->
     docs, hints = _field_docs(cls), typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         flag, kind = "--" + field.name.replace("_", "-"), hints[field.name]
-        allowed = choices.get(field.name)
+        allowed = field.metadata.get("choices") or choices.get(field.name)
+        docs.setdefault(field.name, field.metadata.get("help", ""))
         shown = f" (default: {field.default}" + (
             f"; one of {', '.join(allowed)})" if allowed else ")"
         )
@@ -160,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trains with its recipe for the dataset (jaxnn.app.recipes: " + recipes.describe() + ").",
     )
     _add_dataclass_flags(train, RunConfig, {"model": models.NAMES})
-    _add_dataclass_flags(train, FitConfig, FitConfig.CHOICES)
+    _add_dataclass_flags(train, FitConfig, {})
     ev = sub.add_parser("eval", help="score a run's best-validation model on a split or a file")
     ev.add_argument("--out", required=True, help="run directory written by `jaxnn train`")
     ev.add_argument("--split", choices=("val", "test"), default="val", help="(default: val)")
@@ -354,7 +355,7 @@ def _preflight_passes(model, splits, fit_cfg) -> bool:
     from jaxnn.app.doctor import preflight
     from jaxnn.train.loop import make_optimizer
 
-    tx, _ = make_optimizer(fit_cfg, total_steps=max(fit_cfg.epochs, 1))
+    tx, _ = make_optimizer(fit_cfg.optimization, total_steps=max(fit_cfg.epochs, 1))
     report = preflight(model, splits, tx, seed=fit_cfg.seed)
     if not report.ok:
         print(report.text(), flush=True)
