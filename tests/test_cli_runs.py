@@ -177,6 +177,7 @@ def test_resume_with_no_flags_equals_the_uninterrupted_run(tmp_path, capsys):
         ("--data-option", "n=500"),
         ("--seed", "3"),
         ("--batch-size", "32"),
+        ("--batch-size", "128"),  # the default, yet given: it changes the saved 64
         ("--optimizer", "sgd"),
         ("--lr", "0.5"),
         ("--schedule", "cosine"),
@@ -190,6 +191,16 @@ def test_resume_refuses_a_change_of_what_is_trained_and_names_the_field(
     code, _, err = _main(capsys, "train", "--out", moons_run, "--resume", flag, value)
     line = _one_line_error(err, "train")
     assert code == 2 and f"--resume: {flag}" in line and "saved" in line and "given" in line
+
+
+def test_resume_accepts_flags_given_with_their_saved_values(moons_run):
+    argv = ["train", "--out", str(moons_run), "--resume", "--batch-size", "64", "--seed", "0",
+            "--model-config", "hidden=(128,)"]  # fmt: skip
+    run, fit_cfg, overrides, _, history = cli._resolve_train(cli.build_parser().parse_args(argv))
+    assert (run.model, run.dataset, fit_cfg.batch_size, fit_cfg.epochs) == (
+        "mlp", "synthetic:moons", 64, 2
+    )  # fmt: skip
+    assert list(overrides["hidden"]) == [128] and history == []
 
 
 @pytest.mark.parametrize("flag,value", [("--patience", "3"), ("--no-progress", None)])
@@ -243,6 +254,9 @@ def test_bare_train_starts_from_the_models_recipe(tmp_path):
     args = cli.build_parser().parse_args(["train", "--model", "cnn", "--dataset", "mnist1d",
                                           "--epochs", "2"])  # fmt: skip
     assert cli._resolve_train(args)[1].epochs == 2  # a flag beats the recipe
+    args = cli.build_parser().parse_args(["train", "--model", "cnn", "--dataset", "mnist1d",
+                                          "--epochs", "20"])  # fmt: skip
+    assert cli._resolve_train(args)[1].epochs == 20  # even at the field's default (the recipe: 50)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,6 +428,6 @@ def test_version_flag_prints_the_version(capsys):
 def test_train_help_lists_defaults_choices_and_the_recipe(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())  # whatever the terminal's width
     assert "one of sgd, momentum, nesterov, adam, adamw" in text
-    assert "(default: 128)" in text and "cnn on mnist1d:" in " ".join(text.split())
+    assert "(default: 128)" in text and "cnn on mnist1d:" in text

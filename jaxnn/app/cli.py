@@ -1,11 +1,12 @@
 """The ``jaxnn`` command line: ``train``, ``eval``, ``predict``, ``sample``, ``doctor``, ...
 
-The ``train`` flags are generated from the fields of :class:`RunConfig` and
-:class:`jaxnn.train.FitConfig` (``batch_size`` -> ``--batch-size``, booleans get ``--x/--no-x``),
-with the help text, default and choices taken from each class, so a flag and a field cannot drift
-apart. Values come, in increasing precedence, from the field defaults, the model's recipe for the
-dataset (:func:`jaxnn.app.recipes.recipe`), a saved ``--config`` (or, with ``--resume``, the
-run's own ``config.json``), and the flags given.
+Every command's flags are the fields of frozen dataclasses (:mod:`jaxnn.app.options`): ``train``
+takes those of :class:`RunConfig` and :class:`jaxnn.train.FitConfig`, the others one class each.
+:mod:`jaxnn.app.flags` turns a field into its flag (``batch_size`` -> ``--batch-size``, booleans
+get ``--x/--no-x``), with the help text, default and choices of its declaration, so a flag and a
+field cannot drift apart. For ``train``, values come, in increasing precedence, from the field
+defaults, the model's recipe for the dataset (:func:`jaxnn.app.recipes.recipe`), a saved
+``--config`` (or, with ``--resume``, the run's own ``config.json``), and the flags given.
 
 Every expected failure prints one line, ``jaxnn <command>: error: <what, where, what to do>``, and
 exits 2; Ctrl-C exits 130 and SIGTERM 143, each after saying how to resume. Anything else is a bug
@@ -20,71 +21,23 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import os
-import re
 import signal
 import sys
 import time
-import typing
 from pathlib import Path
 
 from jaxnn import __version__
-from jaxnn.app import checkout, doctor, export, predict, recipes
+from jaxnn.app import checkout, doctor, export, flags, predict, recipes
+from jaxnn.app.doctor import DoctorOptions
+from jaxnn.app.export import ExportOptions
+from jaxnn.app.options import EvalOptions, PredictOptions, RunConfig, SampleOptions
 from jaxnn.errors import UserError
 from jaxnn.host_memory import reuse_freed_memory
 from jaxnn.train import interrupts
+from jaxnn.train.config import FitConfig
 
 __all__ = ["RunConfig", "main", "build_parser"]
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """What to train on and where to write it.
-
-    Attributes:
-      model: model name.
-      dataset: mnist1d, digits, mnist5k, pydoc_text, synthetic:<name>, tfds:<name>, or a file of
-        your own: csv:PATH, npz:PATH, npy:DIR, text:PATH, images:DIR (a bare my.csv works too).
-      out: run directory for metrics, curves, summary, TensorBoard files and checkpoints.
-      resume: continue the run in --out from its latest checkpoint, with its saved config (no
-        other flag needed; a flag that changes what is trained is refused).
-      config: start from a saved config.json (e.g. RUN/config.json); flags override its values.
-      normalize: standardize inputs with statistics of the training split only.
-      doctor: first run the cheap checks of the chapter-14 checklist (labels, leakage, the
-        tiny-subset overfit) and stop with the report when one fails.
-      model_config: override a model config field, KEY=VALUE (repeatable), e.g. hidden=(256,256).
-      data_option: pass an option to the dataset loader, KEY=VALUE (repeatable), e.g. seq_len=64.
-      coordinator: HOST:PORT of process 0 for a multi-process run (jax.distributed).
-      num_processes: processes in a multi-process run.
-      process_id: this process's index in a multi-process run.
-    """
-
-    model: str = "mlp"
-    dataset: str = "mnist1d"
-    out: str = "runs/latest"
-    resume: bool = False
-    config: str = ""
-    normalize: bool = True
-    doctor: bool = False
-    model_config: tuple[str, ...] = ()
-    data_option: tuple[str, ...] = ()
-    coordinator: str = ""
-    num_processes: int = 1
-    process_id: int = 0
-
-    CHOICES: typing.ClassVar[dict] = {}
-
-    def __post_init__(self):
-        from jaxnn.train.loop import check_field_types
-
-        check_field_types(self)
-        if not (0 <= self.process_id < self.num_processes):
-            raise UserError(
-                f"RunConfig: expected 0 <= process_id < num_processes ({self.num_processes}), "
-                f"got {self.process_id}"
-            )
-
 
 # Fields a resumed run may change (recorded in the config's history); any other is refused.
 RESUMABLE = ("epochs", "patience", "progress", "keep_last", "keep_best", "eval_batch_size")
@@ -93,37 +46,19 @@ RESUMABLE = ("epochs", "patience", "progress", "keep_last", "keep_best", "eval_b
 RESUMABLE_MODEL_CONFIG = ("remat",)
 _NOT_SAVED = ("out", "resume", "config", "doctor", "coordinator", "num_processes", "process_id")
 
-
-# ---------------------------------------------------------------------------------------------
-# Flags from dataclasses.
-
-
-def _field_docs(cls) -> dict[str, str]:
-    doc = cls.__doc__ or ""
-    found = re.findall(
-        r"^\s{6}(\w+): (.+?)(?=^\s{6}\w+: |\Z)", doc.split("Attributes:", 1)[-1], re.M | re.S
-    )
-    return {k: " ".join(v.split()) for k, v in found}  # fmt: skip
-
-
-def _add_dataclass_flags(parser: argparse.ArgumentParser, cls, choices: dict) -> None:
-    docs, hints = _field_docs(cls), typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        flag, kind = "--" + field.name.replace("_", "-"), hints[field.name]
-        allowed = choices.get(field.name)
-        shown = f" (default: {field.default}" + (
-            f"; one of {', '.join(allowed)})" if allowed else ")"
-        )
-        help_ = docs.get(field.name, "").replace("%", "%%") + shown
-        kwargs = {"default": argparse.SUPPRESS, "help": help_}
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
-        elif typing.get_origin(kind) is tuple:
-            parser.add_argument(flag, action="append", metavar="KEY=VALUE", **kwargs)
-        else:
-            parser.add_argument(
-                flag, type=kind, choices=allowed, metavar=field.name.upper(), **kwargs
-            )
+#: command -> the dataclass of its options (train's, RunConfig and FitConfig, are resolved apart).
+OPTIONS = {
+    "eval": EvalOptions,
+    "predict": PredictOptions,
+    "sample": SampleOptions,
+    "doctor": DoctorOptions,
+    "export": ExportOptions,
+}
+_HELP = {  # the doctor's parser is jaxnn.app.doctor.add_parser
+    "eval": "score a run's best-validation model on a split or a file",
+    "predict": "predict classes (or values) for new inputs with a run",
+    "sample": "generate text from a trained transformer LM",
+}
 
 
 def _parse_value(raw: str):
@@ -147,9 +82,6 @@ def _parse_pairs(pairs, what: str) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``jaxnn`` argument parser with its subcommands."""
-    from jaxnn import models
-    from jaxnn.train.loop import FitConfig
-
     parser = argparse.ArgumentParser(prog="jaxnn", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"jaxnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,28 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model and score the test split once. Without flags, a model "
         "trains with its recipe for the dataset (jaxnn.app.recipes: " + recipes.describe() + ").",
     )
-    _add_dataclass_flags(train, RunConfig, {"model": models.NAMES})
-    _add_dataclass_flags(train, FitConfig, FitConfig.CHOICES)
-    ev = sub.add_parser("eval", help="score a run's best-validation model on a split or a file")
-    ev.add_argument("--out", required=True, help="run directory written by `jaxnn train`")
-    ev.add_argument("--split", choices=("val", "test"), default="val", help="(default: val)")
-    ev.add_argument("--dataset", help="score every example of this source instead of a split")
-    ev.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")
-    pr = sub.add_parser("predict", help="predict classes (or values) for new inputs with a run")
-    pr.add_argument("--out", required=True, help="run directory written by `jaxnn train`")
-    pr.add_argument(
-        "--input",
-        required=True,
-        help="a CSV, an .npy array, an image folder or file, or a .txt of prompts (language model)",
-    )
-    pr.add_argument("--output", help="write here instead of standard output")
-    pr.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="(default: csv)")
-    sample = sub.add_parser("sample", help="generate text from a trained transformer LM")
-    sample.add_argument("--out", required=True, help="run directory written by `jaxnn train`")
-    sample.add_argument("--prompt", default="The ", help="(default: 'The ')")
-    sample.add_argument("--length", type=int, default=200, help="new tokens (default: 200)")
-    sample.add_argument("--temperature", type=float, default=0.8, help="(default: 0.8; 0: greedy)")
-    sample.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    flags.add_flags(train, RunConfig, defaults=False)  # only the flags given: they take precedence
+    flags.add_flags(train, FitConfig, defaults=False)
+    for name, help_ in _HELP.items():
+        flags.add_flags(sub.add_parser(name, help=help_), OPTIONS[name])
     doctor.add_parser(sub)
     export.add_parser(sub)
     checkout.add_parsers(sub)
@@ -235,19 +149,28 @@ def _check_resume_changes(saved: dict, given: dict, out: Path) -> dict:
     for key, value in given.items():
         if key in _NOT_SAVED or key not in saved:
             continue
-        old = saved[key]
-        if isinstance(value, dict):  # only the keys given are compared
-            old = {k: old.get(k) for k in value}
-            value = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
-        if value == old:
-            continue
-        if key not in RESUMABLE and not _resumable_model_config(key, old, value):
-            raise UserError(
-                f"--resume: --{key.replace('_', '-')} changes what {out} trains (saved {old!r}, "
-                f"given {value!r}); drop the flag to resume, or train into a new --out"
-            )
-        changed[key] = [old, value]
+        old, new = _compared(saved[key], value)
+        if new != old:
+            _check_resumable(key, old, new, out)
+            changed[key] = [old, new]
     return changed
+
+
+def _compared(old, value):
+    """``(saved, given)`` as a resumed run compares them: of a dict, only the keys given (and a
+    tuple as the list JSON saved)."""
+    if not isinstance(value, dict):
+        return old, value
+    new = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
+    return {k: old.get(k) for k in value}, new
+
+
+def _check_resumable(key: str, old, new, out: Path) -> None:
+    if key not in RESUMABLE and not _resumable_model_config(key, old, new):
+        raise UserError(
+            f"--resume: {flags.flag_name(key)} changes what {out} trains (saved {old!r}, "
+            f"given {new!r}); drop the flag to resume, or train into a new --out"
+        )
 
 
 def _resumable_model_config(key: str, old: dict, value: dict) -> bool:
@@ -256,36 +179,38 @@ def _resumable_model_config(key: str, old: dict, value: dict) -> bool:
     return all(k in RESUMABLE_MODEL_CONFIG for k in changed)
 
 
-def _resolve_train(args):
-    """``(RunConfig, FitConfig, model overrides, data options, history)`` for ``jaxnn train``."""
-    from jaxnn import models
-    from jaxnn.train.loop import FitConfig
-
-    given = _given_settings(args)
+def _start_from(given: dict) -> tuple[dict, list]:
+    """The saved settings a train command starts from, and the run's history: with ``--resume``
+    the run's own ``config.json`` (a refused change raises), with ``--config`` that file."""
     out = Path(given.get("out", RunConfig.out))
-    saved, history = {}, []
     if given.get("resume") and (out / "config.json").exists():
         saved = _saved_settings(out / "config.json")
-        changed = _check_resume_changes(saved, given, out)
-        history = _history(out, changed)
-    elif given.get("config"):
-        saved = _saved_settings(Path(given["config"]))
+        return saved, _history(out, _check_resume_changes(saved, given, out))
+    if given.get("config"):
+        return _saved_settings(Path(given["config"])), []
+    return {}, []
+
+
+def _resolve_train(args):
+    """``(RunConfig, FitConfig, model overrides, data options, history)`` for ``jaxnn train``:
+    the field defaults, overridden by the recipe (when nothing is saved), the saved settings and
+    the flags given, in this order; ``--model-config`` fields merge key by key."""
+    given = _given_settings(args)
+    saved, history = _start_from(given)
     name = given.get("model", saved.get("model", RunConfig.model))
     dataset = given.get("dataset", saved.get("dataset", RunConfig.dataset))
-    recipe = recipes.recipe(name, dataset) if not saved else {}
-    settings = {**recipe, **saved, **given}
-    settings["model_config"] = {
-        **recipe.get("model_config", {}),
-        **saved.get("model_config", {}),
-        **given.get("model_config", {}),
-    }
-    fit_fields = {f.name for f in dataclasses.fields(FitConfig)}
-    run_fields = {f.name for f in dataclasses.fields(RunConfig)} - {"model_config", "data_option"}
-    run = RunConfig(**{k: v for k, v in settings.items() if k in run_fields})
-    fit_cfg = FitConfig(**{k: v for k, v in settings.items() if k in fit_fields})
-    if run.model not in models.NAMES:
-        raise UserError(f"--model: expected one of {', '.join(models.NAMES)}, got {run.model!r}")
+    layers = ({} if saved else recipes.recipe(name, dataset), saved, given)
+    settings = {k: v for layer in layers for k, v in layer.items()}
+    settings["model_config"] = {k: v for x in layers for k, v in x.get("model_config", {}).items()}
+    run = RunConfig(**_fields(RunConfig, settings, leave=("model_config", "data_option")))
+    fit_cfg = FitConfig(**_fields(FitConfig, settings))
     return run, fit_cfg, settings["model_config"], settings.get("data_option", {}), history
+
+
+def _fields(cls, settings: dict, leave=()) -> dict:
+    """The settings that are fields of the dataclass ``cls``, save those in ``leave``."""
+    names = {f.name for f in dataclasses.fields(cls)} - set(leave)
+    return {k: v for k, v in settings.items() if k in names}
 
 
 def _history(out: Path, changed: dict) -> list:
@@ -355,7 +280,7 @@ def _preflight_passes(model, splits, fit_cfg) -> bool:
     from jaxnn.app.doctor import preflight
     from jaxnn.train.loop import make_optimizer
 
-    tx, _ = make_optimizer(fit_cfg, total_steps=max(fit_cfg.epochs, 1))
+    tx, _ = make_optimizer(fit_cfg.optimization, total_steps=max(fit_cfg.epochs, 1))
     report = preflight(model, splits, tx, seed=fit_cfg.seed)
     if not report.ok:
         print(report.text(), flush=True)
@@ -370,36 +295,38 @@ def _check_out_dir(out: Path) -> None:
         raise UserError(f"--out {out}: expected a directory, got a file; choose another --out")
 
 
-def _eval_dataset(run, args):
+def _eval_dataset(run, opts: EvalOptions):
     """The dataset ``jaxnn eval`` scores, standardized with the run's saved statistics."""
     from jaxnn import data
     from jaxnn.data.pipeline import apply_statistics
 
-    config = run.config
+    spec, options = _eval_source(run.config, opts)
+    with _user_input(f"eval --dataset {spec}"):
+        splits = data.load(spec, seed=int(run.config["fit"].get("seed", 0)), **options)
+    if opts.dataset:
+        dataset = _concat_splits(splits, run.info)
+    elif opts.split == "val":
+        dataset = splits.val
+    else:
+        dataset = splits.test.unseal("jaxnn eval --split test")
+    if run.info.normalization is not None:
+        dataset = data.Dataset(apply_statistics(run.info.normalization, dataset.x), dataset.y)
+    return dataset
+
+
+def _eval_source(config: dict, opts: EvalOptions) -> tuple[str, dict]:
+    """The source ``jaxnn eval`` loads and its loader options: ``--dataset``, or the run's own
+    source (a file of which must still be there)."""
+    if opts.dataset:
+        return opts.dataset, _parse_pairs(opts.data_option, "--data-option")
     saved = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
     source = saved.get("source") or {}
-    spec = args.dataset or config["dataset"]
-    options = (
-        _parse_pairs(args.data_option, "--data-option")
-        if args.dataset
-        else saved.get("options", {})
-    )
-    if not args.dataset and source.get("path") and not Path(source["path"]).exists():
+    if source.get("path") and not Path(source["path"]).exists():
         raise UserError(
             f"eval: the training file {source['path']} is gone; pass --dataset FILE to score "
             "another file"
         )
-    with _user_input(f"eval --dataset {spec}"):
-        splits = data.load(spec, seed=int(config["fit"].get("seed", 0)), **options)
-    if args.dataset:
-        dataset = _concat_splits(splits, run.info)
-    else:
-        dataset = (
-            splits.val if args.split == "val" else splits.test.unseal("jaxnn eval --split test")
-        )
-    if run.info.normalization is not None:
-        dataset = data.Dataset(apply_statistics(run.info.normalization, dataset.x), dataset.y)
-    return dataset
+    return config["dataset"], saved.get("options", {})
 
 
 def _concat_splits(splits, info):
@@ -420,50 +347,43 @@ def _concat_splits(splits, info):
     return data.Dataset(x, y)
 
 
-def cmd_eval(args) -> int:
+def cmd_eval(opts: EvalOptions) -> int:
     """``jaxnn eval``: score the best-validation model on a saved split or on a new file."""
+    from jaxnn.train.logger import json_safe
     from jaxnn.train.loop import evaluate
 
-    run = predict.load_run(args.out)
-    dataset = _eval_dataset(run, args)
+    run = predict.load_run(opts.out)
+    dataset = _eval_dataset(run, opts)
     metrics = evaluate(
         run.model, run.params, run.model_state, dataset, task=run.info.task,
         batch_size=int(run.config["fit"].get("eval_batch_size", 1000)),
     )  # fmt: skip
-    from jaxnn.train.logger import json_safe
-
-    where = args.dataset or args.split
+    where = opts.dataset or opts.split
     record = json_safe({"split": where, "examples": len(dataset), **metrics})
     print(json.dumps(record, allow_nan=False))
     return 0
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(opts: PredictOptions) -> int:
     """``jaxnn predict``: the model's predictions for new inputs, as CSV or JSON lines."""
-    run = predict.load_run(args.out)
-    rows = predict.predict_file(run, args.input)
-    text = predict.format_rows(rows, args.format)
-    if args.output:
-        Path(args.output).write_text(text)
+    run = predict.load_run(opts.out)
+    rows = predict.predict_file(run, opts.input)
+    text = predict.format_rows(rows, opts.format)
+    if opts.output:
+        Path(opts.output).write_text(text)
     else:
         sys.stdout.write(text)
     return 0
 
 
-def cmd_sample(args) -> int:
+def cmd_sample(opts: SampleOptions) -> int:
     """``jaxnn sample``: continue ``--prompt`` with a trained transformer language model."""
     import jax
     import jax.numpy as jnp
 
     from jaxnn.models import transformer
 
-    if not (math.isfinite(args.temperature) and args.temperature >= 0):
-        raise UserError(f"--temperature: expected a number >= 0, got {args.temperature}")
-    if args.length <= 0:
-        raise UserError(f"--length: expected a positive number of tokens, got {args.length}")
-    if not 0 <= args.seed < 2**32:
-        raise UserError(f"--seed: expected 0 <= seed < 2**32, got {args.seed}")
-    run = predict.load_run(args.out)
+    run = predict.load_run(opts.out)
     tokenizer = run.info.tokenizer
     if run.config["model"] != "transformer" or tokenizer is None:
         raise UserError(
@@ -471,10 +391,10 @@ def cmd_sample(args) -> int:
             f"{run.config['model']!r} on {run.config['dataset']!r}"
         )
     with _user_input("--prompt"):
-        prompt = jnp.asarray(tokenizer.encode(args.prompt), jnp.int32)
+        prompt = jnp.asarray(tokenizer.encode(opts.prompt), jnp.int32)
     ids = transformer.generate(
-        run.params, prompt, cfg=run.model.cfg, key=jax.random.PRNGKey(args.seed),
-        length=args.length, temperature=args.temperature,
+        run.params, prompt, cfg=run.model.cfg, key=jax.random.PRNGKey(opts.seed),
+        length=opts.length, temperature=opts.temperature,
     )  # fmt: skip
     print(tokenizer.decode([int(i) for i in ids]))
     return 0
@@ -497,7 +417,7 @@ def _end_now(name: str):
 
 
 def _resume_hint(args) -> str:
-    out = Path(getattr(args, "out", "") or "")
+    out = Path(getattr(args, "out", RunConfig.out))
     steps = sorted(int(p.name) for p in (out / "checkpoints").glob("[0-9]*") if p.name.isdigit())
     if args.command != "train" or not steps:
         return ""
@@ -512,11 +432,18 @@ COMMANDS = {
     "eval": cmd_eval,
     "predict": cmd_predict,
     "sample": cmd_sample,
-    "doctor": lambda args: doctor.run(args),
+    "doctor": lambda opts: doctor.run(opts),
     "export": export.run,
     "book": checkout.run,
     "bench": checkout.run,
 }
+
+
+def _options(args):
+    """What a command runs with: the dataclass of its options, checked; ``train`` resolves its
+    settings itself, and ``book`` and ``bench`` forward theirs."""
+    options = OPTIONS.get(args.command)
+    return args if options is None else flags.options_from(options, args)
 
 
 def main(argv=None) -> int:
@@ -527,7 +454,7 @@ def main(argv=None) -> int:
     reuse_freed_memory()  # before the first big allocation (jaxnn.host_memory)
     previous = {s: signal.signal(s, _end_now(name)) for s in interrupts.SIGNALS}
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command](_options(args))
     except UserError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 2

@@ -25,6 +25,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxnn.app.flags import add_flags, reuse
+from jaxnn.app.options import RunConfig
 from jaxnn.diagnostics.doctor import (
     BUDGETS,
     CHECKS,
@@ -39,6 +41,7 @@ from jaxnn.diagnostics.doctor import (
     rank,
 )
 from jaxnn.errors import UserError
+from jaxnn.train.config import FitConfig, check_field_choices, check_field_types, setting
 
 __all__ = [
     "CHECKS",
@@ -53,6 +56,7 @@ __all__ = [
     "preflight",
     "rank",
     "write_report",
+    "DoctorOptions",
     "add_parser",
     "run",
 ]
@@ -254,26 +258,47 @@ def _pairs(items, flag: str) -> dict:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class DoctorOptions:
+    """``jaxnn doctor``: the chapter-14 checklist on a run (``out``) or on a model and dataset."""
+
+    out: str | None = reuse(RunConfig, "out", default=None, help="a run directory to examine.")
+    model: str | None = reuse(
+        RunConfig,
+        "model",
+        default=None,
+        help="a model to examine before training (with --dataset).",
+    )
+    dataset: str | None = reuse(
+        RunConfig, "dataset", default=None, help="the dataset to examine it on (with --model)."
+    )
+    model_config: tuple[str, ...] = reuse(RunConfig, "model_config")
+    data_option: tuple[str, ...] = reuse(RunConfig, "data_option")
+    normalize: bool = reuse(RunConfig, "normalize")
+    lr: float = reuse(FitConfig, "lr", help="the learning rate to judge.")
+    optimizer: str = reuse(FitConfig, "optimizer", help="the optimizer to judge.")
+    seed: int = reuse(FitConfig, "seed")
+    checks: str | None = setting(
+        None, f"a comma-separated subset of the checks {', '.join(CHECKS)} (default: all)."
+    )
+    report_dir: str | None = setting(
+        None, "where doctor.json and the figures go (default: the run directory)."
+    )
+    progress: bool = reuse(FitConfig, "progress", help="say how each check went as it ends.")
+
+    def __post_init__(self):
+        check_field_types(self)
+        check_field_choices(self)
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``jaxnn doctor`` to an ``argparse`` subparsers object; returns its parser."""
+    """Add ``jaxnn doctor`` to an ``argparse`` subparsers object; returns its parser. Its flags
+    are the fields of :class:`DoctorOptions`."""
     p = subparsers.add_parser(
         "doctor",
         help="run the chapter-14 debugging checklist on a run (--out) or a model and dataset",
     )
-    p.add_argument("--out", help="run directory of `jaxnn train` to examine")
-    p.add_argument("--model", help="model to examine before training (with --dataset)")
-    p.add_argument("--dataset", help="dataset to examine before training (with --model)")
-    p.add_argument("--model-config", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate to judge")
-    p.add_argument("--optimizer", default="adam", help="optimizer to judge")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checks", help=f"comma-separated subset of {','.join(CHECKS)}")
-    p.add_argument(
-        "--report-dir", help="where doctor.json and the figures go (default: the run directory)"
-    )
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    add_flags(p, DoctorOptions)
     return p
 
 

@@ -27,7 +27,9 @@ from pathlib import Path
 from jaxnn import weights
 from jaxnn._contained import check_tree, write_replacing
 from jaxnn.app import predict
+from jaxnn.app.flags import add_flags
 from jaxnn.errors import UserError
+from jaxnn.train.config import check_field_types, setting
 from jaxnn.train.run import info_to_json
 
 __all__ = ["ExportOptions", "Exported", "add_parser", "export", "run"]
@@ -41,25 +43,22 @@ _DEFAULT_NAMES = {"safetensors": "model.safetensors", "torch": "model.torch.safe
 class ExportOptions:
     """What to export and where; the flags of ``jaxnn export`` are made from these fields."""
 
-    out: str = dataclasses.field(metadata={"help": "run directory written by `jaxnn train`"})
-    format: str = dataclasses.field(
-        default="safetensors",
-        metadata={
-            "help": "safetensors: jaxnn's names, a model file jaxnn.weights.load_model reads; "
-            "torch: the state dict of the model's PyTorch twin",
-            "choices": FORMATS,
-        },
+    out: str = setting(help="the run directory written by `jaxnn train`.")
+    format: str = setting(
+        "safetensors",
+        "safetensors: jaxnn's names, a model file jaxnn.weights.load_model reads; "
+        "torch: the state dict of the model's PyTorch twin.",
+        choices=FORMATS,
     )
-    to: str = dataclasses.field(
-        default="",
-        metadata={
-            "help": "the file to write, ending in .safetensors (the JSON goes beside it); "
-            "default: RUN/export/model.safetensors, or model.torch.safetensors for torch",
-            "metavar": "FILE",
-        },
+    to: str = setting(
+        "",
+        "the file to write, ending in .safetensors (the JSON goes beside it); "
+        "default: RUN/export/model.safetensors, or model.torch.safetensors for torch.",
+        metavar="FILE",
     )
 
     def __post_init__(self):
+        check_field_types(self)
         if self.format not in FORMATS:
             raise UserError(f"--format: expected one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.to and not self.to.endswith(_SUFFIX):
@@ -75,7 +74,8 @@ class Exported(typing.NamedTuple):
 
 
 def add_parser(subparsers):
-    """Add ``jaxnn export`` to an ``argparse`` subparsers object; returns its parser."""
+    """Add ``jaxnn export`` to an ``argparse`` subparsers object; returns its parser. Its flags
+    are the fields of :class:`ExportOptions`."""
     p = subparsers.add_parser(
         "export",
         help="write a run's best-validation weights as safetensors (jaxnn's or PyTorch's names)",
@@ -83,15 +83,7 @@ def add_parser(subparsers):
         "jaxnn's names or as the state dict of the model's PyTorch twin, with the run's config "
         "beside it.",
     )
-    for field in dataclasses.fields(ExportOptions):
-        meta = field.metadata
-        kwargs = {"choices": meta.get("choices"), "metavar": meta.get("metavar")}
-        if field.default is dataclasses.MISSING:
-            kwargs.update(required=True, help=meta["help"])
-        else:
-            shown = f" (default: {field.default})" if field.default else ""
-            kwargs.update(default=field.default, help=meta["help"] + shown)
-        p.add_argument("--" + field.name.replace("_", "-"), **kwargs)
+    add_flags(p, ExportOptions)
     return p
 
 
@@ -160,9 +152,8 @@ def export(options: ExportOptions) -> Exported:
     return Exported(path, config, count)
 
 
-def run(args) -> int:
+def run(options: ExportOptions) -> int:
     """``jaxnn export``: export, then print one line saying what was written."""
-    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(ExportOptions)}
-    done = export(ExportOptions(**fields))
+    done = export(options)
     print(f"wrote {done.weights} ({done.tensors} tensors) and {done.config}")
     return 0

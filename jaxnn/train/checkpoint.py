@@ -191,6 +191,20 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}"
 
 
+def _check_ranking(keep_best, best_metric, best_mode, run_id) -> None:
+    """Raise a ``ValueError`` naming the first of :class:`CheckpointManager`'s ranking and
+    identity arguments that is invalid."""
+    name = "CheckpointManager"
+    if isinstance(keep_best, bool) or not isinstance(keep_best, int) or keep_best < 0:
+        raise ValueError(f"{name}: expected keep_best to be a non-negative int, got {keep_best!r}")
+    if not isinstance(best_metric, str) or not best_metric:
+        raise ValueError(f"{name}: expected best_metric to be a metric name, got {best_metric!r}")
+    if best_mode not in _MODES:
+        raise ValueError(f"{name}: expected best_mode in {', '.join(_MODES)}, got {best_mode!r}")
+    if run_id is not None and not isinstance(run_id, str):
+        raise ValueError(f"{name}: expected run_id to be a string or None, got {run_id!r}")
+
+
 @dataclasses.dataclass
 class _Retention(checkpoint_managers.PreservationPolicy):
     """Keep the newest ``keep_last`` steps and the ``keep_best`` best by ``rank(step)``.
@@ -251,22 +265,8 @@ class CheckpointManager:
         run_id: str | None = None,
         read_only: bool = False,
     ):
-        name = "CheckpointManager"
-        self.keep_last = check_positive_int(name, keep_last, "keep_last")
-        if isinstance(keep_best, bool) or not isinstance(keep_best, int) or keep_best < 0:
-            raise ValueError(
-                f"{name}: expected keep_best to be a non-negative int, got {keep_best!r}"
-            )
-        if not isinstance(best_metric, str) or not best_metric:
-            raise ValueError(
-                f"{name}: expected best_metric to be a metric name, got {best_metric!r}"
-            )
-        if best_mode not in _MODES:
-            raise ValueError(
-                f"{name}: expected best_mode in {', '.join(_MODES)}, got {best_mode!r}"
-            )
-        if run_id is not None and not isinstance(run_id, str):
-            raise ValueError(f"{name}: expected run_id to be a string or None, got {run_id!r}")
+        self.keep_last = check_positive_int("CheckpointManager", keep_last, "keep_last")
+        _check_ranking(keep_best, best_metric, best_mode, run_id)
         self.keep_best, self.best_metric, self.best_mode = keep_best, best_metric, best_mode
         self.run_id, self.read_only = run_id, read_only
         self.directory = Path(directory).expanduser().absolute()
@@ -459,16 +459,7 @@ class CheckpointManager:
             return None
 
     def _restore(self, step, target, expected_run_id, prefix) -> tuple[Any, dict]:
-        steps = self.steps()
-        if not steps or (step is not None and step not in steps):
-            raise NoCheckpointError(
-                f"CheckpointManager.restore: expected a step in {steps}, got {step!r} in "
-                f"{self.directory}; pick one of those"
-                if steps
-                else f"CheckpointManager.restore: no checkpoint in {self.directory} (checkpoints "
-                "were off, or the run stopped before its first epoch ended); train the run "
-                "with checkpoints to create one"
-            )
+        steps = self._check_restorable(step)
         failures = []
         for candidate in [int(step)] if step is not None else reversed(steps):
             try:
@@ -492,6 +483,21 @@ class CheckpointManager:
         raise UserError(
             f"CheckpointManager.restore: no restorable checkpoint in {self.directory}: "
             f"{'; '.join(failures)}; start a new run in another directory"
+        )
+
+    def _check_restorable(self, step) -> list[int]:
+        """The directory's steps; raise :class:`NoCheckpointError` if ``step`` is not among them
+        (``None``: if there is none)."""
+        steps = self.steps()
+        if steps and (step is None or step in steps):
+            return steps
+        raise NoCheckpointError(
+            f"CheckpointManager.restore: expected a step in {steps}, got {step!r} in "
+            f"{self.directory}; pick one of those"
+            if steps
+            else f"CheckpointManager.restore: no checkpoint in {self.directory} (checkpoints "
+            "were off, or the run stopped before its first epoch ended); train the run "
+            "with checkpoints to create one"
         )
 
     def _read_digest(self, step: int) -> dict:

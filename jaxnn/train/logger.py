@@ -85,29 +85,37 @@ def plot_curves(history: list[dict], path, *, best_epoch: int = 0, test: dict | 
     """
     from matplotlib.figure import Figure  # the object API: no pyplot, no global backend
 
-    epochs = [r["epoch"] for r in history]
     fig = Figure(figsize=(10, 3.6))
-    axes = fig.subplots(1, 2)
-    for ax, what in zip(axes, ("loss", "accuracy"), strict=True):
-        for split, style in (("train", "-"), ("val", "-")):
-            values = [r.get(f"{split}_{what}") for r in history]
-            if any(v is not None and math.isfinite(v) for v in values):
-                label = "train" if split == "train" else "validation"
-                ax.plot(epochs, [math.nan if v is None else v for v in values], style, label=label)
-        if best_epoch:
-            ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch {best_epoch}")
-        value = (test or {}).get(f"test_{what}")
-        if value is not None and best_epoch:
-            ax.plot([best_epoch], [value], "k*", markersize=11, label=f"test {value:.4g}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(what)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+    for ax, what in zip(fig.subplots(1, 2), ("loss", "accuracy"), strict=True):
+        _draw_metric(ax, history, what, best_epoch, (test or {}).get(f"test_{what}"))
     fig.tight_layout()
     tmp = Path(path).with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=90)
     os.replace(tmp, path)
+
+
+def _draw_metric(ax, history: list[dict], what: str, best_epoch: int, test_value) -> None:
+    """One panel of :func:`plot_curves`: train and validation ``what`` per epoch, the best epoch
+    and the test score."""
+    for split, label in (("train", "train"), ("val", "validation")):
+        _draw_curve(ax, history, f"{split}_{what}", label)
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", linestyle="--", label=f"best epoch {best_epoch}")
+    if test_value is not None and best_epoch:
+        ax.plot([best_epoch], [test_value], "k*", markersize=11, label=f"test {test_value:.4g}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(what)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
+def _draw_curve(ax, history: list[dict], key: str, label: str) -> None:
+    """``key`` per epoch, if any epoch has a finite value of it (a gap where one has none)."""
+    values = [r.get(key) for r in history]
+    if any(v is not None and math.isfinite(v) for v in values):
+        epochs = [r["epoch"] for r in history]
+        ax.plot(epochs, [math.nan if v is None else v for v in values], "-", label=label)
 
 
 class MetricsLogger:

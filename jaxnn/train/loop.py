@@ -19,12 +19,11 @@ the first step whose loss or gradient was non-finite, or whose loss exceeded
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
-import math
 import time
-import typing
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,6 +38,7 @@ from jaxnn.data import pipeline
 from jaxnn.errors import UserError
 from jaxnn.train import interrupts
 from jaxnn.train import run as run_lib
+from jaxnn.train.config import Execution, FitConfig, LoopPolicy, Optimization, Output
 from jaxnn.train.logger import MetricsLogger, json_safe
 from jaxnn.train.state import TrainState, create_train_state, params_sha256
 from jaxnn.train.step import (
@@ -49,120 +49,6 @@ from jaxnn.train.step import (
 )
 
 __all__ = ["FitConfig", "FitResult", "LoopState", "fit", "evaluate", "train_epoch"]
-
-MONITORS = ("val_accuracy", "val_loss")
-_MAX_SEED = 2**32 - 1
-
-
-@dataclasses.dataclass(frozen=True)
-class FitConfig:
-    """How to train. Each field is also a train flag (``batch_size`` -> ``--batch-size``).
-
-    Attributes:
-      epochs: passes over the training split.
-      batch_size: global examples per step (split over devices and processes).
-      lr: peak learning rate.
-      optimizer: sgd, momentum, nesterov, adam or adamw.
-      schedule: constant, cosine or warmup_cosine.
-      warmup_steps: linear warm-up steps for warmup_cosine.
-      weight_decay: decoupled weight decay (Chapter 13); needs adamw, sgd, momentum or nesterov.
-      clip_norm: clip gradients to this global norm (Chapter 14); 0 disables.
-      seed: seeds initialisation, data order, dropout and augmentation (0 to 2**32 - 1).
-      patience: early stopping after this many epochs without improvement; 0 disables.
-      min_delta: smallest change of the monitored metric that counts as improvement.
-      monitor: val_accuracy (higher is better) or val_loss (lower is better).
-      keep_last: checkpoints kept, newest first.
-      keep_best: checkpoints kept by best validation metric.
-      scan: run each epoch as one compiled ``lax.scan`` over the batches (data on device).
-      device_data: keep the training split on the device(s) and gather each batch there from its
-        indices (one process only); off streams batches from host memory.
-      devices: shard each batch over this many devices; 0 means one device, no mesh.
-      augment: training-time augmentation (none, shift, crop, noise).
-      divergence_factor: stop when the loss exceeds this multiple of the first step's loss.
-      dtype: compute dtype of the forward and backward pass; bfloat16 keeps float32 master
-        params and optimizer state (mixed precision).
-      eval_batch_size: batch size for validation and test scoring.
-      progress: show a progress bar.
-      checkpoint: write checkpoints when an output directory is given.
-    """
-
-    epochs: int = 20
-    batch_size: int = 128
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    clip_norm: float = 0.0
-    seed: int = 0
-    patience: int = 0
-    min_delta: float = 0.0
-    monitor: str = "val_accuracy"
-    keep_last: int = 2
-    keep_best: int = 1
-    scan: bool = False
-    device_data: bool = True
-    devices: int = 0
-    augment: str = "none"
-    divergence_factor: float = 100.0
-    dtype: str = "float32"
-    eval_batch_size: int = 1000
-    progress: bool = True
-    checkpoint: bool = True
-
-    #: The enumerated fields and their values: checked here, listed by the CLI's help.
-    CHOICES: typing.ClassVar[dict] = {
-        "optimizer": optim.OPTIMIZERS,
-        "schedule": optim.SCHEDULES,
-        "monitor": MONITORS,
-        "dtype": ("float32", "bfloat16"),
-    }
-
-    def __post_init__(self):
-        check_field_types(self)
-        _check_field_ranges(self)
-        if self.optimizer == "adam" and self.weight_decay > 0:
-            raise UserError(
-                f"FitConfig: 'adam' takes no weight decay, got weight_decay={self.weight_decay}; "
-                "use 'adamw' for Adam with decoupled weight decay"
-            )
-        for name, choices in self.CHOICES.items():
-            if getattr(self, name) not in choices:
-                got = getattr(self, name)
-                raise UserError(f"FitConfig: expected {name} in {', '.join(choices)}, got {got!r}")
-
-
-def _check_field_ranges(cfg: FitConfig) -> None:
-    """Raise a :class:`UserError` naming the first field out of its range."""
-    checks = [(n, "> 0", lambda v: v > 0) for n in ("epochs", "batch_size", "eval_batch_size")]
-    checks += [("keep_last", "> 0", lambda v: v > 0)]
-    checks += [
-        (n, ">= 0", lambda v: v >= 0)
-        for n in ("patience", "devices", "warmup_steps", "keep_best", "weight_decay")
-    ]
-    checks += [
-        (n, "> 0", lambda v: math.isfinite(v) and v > 0) for n in ("lr", "divergence_factor")
-    ]
-    checks += [("seed", "in [0, 2**32 - 1]", lambda v: 0 <= v <= _MAX_SEED)]
-    for name, want, ok in checks:
-        if not ok(getattr(cfg, name)):
-            raise UserError(f"FitConfig: expected {name} {want}, got {getattr(cfg, name)}")
-
-
-def check_field_types(cfg) -> None:
-    """Raise a :class:`UserError` naming the first field whose value has the wrong type."""
-    for field in dataclasses.fields(cfg):
-        field, kind = field.name, typing.get_type_hints(type(cfg))[field.name]
-        kind = typing.get_origin(kind) or kind  # tuple[str, ...] -> tuple
-        value = getattr(cfg, field)
-        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-        if kind is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            ok = ok and math.isfinite(value) if field != "clip_norm" else ok
-        if not ok:
-            raise UserError(
-                f"{type(cfg).__name__}: expected {field} to be {kind.__name__}, got {value!r}"
-            )
 
 
 @dataclasses.dataclass
@@ -185,25 +71,25 @@ class LoopState:
     initial_loss: float | None = None
     history: list = dataclasses.field(default_factory=list)
 
-    def add(self, record: dict, cfg: FitConfig) -> bool:
+    def add(self, record: dict, policy: LoopPolicy) -> bool:
         """Append epoch ``record`` and count it for early stopping; True when it is the new best."""
         self.epoch = record["epoch"]
         self.history.append(record)
-        value = record[cfg.monitor]
-        sign = -1.0 if cfg.monitor == "val_loss" else 1.0
-        better = self.best_value is None or sign * (value - self.best_value) > cfg.min_delta
+        value = record[policy.monitor]
+        sign = -1.0 if policy.monitor == "val_loss" else 1.0
+        better = self.best_value is None or sign * (value - self.best_value) > policy.min_delta
         if better:
             self.best_value, self.best_epoch, self.bad_epochs = value, record["epoch"], 0
         else:
             self.bad_epochs += 1
         return better
 
-    def early_stop_message(self, cfg: FitConfig) -> str:
+    def early_stop_message(self, policy: LoopPolicy) -> str:
         """Why to stop early (Chapter 13), or ``""`` to go on."""
-        if not cfg.patience or self.bad_epochs < cfg.patience:
+        if not policy.patience or self.bad_epochs < policy.patience:
             return ""
         return (
-            f"early stopping: {cfg.monitor} did not improve for {cfg.patience} epochs; "
+            f"early stopping: {policy.monitor} did not improve for {policy.patience} epochs; "
             f"best epoch {self.best_epoch}"
         )
 
@@ -299,7 +185,7 @@ def _round_up(n: int, k: int) -> int:
     return -(-n // k) * k
 
 
-def check_divergence(rows, first_step: int, loop: LoopState, cfg: FitConfig, params) -> str:
+def check_divergence(rows, first_step: int, loop: LoopState, policy: LoopPolicy, params) -> str:
     """The divergence guard (Chapter 14) over one epoch's step metrics: ``""`` or the reason.
 
     Sets ``loop.initial_loss`` from the run's first step; ``params`` names the leaves.
@@ -318,10 +204,10 @@ def check_divergence(rows, first_step: int, loop: LoopState, cfg: FitConfig, par
             )
         if loop.initial_loss is None:
             loop.initial_loss = max(loss, 1e-3)
-        elif loss > cfg.divergence_factor * loop.initial_loss:
+        elif loss > policy.divergence_factor * loop.initial_loss:
             return (
                 f"training diverged at step {step}: loss {loss:.4g} is more than "
-                f"{cfg.divergence_factor:g}x the first step's loss {loop.initial_loss:.4g}"
+                f"{policy.divergence_factor:g}x the first step's loss {loop.initial_loss:.4g}"
             )
     return ""
 
@@ -358,25 +244,30 @@ def _check_model_fits_data(model, splits) -> None:
         )
 
 
-def _sharded(cfg: FitConfig) -> bool:
-    return bool(cfg.devices) or jax.process_count() > 1
+def _mesh(run: Execution):
+    """The device mesh a sharded run uses, or None (one device, no mesh)."""
+    sharded = bool(run.devices) or jax.process_count() > 1
+    return parallel.make_mesh(run.devices or None) if sharded else None
 
 
-def _compile_step(model, tx, schedule, splits, cfg: FitConfig, mesh, compiler_options):
+def _data_on_device(run: Execution) -> bool:
+    """Whether the training split lives on the device(s): always with scan (one process only)."""
+    if run.scan and jax.process_count() > 1:
+        raise UserError("fit: scan=True runs on one process; got a multi-process run")
+    return run.scan or (run.device_data and jax.process_count() == 1)
+
+
+def _compile_step(model, tx, schedule, splits, run: Execution, mesh, compiler_options):
     """The jitted step ``fit`` runs, and the training split on the device (None: host batches)."""
-    augment = None if cfg.augment == "none" else augment_lib.get(cfg.augment, splits.info)
-    compute_dtype = None if cfg.dtype == "float32" else cfg.dtype
+    augment = None if run.augment == "none" else augment_lib.get(run.augment, splits.info)
     step = make_train_step(
         model, tx, task=splits.info.task, schedule=schedule, augment=augment, jitted=False,
-        compute_dtype=compute_dtype,
+        compute_dtype=None if run.dtype == "float32" else run.dtype,
     )  # fmt: skip
-    on_device = cfg.scan or (cfg.device_data and jax.process_count() == 1)
-    if cfg.scan and jax.process_count() > 1:
-        raise UserError("fit: scan=True runs on one process; got a multi-process run")
     data = None
-    if on_device:
+    if _data_on_device(run):
         sharding = None if mesh is None else parallel.batch_sharding(mesh)
-        step = (make_epoch_step if cfg.scan else make_indexed_step)(step, batch_sharding=sharding)
+        step = (make_epoch_step if run.scan else make_indexed_step)(step, batch_sharding=sharding)
         train = (splits.train.x, splits.train.y)
         data = jax.device_put(train) if mesh is None else parallel.replicate(train, mesh)
     workload = getattr(model, "name", None)
@@ -384,47 +275,46 @@ def _compile_step(model, tx, schedule, splits, cfg: FitConfig, mesh, compiler_op
     return jitted, data
 
 
-def _epoch_inputs(splits, cfg: FitConfig, epoch: int, mesh, data, steps: int):
+def _epoch_inputs(train, run: Execution, epoch: int, mesh, data, steps: int):
     """This epoch's step inputs: ``(x, y)`` host batches, or ``(x_all, y_all, idx)`` on device."""
     if data is None:
-        for x, y in pipeline.batches(splits.train, cfg.batch_size, seed=cfg.seed, epoch=epoch):
+        for x, y in pipeline.batches(train, run.batch_size, seed=run.seed, epoch=epoch):
             if mesh is None:
                 yield x, y  # jit's dispatch moves NumPy inputs faster than device_put
             else:
                 rows = parallel.process_slice(len(x))
                 yield parallel.shard_batch((x[rows], y[rows]), mesh)
         return
-    perm = pipeline.epoch_permutation(len(splits.train), seed=cfg.seed, epoch=epoch)
-    idx = perm[: steps * cfg.batch_size].reshape(steps, cfg.batch_size)
-    if cfg.scan:
+    perm = pipeline.epoch_permutation(len(train), seed=run.seed, epoch=epoch)
+    idx = perm[: steps * run.batch_size].reshape(steps, run.batch_size)
+    if run.scan:
         yield (*data, idx)
     else:
         yield from ((*data, row) for row in idx)  # B int32 per step, moved with the call
 
 
-def make_optimizer(cfg: FitConfig, *, total_steps: int):
-    """The optimizer and schedule that a :class:`FitConfig` asks for."""
+def make_optimizer(opt: Optimization, *, total_steps: int):
+    """The optimizer and schedule that the :attr:`FitConfig.optimization` settings ask for."""
     return optim.make_optimizer(
-        cfg.optimizer,
-        cfg.lr,
-        schedule=cfg.schedule,
+        opt.optimizer,
+        opt.lr,
+        schedule=opt.schedule,
         total_steps=total_steps,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        clip_norm=cfg.clip_norm or None,
+        warmup_steps=opt.warmup_steps,
+        weight_decay=opt.weight_decay,
+        clip_norm=opt.clip_norm or None,
     )
 
 
-def _progress(steps: int, epoch: int, cfg: FitConfig, main: bool):
+def _progress(steps: int, epoch: int, epochs: int, show: bool):
     """The epoch's progress bar, shown on a terminal only (a log file gets the epoch lines)."""
     import sys
 
-    show = cfg.progress and main and sys.stderr.isatty()
     return tqdm(
         total=steps,
-        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        desc=f"epoch {epoch + 1}/{epochs}",
         leave=False,
-        disable=not show,
+        disable=not (show and sys.stderr.isatty()),
         dynamic_ncols=True,
     )
 
@@ -438,17 +328,18 @@ def _run_id(out: Path | None, resume: bool) -> str:
     return run_lib.new_run_id()
 
 
-def _checkpoints(out: Path | None, cfg: FitConfig, run_id: str):
-    if out is None or not cfg.checkpoint:
+def _checkpoints(out: Path | None, output: Output, monitor: str, run_id: str):
+    """The run's checkpoint manager, ranking by ``monitor``; None when nothing is saved."""
+    if out is None or not output.checkpoint:
         return None
     from jaxnn.train.checkpoint import CheckpointManager
 
-    mode = "min" if cfg.monitor == "val_loss" else "max"
+    mode = "min" if monitor == "val_loss" else "max"
     return CheckpointManager(
         out / "checkpoints",
-        keep_last=cfg.keep_last,
-        keep_best=cfg.keep_best,
-        best_metric=cfg.monitor,
+        keep_last=output.keep_last,
+        keep_best=output.keep_best,
+        best_metric=monitor,
         best_mode=mode,
         run_id=run_id,
     )
@@ -464,9 +355,28 @@ def _resume(ckpt, state, best, say, run_id):
     return state, best, loop
 
 
-def _write_json(out: Path | None, name: str, obj, main: bool) -> None:
-    """Write ``out/name`` atomically, as strict JSON (no NaN or Infinity); process 0 only."""
-    if out is None or not main:
+def _save(ckpt, state, best, loop: LoopState, val: dict) -> None:
+    """Checkpoint the train state, the best-validation pair and the loop's position (if on)."""
+    if ckpt is None:
+        return
+    metrics = {"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
+    ckpt.save(int(state.step), (state, best), extra=dataclasses.asdict(loop), metrics=metrics)
+
+
+@contextlib.contextmanager
+def _closing(*resources):
+    """Close each resource that is not None when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        for resource in resources:
+            if resource is not None:
+                resource.close()
+
+
+def _write_json(out: Path | None, name: str, obj) -> None:
+    """Write ``out/name`` atomically, as strict JSON (no NaN or Infinity); nothing without out."""
+    if out is None:
         return
     out.mkdir(parents=True, exist_ok=True)
     path = out / name
@@ -493,6 +403,23 @@ def _epoch_record(epoch, state, rows, val, seconds) -> dict:
 
 def _copy(tree):
     return jax.tree.map(jnp.copy, tree)  # the train state is donated to the step
+
+
+class _Host(NamedTuple):
+    """This process's part besides training: process 0 writes the run's records and speaks."""
+
+    records: Path | None  # where the records go; None in memory and on the other processes
+    verbose: bool  # print the epoch lines and messages
+    bar: bool  # show the progress bar
+
+    @classmethod
+    def of(cls, out: Path | None, *, verbose: bool, progress: bool) -> _Host:
+        main = jax.process_index() == 0
+        return cls(out if main else None, verbose and main, progress and main)
+
+    def say(self, message: str) -> None:
+        if self.verbose:
+            print(message, flush=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,68 +463,67 @@ def fit(
         the step, evaluation or save in progress (a ``KeyboardInterrupt``; the last checkpoint
         is complete and ``resume=True`` continues from it).
     """
+    # The settings, checked against the data, by concern; who writes and who speaks.
     cfg = _check_fit_args(model, splits, cfg, out_dir, resume)
-    main = jax.process_index() == 0
-    say = (lambda msg: print(msg, flush=True)) if verbose and main else (lambda msg: None)
+    policy, run = cfg.policy, cfg.execution
     out = Path(out_dir) if out_dir is not None else None
-    mesh = parallel.make_mesh(cfg.devices or None) if _sharded(cfg) else None
-    steps = pipeline.num_batches(len(splits.train), cfg.batch_size, drop_remainder=True)
-    tx, schedule = make_optimizer(cfg, total_steps=cfg.epochs * steps)
-    state = create_train_state(model, tx, cfg.seed)
+    host = _Host.of(out, verbose=verbose, progress=cfg.output.progress)
+    say = host.say
+    # The optimizer and the train state: fresh, or where a resumed run stopped.
+    mesh = _mesh(run)
+    steps = pipeline.num_batches(len(splits.train), run.batch_size, drop_remainder=True)
+    tx, schedule = make_optimizer(cfg.optimization, total_steps=policy.epochs * steps)
+    state = create_train_state(model, tx, run.seed)
     run_id = _run_id(out, resume)
     best, loop = _copy((state.params, state.model_state)), LoopState()
-    ckpt = _checkpoints(out, cfg, run_id)
+    ckpt = _checkpoints(out, cfg.output, policy.monitor, run_id)
     if resume:
         state, best, loop = _resume(ckpt, state, best, say, run_id)
     if mesh is not None:
         state, best = parallel.replicate((state, best), mesh)
-    _write_json(out, run_lib.CONFIG, _config_record(model, splits, cfg, run_id, run_info), main)
-    _write_json(out, run_lib.DATA_INFO, run_lib.info_to_json(splits.info), main)
+    # The run directory's records, and the logs.
+    _write_json(host.records, run_lib.CONFIG, _config_record(model, splits, cfg, run_id, run_info))
+    _write_json(host.records, run_lib.DATA_INFO, run_lib.info_to_json(splits.info))
     logger = MetricsLogger(
-        out if main else None, epochs=cfg.epochs, keep_epochs=loop.epoch, verbose=verbose and main
+        host.records, epochs=policy.epochs, keep_epochs=loop.epoch, verbose=host.verbose
     )
-    step_fn, data = _compile_step(model, tx, schedule, splits, cfg, mesh, compiler_options)
+    # The compiled train step and scoring.
+    step_fn, data = _compile_step(model, tx, schedule, splits, run, mesh, compiler_options)
     score = functools.partial(
-        evaluate, model, task=splits.info.task, batch_size=cfg.eval_batch_size, mesh=mesh,
+        evaluate, model, task=splits.info.task, batch_size=run.eval_batch_size, mesh=mesh,
         compiler_options=compiler_options,
     )  # fmt: skip
+    # The epochs. Ctrl-C and SIGTERM act at the checks: after each step, evaluation and save.
     stopped, message = "completed", ""
-    with interrupts.deferred() as flags:  # Ctrl-C and SIGTERM act at the checks below
-        try:
-            for epoch in range(loop.epoch, cfg.epochs):
-                t0, first_step = time.perf_counter(), int(state.step)
-                inputs = _epoch_inputs(splits, cfg, epoch, mesh, data, steps)
-                with _progress(steps, epoch, cfg, main) as bar:
-                    state, rows = train_epoch(
-                        step_fn, state, inputs, scan=cfg.scan, bar=bar, check=flags.check
-                    )
-                message = check_divergence(rows, first_step, loop, cfg, best[0])
-                if message:
-                    stopped = "diverged"
-                    break
-                val = score(state.params, state.model_state, splits.val)
-                flags.check()
-                record = _epoch_record(epoch, state, rows, val, time.perf_counter() - t0)
-                if loop.add(record, cfg):
-                    best = _copy((state.params, state.model_state))
-                logger.log_epoch(record, best_epoch=loop.best_epoch)
-                if ckpt is not None:
-                    metrics = {"val_accuracy": val["accuracy"], "val_loss": val["loss"]}
-                    ckpt.save(int(state.step), (state, best), extra=dataclasses.asdict(loop),
-                              metrics=metrics)  # fmt: skip
-                flags.check()  # after the save: it completes before a signal acts
-                message = loop.early_stop_message(cfg)
-                if message:
-                    stopped = "early_stopping"
-                    break
-        finally:
-            logger.close()
-            if ckpt is not None:
-                ckpt.close()
+    with interrupts.deferred() as flags, _closing(logger, ckpt):
+        for epoch in range(loop.epoch, policy.epochs):
+            t0, first_step = time.perf_counter(), int(state.step)
+            inputs = _epoch_inputs(splits.train, run, epoch, mesh, data, steps)
+            with _progress(steps, epoch, policy.epochs, host.bar) as bar:
+                state, rows = train_epoch(
+                    step_fn, state, inputs, scan=run.scan, bar=bar, check=flags.check
+                )
+            if message := check_divergence(rows, first_step, loop, policy, best[0]):
+                stopped = "diverged"
+                break
+            val = score(state.params, state.model_state, splits.val)
+            flags.check()
+            record = _epoch_record(epoch, state, rows, val, time.perf_counter() - t0)
+            if loop.add(record, policy):
+                best = _copy((state.params, state.model_state))
+            logger.log_epoch(record, best_epoch=loop.best_epoch)
+            _save(ckpt, state, best, loop, val)
+            flags.check()  # after the save: it completes before a signal acts
+            if message := loop.early_stop_message(policy):
+                stopped = "early_stopping"
+                break
+    # The end: the test split, scored once with the best-validation params.
     if message:
         say(message)
-    summary = _summary(model, splits, cfg, loop, state, best, stopped, message, score, say)
-    _write_json(out, "summary.json", summary, main)
+    summary = _summary(
+        model, splits, policy.monitor, loop, state, best, stopped, message, score, say
+    )
+    _write_json(host.records, "summary.json", summary)
     logger.draw(best_epoch=loop.best_epoch, test=summary)
     return FitResult(state, best[0], best[1], loop.history, summary)
 
@@ -613,13 +539,13 @@ def _config_record(model, splits, cfg: FitConfig, run_id: str, run_info) -> dict
     }
 
 
-def _summary(model, splits, cfg, loop: LoopState, state, best, stopped, message, score, say):
+def _summary(model, splits, monitor, loop: LoopState, state, best, stopped, message, score, say):
     """The run's summary; the test split is opened here, once, with the best-validation params."""
     summary = {
         "model": model.name,
         "dataset": splits.info.name,
         "best_epoch": loop.best_epoch,
-        f"best_{cfg.monitor}": loop.best_value,
+        f"best_{monitor}": loop.best_value,
         "best_val_accuracy": loop.best_record().get("val_accuracy"),
         "best_val_loss": loop.best_record().get("val_loss"),
         "epochs_run": loop.epoch,
