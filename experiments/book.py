@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import signal
@@ -278,6 +279,13 @@ def _stream(cmd: list[str], log: Path, *, timeout: float, echo: bool) -> int | N
     return code
 
 
+def _children_cpu() -> float:
+    """User and system CPU seconds of the finished child processes so far (a run's CPU time is
+    the difference across it; on a shared machine it says more than the wall time)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) -> dict:
     """Run one experiment in a subprocess; returns its record (also written to ``run.json``)."""
     exp_dir = out / name
@@ -290,9 +298,9 @@ def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) 
         shutil.rmtree(exp_dir)  # our own subdirectory of DIR: results of an older run
     exp_dir.mkdir(parents=True)
     cmd = command_for(package, name, exp_dir, quick)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     code = _stream([sys.executable, *cmd[1:]], exp_dir / "log.txt", timeout=timeout, echo=echo)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     doc = _read_json(exp_dir / "metrics.json")
     passed = code == 0 and doc is not None and doc.get("claim_held") is True
     record = {
@@ -300,6 +308,7 @@ def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) 
         "status": "passed" if passed else "failed",
         "returncode": code,
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
         "command": shlex.join(command_for(package, name, None, quick)),
         "quick": quick,
         "key": key,
@@ -365,7 +374,11 @@ def build(
             record = run_one(
                 package, name, out, quick=quick, timeout=timeout, key=key, host=host, echo=verbose
             )
-            print(f"{prefix}: {record['status']} in {record['seconds']:.1f} s", flush=True)
+            print(
+                f"{prefix}: {record['status']} in {record['seconds']:.1f} s "
+                f"(CPU {record['cpu_seconds']:.1f} s)",
+                flush=True,
+            )
             if record["status"] != "passed":
                 print(_tail(out / name / "log.txt", 1500), file=sys.stderr, flush=True)
         results.append({**record, "ran": True})

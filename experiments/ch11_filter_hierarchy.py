@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.harness import Experiment
-from experiments.style import PALETTE, panels, show_image
+from experiments.style import BASELINE, PALETTE, panels, show_image
 from jaxnn.data import load, pipeline
 from jaxnn.layers import conv2d, max_pool2d
 from jaxnn.models import build, get
@@ -129,7 +129,7 @@ def draw(exp, filters, fields, computed, probes, masks, image):
     bx.set_title("Each layer sees more")
     bx.legend(loc="upper left")
     names = ["pixels"] + [f"conv {i}" for i in layers]
-    bars = cx.bar(names, probes, color=[PALETTE[7]] + [PALETTE[2]] * len(CHANNELS))
+    bars = cx.bar(names, probes, color=[BASELINE] + [PALETTE[2]] * len(CHANNELS))
     cx.bar_label(bars, fmt="%.3f")
     cx.set_ylim(min(probes) - 0.1, 1.02)
     cx.set_ylabel(f"linear probe accuracy ({PROBE_DIM} features)")
@@ -141,7 +141,7 @@ def draw(exp, filters, fields, computed, probes, masks, image):
         edge |= mask & ~np.pad(mask, 1)[1:-1, 2:] | mask & ~np.pad(mask, 1)[1:-1, :-2]
         view[edge] = [int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
     show_image(dx, view, title="Regions of one unit per layer")
-    dx.set_xlabel("blue: conv 1, orange: conv 2, red: conv 3")
+    dx.set_xlabel("red: conv 1, orange: conv 2, blue: conv 3")
     exp.save(
         figs,
         "hierarchy.png",

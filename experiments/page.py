@@ -511,8 +511,9 @@ def _experiment(out: Path, folder: Path, package: str, record: dict, tail) -> st
     command = f"python -m {package}.{name}" + (" --quick" if record.get("quick") else "")
     meta = f"Reproduce: <code>{_esc(command)}</code> &middot; {_source_link(out, folder, name)}"
     if "seconds" in record:
+        cpu = f" (CPU {record['cpu_seconds']:.1f} s)" if "cpu_seconds" in record else ""
         meta += (
-            f"<br>Took {record['seconds']:.1f} s, {_esc(record.get('finished', ''))}, on "
+            f"<br>Took {record['seconds']:.1f} s{cpu}, {_esc(record.get('finished', ''))}, on "
             f"{_machine_line(record)}"
         )
     parts.append(f'<p class="meta">{meta}</p></article>')
@@ -608,8 +609,13 @@ def render_page(
         if quick
         else "<p>Full mode: every experiment at its full size.</p>"
     )
+    measured = [c for c in claims_lib.CLAIMS if c.covered_by]
+    holding = [c for c in measured if all(status_of.get(n) == "passed" for n in c.covered_by)]
     summary = (
-        f'<p class="summary">{counts["passed"]} of {len(results)} experiments hold their claim '
+        f'<p class="summary">The book makes {len(claims_lib.CLAIMS)} claims here: '
+        f"{len(measured)} measured, {len(holding)} of them holding on this build, "
+        f"{len(claims_lib.CLAIMS) - len(measured)} not measurable (the card says why). "
+        f"{counts['passed']} of {len(results)} experiments hold their claim "
         f"({checks} assertions); {counts['failed']} failed; "
         f"{counts['stale'] + counts['not built']} not (re)built; chapters without an "
         f"experiment: {', '.join(map(str, missing)) or 'none'}.</p>"
