@@ -3,11 +3,11 @@
 ``python -m experiments`` (or ``jaxnn book``, from a checkout) prints which module implements
 which chapter. ``python -m experiments build --out DIR`` runs every experiment of
 :data:`EXPERIMENTS`, each in its own process as ``python -m experiments.<name> --out DIR/<name>
-[--quick]``, and
-writes ``DIR/index.html``: one section per chapter (1-15), each experiment with its claim, its
-figures, the measured numbers, a pass/fail mark, the command that reproduces it, the machine it
+[--quick]``, and writes ``DIR/index.html`` (:mod:`experiments.page`): per chapter its claims
+(:mod:`experiments.claims`) and the experiments that cover them, each with its figures, sliders,
+assertions, measured numbers, a pass/fail mark, the command that reproduces it, the machine it
 ran on and the time it took. The page is one self-contained file (figures embedded as data URIs,
-inline CSS, no fonts or scripts from elsewhere), so it reads offline and can be copied alone.
+inline CSS and script, nothing from elsewhere), so it reads offline and can be copied alone.
 
 A failed or crashed experiment is never hidden: the build prints it, exits 1, and the page marks
 it failed with the tail of its output. A rebuild reuses an experiment's results when its cache
@@ -18,12 +18,11 @@ adding one chapter does not rerun the other fourteen. Only passing runs are reus
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
-import html
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import signal
@@ -34,6 +33,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from experiments import page
 from jaxnn.errors import UserError
 
 __all__ = ["BOOK", "EXPERIMENTS", "SHARED", "build_parser", "run", "main", "build", "render_page"]
@@ -63,20 +63,29 @@ BOOK = (
 #: Every experiment, in chapter order: the module ``experiments/<name>.py`` of this folder.
 EXPERIMENTS = (
     "ch01_function_approximation",
+    "ch01_one_framework_many_tasks",
     "ch02_batched_matrix_form",
     "ch03_linear_collapse",
+    "ch03_no_single_best_activation",
     "ch04_high_accuracy_high_loss",
     "ch05_training_stores_activations",
     "ch06_learning_rate_noise_saddles",
     "ch07_backprop_costs_a_few_forward_passes",
+    "ch08_adam_needs_little_tuning",
     "ch08_optimizers_train_vs_validation",
     "ch09_preprocessing",
+    "ch10_embeddings_for_categories",
     "ch10_mlp_images_vs_tables",
     "ch11_cnn_vs_mlp",
+    "ch11_filter_hierarchy",
     "ch11_translation_equivariance",
+    "ch12_gru_vs_transformer",
     "ch12_positions_break_permutation_symmetry",
     "ch13_early_stopping",
+    "ch13_regularization_curves",
     "ch14_failure_modes",
+    "ch14_remedies",
+    "ch14_shortcut_fails_in_deployment",
     "ch15_end_to_end",
 )
 #: The modules every experiment shares; a change to one reruns them all.
@@ -221,9 +230,11 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def command_for(package: str, name: str, out: Path, quick: bool) -> list[str]:
-    """The command that runs (and reproduces) one experiment."""
-    cmd = ["python", "-m", f"{package}.{name}", "--out", str(out)]
+def command_for(package: str, name: str, out: Path | None, quick: bool) -> list[str]:
+    """The command that runs one experiment into ``out``; without ``out``, the command that
+    reproduces it from the checkout's root (into ``runs/experiments/<name>``), as the page shows
+    it: no path of the building machine in it."""
+    cmd = ["python", "-m", f"{package}.{name}"] + (["--out", str(out)] if out is not None else [])
     return cmd + (["--quick"] if quick else [])
 
 
@@ -268,6 +279,13 @@ def _stream(cmd: list[str], log: Path, *, timeout: float, echo: bool) -> int | N
     return code
 
 
+def _children_cpu() -> float:
+    """User and system CPU seconds of the finished child processes so far (a run's CPU time is
+    the difference across it; on a shared machine it says more than the wall time)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) -> dict:
     """Run one experiment in a subprocess; returns its record (also written to ``run.json``)."""
     exp_dir = out / name
@@ -280,9 +298,9 @@ def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) 
         shutil.rmtree(exp_dir)  # our own subdirectory of DIR: results of an older run
     exp_dir.mkdir(parents=True)
     cmd = command_for(package, name, exp_dir, quick)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     code = _stream([sys.executable, *cmd[1:]], exp_dir / "log.txt", timeout=timeout, echo=echo)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     doc = _read_json(exp_dir / "metrics.json")
     passed = code == 0 and doc is not None and doc.get("claim_held") is True
     record = {
@@ -290,7 +308,8 @@ def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) 
         "status": "passed" if passed else "failed",
         "returncode": code,
         "seconds": round(seconds, 2),
-        "command": shlex.join(cmd),
+        "cpu_seconds": round(cpu, 2),
+        "command": shlex.join(command_for(package, name, None, quick)),
         "quick": quick,
         "key": key,
         "machine": host,
@@ -355,7 +374,11 @@ def build(
             record = run_one(
                 package, name, out, quick=quick, timeout=timeout, key=key, host=host, echo=verbose
             )
-            print(f"{prefix}: {record['status']} in {record['seconds']:.1f} s", flush=True)
+            print(
+                f"{prefix}: {record['status']} in {record['seconds']:.1f} s "
+                f"(CPU {record['cpu_seconds']:.1f} s)",
+                flush=True,
+            )
             if record["status"] != "passed":
                 print(_tail(out / name / "log.txt", 1500), file=sys.stderr, flush=True)
         results.append({**record, "ran": True})
@@ -365,8 +388,8 @@ def build(
             key = cache_key(folder, name, shared, quick)
             results.append(_previous(out / name, name, key, quick))
     results.sort(key=lambda r: (chapter_of(r["name"]), r["name"]))
-    page = render_page(out, results, quick=quick, host=host)
-    (out / "index.html").write_text(page, encoding="utf-8")
+    text = render_page(out, results, quick=quick, host=host, folder=folder, package=package)
+    (out / "index.html").write_text(text, encoding="utf-8")
     return results
 
 
@@ -389,188 +412,23 @@ def _tail(path: Path, chars: int = _LOG_TAIL) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The page
+# The page (experiments.page)
 # --------------------------------------------------------------------------------------------
 
-_CSS = """
-body{font:15px/1.5 -apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d1d1f;
- background:#f6f6f3;margin:0}
-main{max-width:1100px;margin:0 auto;padding:24px}
-header{border-bottom:2px solid #ddd;margin-bottom:16px}
-h1{margin:0 0 4px}h2{margin:32px 0 8px;border-bottom:1px solid #ddd}
-.chapter>p.where{color:#666;margin:0 0 8px;font-family:monospace;font-size:13px}
-article{background:#fff;border:1px solid #ddd;border-left:6px solid #999;border-radius:6px;
- padding:12px 16px;margin:12px 0}
-article.passed{border-left-color:#2e7d32}article.failed{border-left-color:#c62828}
-article.stale,article.notbuilt{border-left-color:#b08900}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-weight:600;
- font-size:13px;margin-right:8px}
-.badge.passed{background:#2e7d32}.badge.failed{background:#c62828}
-.badge.stale,.badge.notbuilt,.badge.missing{background:#b08900}
-.claim{font-size:16px;margin:6px 0}
-img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0;display:block}
-.metrics{columns:3 300px;column-gap:24px;font-size:13px;margin:6px 0}
-.metrics div{display:flex;justify-content:space-between;gap:12px;break-inside:avoid;
- border-bottom:1px solid #eee;padding:1px 0}
-.metrics .k{font-weight:600}.metrics .v{font-family:Menlo,Consolas,monospace;text-align:right;
- overflow-wrap:anywhere}
-pre,code{font-family:Menlo,Consolas,monospace;font-size:12.5px}
-pre{background:#f3f3f3;padding:8px;overflow-x:auto;white-space:pre-wrap}
-.meta{color:#555;font-size:13px}.quick{background:#fff3cd;border:1px solid #e0c36c;
- padding:6px 10px;border-radius:6px}
-ul.checks{margin:4px 0;padding-left:20px}li.held::marker{content:"\\2713  ";color:#2e7d32}
-li.broken::marker{content:"\\2717  ";color:#c62828}
-nav a{margin-right:8px}
-"""
 
-# Reports what the browser rendered (for the headless check): sections and images that loaded.
-_CHECK_SCRIPT = """
-window.addEventListener("load", function () {
-  var imgs = Array.prototype.slice.call(document.images);
-  var loaded = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; });
-  var b = document.body;
-  b.setAttribute("data-sections", document.querySelectorAll("section.chapter").length);
-  b.setAttribute("data-images", imgs.length);
-  b.setAttribute("data-images-loaded", loaded.length);
-  b.setAttribute("data-rendered", "yes");
-});
-"""
-
-
-def _esc(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_fmt(v) for v in value) + "]"
-    return str(value)
-
-
-def _image(path: Path) -> str:
-    """An ``<img>`` with the PNG embedded as a data URI (the page stays one file)."""
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{_esc(path.name)}" src="data:image/png;base64,{data}">'
-
-
-def _metrics_table(metrics: dict) -> str:
-    """The measured numbers as a compact grid of name/value rows, flowing in columns."""
-    rows = [
-        f'<div><span class="k">{_esc(k)}</span><span class="v">{_esc(_fmt(v))}</span></div>'
-        for k, v in metrics.items()
-        if k != "figures"
-    ]
-    return f'<div class="metrics">{"".join(rows)}</div>' if rows else ""
-
-
-def _checks_list(doc: dict) -> str:
-    items = [
-        f'<li class="{"held" if c.get("held") else "broken"}">{_esc(c.get("assertion", ""))}</li>'
-        for c in doc.get("checks", [])
-    ]
-    return f'<ul class="checks">{"".join(items)}</ul>' if items else ""
-
-
-def _machine_line(record: dict) -> str:
-    m = record.get("machine") or {}
-    parts = [
-        m.get("platform"),
-        m.get("cpu"),
-        f"{m.get('cpu_count')} cores" if m.get("cpu_count") else None,
-        f"Python {m['python']}" if m.get("python") else None,
-        f"jax {m['jax']}" if m.get("jax") else None,
-        f"backend {m['backend']}" if m.get("backend") else None,
-        m.get("devices"),
-    ]
-    return "; ".join(_esc(p) for p in parts if p)
-
-
-_STATUS_TEXT = {
-    "passed": "claim holds",
-    "failed": "FAILED",
-    "stale": "stale: the code changed since this result",
-    "not built": "not built",
-}
-
-
-def _experiment(out: Path, record: dict) -> str:
-    """One experiment's ``<article>``: claim, mark, figures, numbers, checks, how to reproduce."""
-    name, status = record["name"], record["status"]
-    exp_dir = out / name
-    doc = _read_json(exp_dir / "metrics.json") if status != "not built" else None
-    cls = status.replace(" ", "")
-    parts = [
-        f'<article class="{cls}" id="{_esc(name)}" data-status="{_esc(status)}">',
-        f'<div><span class="badge {cls}">{_esc(_STATUS_TEXT[status])}</span>'
-        f"<code>{_esc(name)}</code></div>",
-    ]
-    if doc is not None:
-        parts.append(f'<p class="claim">{_esc(doc.get("claim", ""))}</p>')
-        for fig in doc.get("metrics", {}).get("figures", []):
-            if (exp_dir / fig).is_file() and fig.endswith(".png"):
-                parts.append(_image(exp_dir / fig))
-        parts.append(_checks_list(doc))
-        parts.append(_metrics_table(doc.get("metrics", {})))
-        parts += [f'<p class="meta">note: {_esc(n)}</p>' for n in doc.get("notes", [])]
-    if status == "failed":
-        parts.append(f"<p>output (tail):</p><pre>{_esc(_tail(exp_dir / 'log.txt'))}</pre>")
-    if "command" in record:
-        parts.append(
-            f'<p class="meta">reproduce: <code>{_esc(record["command"])}</code><br>'
-            f"took {record['seconds']:.1f} s, {_esc(record.get('finished', ''))}, on "
-            f"{_machine_line(record)}</p>"
-        )
-    parts.append("</article>")
-    return "\n".join(parts)
-
-
-def _chapter(out: Path, number: int, title: str, where: str, records: list[dict]) -> str:
-    head = (
-        f'<section class="chapter" id="chapter-{number}" data-chapter="{number}">'
-        f"<h2>{number}. {_esc(title)}</h2><p class=where>{_esc(where)}</p>"
-    )
-    if not records:
-        body = '<p><span class="badge missing">missing</span>no experiment for this chapter yet</p>'
-    else:
-        body = "\n".join(_experiment(out, r) for r in records)
-    return f"{head}\n{body}\n</section>"
-
-
-def render_page(out: Path, results: list[dict], *, quick: bool, host: dict) -> str:
-    """The whole ``index.html`` as a string: header, summary, then chapters 1-15 in order."""
-    counts = {s: sum(r["status"] == s for r in results) for s in _STATUS_TEXT}
-    covered = {chapter_of(r["name"]) for r in results}
-    missing = [n for n, _, _ in BOOK if n not in covered]
-    chapters = [
-        _chapter(out, n, title, where, [r for r in results if chapter_of(r["name"]) == n])
-        for n, title, where in BOOK
-    ]
-    mode = (
-        '<p class="quick"><b>Quick mode</b>: tiny sizes that run in seconds on a CPU; the numbers '
-        "are smaller than those of a full run (<code>jaxnn book build</code> without "
-        "<code>--quick</code>).</p>"
-        if quick
-        else "<p>Full mode.</p>"
-    )
-    summary = (
-        f"<p>{counts['passed']} experiments hold their claim, {counts['failed']} failed, "
-        f"{counts['stale'] + counts['not built']} not (re)built; "
-        f"chapters without an experiment: {', '.join(map(str, missing)) or 'none'}.</p>"
-    )
-    nav = " ".join(f'<a href="#chapter-{n}">{n}</a>' for n, _, _ in BOOK)
-    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>Neural Networks Explained, executed</title><style>{_CSS}</style></head>\n"
-        "<body><main><header><h1>Neural Networks Explained, executed</h1>"
-        "<p>Each chapter's claims, measured with jaxnn, drawn and asserted. "
-        f"Built {built} on {_machine_line({'machine': host})}.</p>{mode}{summary}"
-        f"<nav>chapters: {nav}</nav></header>\n"
-        + "\n".join(chapters)
-        + f"\n</main><script>{_CHECK_SCRIPT}</script></body></html>\n"
+def render_page(out: Path, results: list[dict], *, quick: bool, host: dict, **where) -> str:
+    """The whole ``index.html`` (see :mod:`experiments.page`); ``where`` may name the
+    ``folder`` and ``package`` of the experiments (their source links and commands)."""
+    return page.render_page(
+        out,
+        results,
+        quick=quick,
+        host=host,
+        book=BOOK,
+        folder=where.get("folder", FOLDER),
+        package=where.get("package", PACKAGE),
+        chapter_of=chapter_of,
+        tail=_tail,
     )
 
 

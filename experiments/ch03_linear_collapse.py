@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.harness import Experiment, plt
+from experiments.harness import Experiment
+from experiments.style import panels
 from jaxnn.data import load, pipeline
 from jaxnn.models import build, mlp, param_count
 from jaxnn.train import FitConfig, fit
@@ -90,13 +91,13 @@ def main(argv=None) -> None:
     lo, hi = float(raw_train.min()) - 0.1, float(raw_train.max()) + 0.1
     gx, gy = np.meshgrid(np.linspace(lo, hi, 200), np.linspace(lo, hi, 200))
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)  # (G, 2)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
+    figs, axes = panels(3, size=(3.6, 3.6))
     points = standardizer.apply(grid)
     for ax, (label, (model, result)) in zip(axes, runs.items(), strict=True):
         logits, _ = model.apply(result.best_params, points, state=result.best_model_state)
         pred = np.asarray(jnp.argmax(logits, axis=-1)).reshape(gx.shape)
-        ax.contourf(gx, gy, pred, levels=[-0.5, 0.5, 1.5], cmap="coolwarm", alpha=0.35)
-        ax.scatter(
+        regions = ax.contourf(gx, gy, pred, levels=[-0.5, 0.5, 1.5], cmap="coolwarm", alpha=0.35)
+        dots = ax.scatter(
             raw_train[:, 0],
             raw_train[:, 1],
             c=splits.train.y,
@@ -104,11 +105,29 @@ def main(argv=None) -> None:
             s=6,
             edgecolors="none",
         )
-        ax.set_title(f"{label}: test acc {acc[label]:.2f}")
+        regions.set_rasterized(True)
+        dots.set_rasterized(True)
+        ax.set_title(f"{label}\ntest accuracy {acc[label]:.2f}")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
-    exp.save(fig, "decision_regions.png")
+        ax.set_xlabel("x1")
+        ax.set_ylabel("x2")
+    exp.save(
+        figs,
+        "decision_regions.png",
+        caption="Only the ReLU network's regions (shaded, predicted class) follow the two arms: "
+        "both linear models, shallow and deep, cut the plane with one straight line.",
+        alt=[
+            f"Decision regions of a {name} model on the two spiral arms: {desc}; test accuracy "
+            f"{acc[name]:.2f}."
+            for name, desc in zip(
+                runs,
+                ("a straight boundary", "a straight boundary", "a boundary that follows the arms"),
+                strict=True,
+            )
+        ],
+    )
 
     exp.check(err < 1e-5, f"identity 4-layer MLP equals its composed affine map (max {err:.2e})")
     exp.check(

@@ -7,15 +7,19 @@ adaptive methods often help.
 
 Measured here:
 
-1. **Learning-rate sweep.** An MLP ``64-64-10`` on the 8x8 ``digits`` images, trained by ``fit``
+1. **The descent direction.** At the initial parameters of the digits MLP below, a step of size
+   ``eta`` against the gradient ``g`` lowers the loss and the same step along it raises it, for
+   every ``eta`` from 1e-4 to 0.1; for the smallest step the drop equals ``eta ||g||^2``, the
+   first-order prediction, within 10%.
+2. **Learning-rate sweep.** An MLP ``64-64-10`` on the 8x8 ``digits`` images, trained by ``fit``
    with plain SGD for the same number of epochs at learning rates from 1e-4 to 30. The smallest
    rate crawls (its final training loss is still >= 80% of ``ln 10``, the loss of a uniform guess,
    and >= 5x the best rate's); the largest diverges (``fit``'s divergence guard stops it); the
    best rate lies strictly between.
-2. **Mini-batch noise.** At the initial parameters, the relative error of a mini-batch gradient
+3. **Mini-batch noise.** At the initial parameters, the relative error of a mini-batch gradient
    against the full-batch gradient, ``||g_B - g|| / ||g||`` averaged over random batches, falls as
    ``1 / sqrt(B)``: the log-log slope over ``B = 1 ... 256`` lies in ``[-0.65, -0.35]``.
-3. **A saddle.** On ``f(x, y) = x^2 / 2 + (y^2 - 1)^2 / 4`` (a saddle at the origin, minima at
+4. **A saddle.** On ``f(x, y) = x^2 / 2 + (y^2 - 1)^2 / 4`` (a saddle at the origin, minima at
    ``(0, +-1)``), started at ``(1, 0)`` exactly on the saddle's ridge, gradient descent and momentum
    converge to the saddle (``f`` stays at 0.25) while gradient descent with Gaussian gradient noise
    (``sigma = 0.05``, standing for mini-batch noise) reaches a minimum (``f < 0.01``). Started at
@@ -25,8 +29,9 @@ Measured here:
 ``--quick`` trains 8 epochs per learning rate instead of 30 and averages 20 mini-batches per size
 instead of 200 (the same assertions).
 
-Figure: training and validation loss per epoch for each learning rate, gradient noise against the
-batch size, and the saddle's trajectories.
+Figure: training and validation loss per epoch for each learning rate (a diverged run is a cross
+where it stopped), gradient noise against the batch size, the saddle's trajectories, the loss
+change along and against the gradient. Slider: one learning rate's curves at a time.
 
 Run: ``python -m experiments.ch06_learning_rate_noise_saddles [--quick] [--out DIR]``.
 """
@@ -34,25 +39,37 @@ Run: ``python -m experiments.ch06_learning_rate_noise_saddles [--quick] [--out D
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from matplotlib.ticker import NullFormatter
 
-from experiments.harness import Experiment, plt
-from experiments.style import BASELINE, PALETTE, baseline_line
+from experiments.harness import Experiment
+from experiments.style import (
+    BASELINE,
+    PALETTE,
+    THRESHOLD,
+    baseline_line,
+    panels,
+    split_legend,
+    threshold_line,
+)
 from jaxnn import losses, optim
 from jaxnn.data import load, pipeline
 from jaxnn.models import build
 from jaxnn.train import FitConfig, fit
 
 CLAIM = (
-    "Chapter 6: too small a learning rate crawls and too large diverges; mini-batch gradients are "
-    "noisy estimates of the full gradient (noise ~ 1/sqrt(batch)); gradient descent stalls at a "
-    "saddle that noise, momentum and adaptive steps escape."
+    "Chapter 6: a small step against the gradient lowers the loss; too small a learning rate "
+    "crawls and too large diverges; mini-batch gradients are noisy estimates of the full "
+    "gradient (noise ~ 1/sqrt(batch)); gradient descent stalls at a saddle that noise, momentum "
+    "and adaptive steps escape."
 )
 LRS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 30.0)
+ETAS = (1e-4, 1e-3, 1e-2, 1e-1)
 BATCHES = (1, 4, 16, 64, 256)
 
 
@@ -143,32 +160,68 @@ def _f(path):
     return 0.5 * path[:, 0] ** 2 + 0.25 * (path[:, 1] ** 2 - 1.0) ** 2
 
 
-def _draw_sweep(ax, runs):
+def descent_direction(splits, etas, seed: int = 0) -> dict:
+    """Loss change of the digits MLP at initialization after a step of size ``eta`` against the
+    gradient and along it, and the first-order prediction ``eta ||g||^2``."""
+    model = build("mlp", splits.info, hidden=(64,))
+    params, state = model.init(jax.random.PRNGKey(seed))
+    x, y = jnp.asarray(splits.train.x), jnp.asarray(splits.train.y)
+
+    def loss(p):
+        return losses.cross_entropy(model.apply(p, x, state=state)[0], y)
+
+    base, g = jax.value_and_grad(loss)(params)
+    g2 = float(sum(jnp.sum(v**2) for v in jax.tree.leaves(g)))
+    rows = {"eta": list(etas), "down": [], "up": [], "predicted": []}
+    for eta in etas:
+        for key, sign in (("down", -1.0), ("up", 1.0)):
+            moved = jax.tree.map(lambda p, d, s=sign, e=eta: p + s * e * d, params, g)
+            rows[key].append(float(loss(moved) - base))
+        rows["predicted"].append(eta * g2)
+    rows["grad_norm_sq"] = g2
+    return rows
+
+
+def _diverged_step(result) -> int:
+    """The step that the divergence guard named (``fit``'s message says which)."""
+    return int(re.search(r"diverged at step (\d+)", result.summary["message"]).group(1))
+
+
+def _draw_sweep(ax, runs, splits, highlight=None):
     for (lr, result), color in zip(runs.items(), PALETTE, strict=False):
-        ep = [h["epoch"] for h in result.history]
-        label = f"lr {lr:g}"
+        faded = highlight is not None and lr != highlight
+        style = {"color": "#cccccc" if faded else color, "lw": 1.0 if faded else 1.8}
+        label = None if faded else f"lr {lr:g}"
         if result.summary["stopped_reason"] == "diverged":
-            label += f" (diverged, step {result.summary['steps']})"
-        ax.plot(ep, [h["train_loss"] for h in result.history], color=color, label=label)
-        ax.plot(ep, [h["val_loss"] for h in result.history], color=color, ls="--", lw=1)
+            step = _diverged_step(result)
+            at = step / max(1, len(splits.train) // 32)
+            label = None if faded else f"lr {lr:g}: diverged (step {step})"
+            ax.plot([at], [10 * math.log(10)], marker="X", ms=9, ls="none", color=style["color"],
+                    label=label)  # fmt: skip
+            continue
+        ep = [h["epoch"] for h in result.history]
+        ax.plot(ep, [h["train_loss"] for h in result.history], label=label, **style)
+        ax.plot(ep, [h["val_loss"] for h in result.history], ls="--", **style)
     baseline_line(ax, math.log(10), "uniform guess ln 10")
     ax.set_yscale("log")
+    ax.set_ylim(1e-3, 40)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy (nats); train solid, val dashed")
-    ax.set_title("Learning-rate sweep (SGD, digits)")
-    ax.legend(fontsize=8, ncols=2)
+    ax.set_ylabel("cross-entropy (nats)")
 
 
 def _draw_noise(bx, noise):
     bx.plot(BATCHES, noise, marker="o", label="measured")
-    ref = noise[0] / np.sqrt(np.array(BATCHES))
-    bx.plot(BATCHES, ref, color=BASELINE, ls=":", label="1 / sqrt(B)")
+    b = np.array(BATCHES, float)
+    for slope, label in ((-0.35, "asserted slope band"), (-0.65, None)):
+        bx.plot(b, noise[0] * b**slope, color=THRESHOLD, ls="-.", lw=1.2, label=label)
+    bx.plot(b, noise[0] / np.sqrt(b), color=BASELINE, ls=":", label="1 / sqrt(B)")
     bx.set_xscale("log", base=2)
     bx.set_yscale("log")
+    bx.yaxis.set_minor_formatter(NullFormatter())
     bx.set_xlabel("mini-batch size B (examples)")
-    bx.set_ylabel("||g_B - g|| / ||g||  (mean over batches)")
-    bx.set_title("Mini-batch gradient noise at initialization")
-    bx.legend()
+    bx.set_ylabel("relative error of g_B vs g")
+    bx.set_title("Mini-batch gradient noise")
+    bx.legend(loc="lower left")
 
 
 def _draw_saddle(cx, dx, saddle):
@@ -187,26 +240,84 @@ def _draw_saddle(cx, dx, saddle):
     cx.plot([0], [0], marker="x", color="black", ls="none", label="saddle (f=0.25)")
     cx.set_xlabel("x")
     cx.set_ylabel("y")
-    cx.set_title("f = x²/2 + (y²-1)²/4 from (1, 0), on the ridge")
-    cx.legend(fontsize=8, loc="lower right")
+    cx.set_title("From (1, 0), on the ridge")
+    cx.legend(loc="lower left")
     for (name, path), color in zip(saddle["near_ridge"].items(), PALETTE, strict=False):
-        dx.plot(np.arange(len(path)), _f(path), color=color, label=f"{name} from (1, 1e-6)")
+        dx.plot(np.arange(len(path)), _f(path), color=color, label=name)
         dx.axvline(escape_step(path), color=color, ls=":", lw=1)
     baseline_line(dx, 0.25, "saddle value f=0.25")
     dx.set_xscale("symlog", linthresh=10)
     dx.set_xlim(left=0)
-    dx.set_xlabel("step (dotted: |y| > 0.5, left the saddle)")
+    dx.set_xlabel("step (dotted: left the saddle)")
     dx.set_ylabel("f(x, y)")
-    dx.set_title("Time spent near the saddle (lr 0.01)")
-    dx.legend(fontsize=8)
+    dx.set_title("From (1, 1e-6): time near the saddle")
+    dx.legend(loc="lower left")
 
 
-def draw(exp, runs, noise, saddle):
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    _draw_sweep(axes[0, 0], runs)
-    _draw_noise(axes[0, 1], noise)
-    _draw_saddle(axes[1, 0], axes[1, 1], saddle)
-    exp.save(fig, "learning_rate_noise_saddle.png")
+def _draw_direction(ex, direction):
+    eta = np.array(direction["eta"])
+    ex.plot(eta, -np.array(direction["down"]), marker="o", label="loss drop, step against g")
+    ex.plot(eta, direction["up"], marker="s", label="loss rise, step along g")
+    ex.plot(eta, direction["predicted"], color=BASELINE, ls=":", label="eta ||g||^2")
+    ex.set_xscale("log")
+    ex.set_yscale("log")
+    ex.set_xlabel("step size eta")
+    ex.set_ylabel("|change of the loss| (nats)")
+    ex.set_title("Why subtract the gradient")
+    ex.legend(loc="upper left")
+
+
+def draw(exp, runs, splits, noise, saddle, direction):
+    figs, (ax, bx, cx, dx, ex) = panels(5)
+    figs[0].set_size_inches(4.2, 6.2)
+    _draw_sweep(ax, runs, splits)
+    threshold_line(ax, 0.8 * math.log(10), f"asserted: lr {LRS[0]:g} >= 0.8 ln 10")
+    ax.set_title("Learning-rate sweep (SGD, digits)")
+    split_legend(ax, below=True)
+    _draw_noise(bx, noise)
+    _draw_saddle(cx, dx, saddle)
+    _draw_direction(ex, direction)
+    exp.save(
+        figs,
+        "learning_rate_noise_saddle.png",
+        caption="The smallest rate barely moves, the largest blows up, a middle one wins; batch "
+        "noise falls as 1/sqrt(B); on the saddle's ridge only noise escapes, and next to it "
+        "momentum and Adam leave soonest; a small step against the gradient lowers the loss by "
+        "about eta ||g||^2.",
+        alt=[
+            "Training (solid) and validation (dashed) loss per epoch for six learning rates: "
+            "1e-4 stays near ln 10, 30 diverges at once (a cross), the middle rates fall.",
+            "Relative mini-batch gradient error against batch size on log axes, a straight line "
+            "of slope about -1/2 inside the asserted band.",
+            "Trajectories on the saddle surface from (1, 0): gradient descent and momentum end "
+            "at the saddle, the noisy run reaches a minimum.",
+            "The function value against steps from just off the ridge: momentum and Adam drop "
+            "from the saddle value far sooner than gradient descent.",
+            "Loss drop for steps against the gradient and loss rise for steps along it, both "
+            "following eta times the squared gradient norm for small steps.",
+        ],
+    )
+    frames, axes = panels(len(LRS), size=(4.2, 4.2))
+    for lr, fx in zip(LRS, axes, strict=True):
+        _draw_sweep(fx, runs, splits, highlight=lr)
+        result = runs[lr]
+        tail = (
+            "diverged"
+            if result.summary["stopped_reason"] == "diverged"
+            else f"train loss {result.history[-1]['train_loss']:.3g}"
+        )
+        fx.set_title(f"lr {lr:g}: {tail}")
+        split_legend(fx, below=True)
+    exp.slider(
+        "learning_rate",
+        "learning rate",
+        list(LRS),
+        frames,
+        caption="One learning rate at a time, the others in gray: crawling at 1e-4, fastest "
+        "near 0.1 to 1, diverging at 30.",
+        alt=[f"Loss per epoch at learning rate {lr:g}, the other rates faded." for lr in LRS],
+        initial=LRS.index(1e-2),
+    )
 
 
 def main(argv=None) -> None:
@@ -237,7 +348,15 @@ def main(argv=None) -> None:
         saddle_final_f_from_ridge=ridge_f,
         saddle_escape_steps=escape,
     )
-    draw(exp, runs, noise, saddle)
+    direction = descent_direction(splits, ETAS)
+    first_order = [d / p for d, p in zip(direction["down"], direction["predicted"], strict=True)]
+    exp.record(
+        step_sizes=list(ETAS),
+        loss_change_against_gradient=direction["down"],
+        loss_change_along_gradient=direction["up"],
+        first_order_ratio_smallest_step=-first_order[0],
+    )
+    draw(exp, runs, splits, noise, saddle, direction)
 
     small, large = LRS[0], LRS[-1]
     exp.check(
@@ -259,6 +378,16 @@ def main(argv=None) -> None:
         3 * escape["momentum 0.9"] <= gd and 3 * escape["adam"] <= gd,
         f"near the ridge, momentum ({escape['momentum 0.9']} steps) and Adam "
         f"({escape['adam']}) leave the saddle >= 3x sooner than GD ({gd})",
+    )
+    exp.check(
+        all(d < 0 < u for d, u in zip(direction["down"], direction["up"], strict=True)),
+        "a step against the gradient lowers the loss and a step along it raises it, at every "
+        f"step size {', '.join(f'{e:g}' for e in ETAS)}",
+    )
+    exp.check(
+        0.9 <= -first_order[0] <= 1.1,
+        f"for the smallest step the drop is eta ||g||^2 to first order (ratio {-first_order[0]:.3f}"
+        ", within 10%)",
     )
     exp.finish()
 

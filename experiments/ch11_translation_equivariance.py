@@ -21,8 +21,9 @@ convolution of 16 filters followed by ReLU, ``f(x) = relu(conv2d(x))``:
 ``--quick`` uses 200 images and shifts up to 4 pixels (full: 2000 images, shifts up to 8); the
 assertions are the same.
 
-Figure: one feature map, the equivariance error map (zero inside, non-zero in the border band),
-and the relative change against the shift for each pooling window.
+Figure: a digit, one feature map, the equivariance error map (zero inside, non-zero in the border
+band), and the relative change against the shift for each pooling window. Slider: the digit
+shifted by each amount, its feature map and its 4x4-pooled map.
 
 Run: ``python -m experiments.ch11_translation_equivariance [--quick] [--out DIR]``.
 """
@@ -32,8 +33,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.patches import Rectangle
 
-from experiments.harness import Experiment, plt
+from experiments.harness import Experiment
+from experiments.style import panels, show_image
 from jaxnn.data import load, pipeline
 from jaxnn.layers import conv2d, init_conv2d, max_pool2d
 
@@ -77,39 +80,80 @@ def pooled_change(f, x, shifts):
     return change
 
 
-def draw(exp, feature_map, error_map, margin, shifts, change) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.3))
-    axes[0].imshow(feature_map, cmap="viridis")
-    axes[0].set_title("one feature map relu(conv(x)) of a digit")
-    im = axes[1].imshow(error_map, cmap="magma")
+def draw(exp, image, feature_map, error_map, margin, shifts, change) -> None:
+    figs, (ax, bx, cx, dx) = panels(4, size=(4.2, 3.6))
+    show_image(ax, image, title="a digit (standardized)", cmap="gray")
+    show_image(bx, feature_map, title="one feature map relu(conv x)", cmap="viridis")
+    im = show_image(cx, error_map, title=f"error of shifting by {SHIFT} px", cmap="magma",
+                    ticks=True)  # fmt: skip
     h, w = error_map.shape
-    axes[1].add_patch(
-        plt.Rectangle(
+    cx.add_patch(
+        Rectangle(
             (margin - 0.5, margin - 0.5),
             w - 2 * margin,
             h - 2 * margin,
             fill=False,
             edgecolor="cyan",
             linestyle="--",
-            label="asserted region (error 0)",
+            label="asserted region (error < 1e-6)",
         )
     )
-    axes[1].set_title(f"mean |f(shift x) - shift f(x)|, shift {SHIFT} px")
-    axes[1].legend(loc="center", fontsize=8)
-    fig.colorbar(im, ax=axes[1], fraction=0.046)
-    for ax in axes[:2]:
-        ax.set_xlabel("x (pixels)")
-        ax.set_ylabel("y (pixels)")
+    cx.set_xlabel("x (pixels)")
+    cx.set_ylabel("y (pixels)")
+    cx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    figs[2].colorbar(im, ax=cx, fraction=0.046, label="mean |f(shift x) - shift f(x)|")
     for window in WINDOWS:
         label = "no pooling" if window == 1 else f"max pool {window}x{window}"
-        axes[2].plot(shifts, change[window], marker="o", label=label)
-    axes[2].set_xticks(shifts)
-    axes[2].set_xlabel("horizontal shift of the image (pixels)")
-    axes[2].set_ylabel("relative change of the representation")
-    axes[2].set_title("pooling: robustness to small shifts")
-    axes[2].grid(alpha=0.3)
-    axes[2].legend()
-    exp.save(fig, "equivariance_and_pooling.png")
+        dx.plot(shifts, change[window], marker="o", label=label)
+    dx.set_xticks(shifts)
+    dx.set_xlabel("horizontal shift (pixels)")
+    dx.set_ylabel("relative change of the features")
+    dx.set_title("Pooling: robust to small shifts")
+    dx.legend(loc="lower right")
+    exp.save(
+        figs,
+        "equivariance_and_pooling.png",
+        caption="Shift then convolve equals convolve then shift: the error map is zero inside "
+        "the dashed box and non-zero only in the border band where padding enters; larger "
+        "pooling windows change less when the image moves by a pixel or two.",
+        alt=[
+            "A standardized handwritten digit.",
+            "One feature map of the digit: a random 5x5 filter followed by ReLU.",
+            "Heat map of the equivariance error: black (zero) inside a dashed box, bright only "
+            "along the borders.",
+            "Relative change of the representation against the horizontal shift, for no pooling "
+            "and max pooling of 2, 4 and 7: wider windows change less at small shifts.",
+        ],
+    )
+
+
+def draw_shift_slider(exp, f, x, shifts, change) -> None:
+    """One frame per shift: the shifted digit, its feature map and that map max-pooled 4x4."""
+    frames, axes = panels(len(shifts), size=(4.2, 2.6))
+    for s, ax in zip(shifts, axes, strict=True):
+        moved = translate(x[:1], 0, s)
+        fmap = np.asarray(f(moved))[0, :, :, 0]
+        pooled = np.asarray(max_pool2d(f(moved), 4))[0, :, :, 0]
+        pooled = np.kron(pooled, np.ones((4, 4)))  # back to 28x28 for the picture
+        img = np.asarray(moved)[0, :, :, 0]
+        gap = np.full((28, 2), np.nan)
+        scale = lambda a: (a - np.nanmin(a)) / (np.nanmax(a) - np.nanmin(a) + 1e-9)  # noqa: E731
+        show_image(ax, np.concatenate([scale(img), gap, scale(fmap), gap, scale(pooled)], 1),
+                   cmap="viridis")  # fmt: skip
+        ax.set_xticks([14, 44, 74], ["input", "feature map", "max pool 4x4"])
+        ax.set_title(f"shift {s} px: change {change[1][s]:.0%} raw, {change[4][s]:.0%} pooled")
+    exp.slider(
+        "shift",
+        "shift (pixels)",
+        list(shifts),
+        frames,
+        caption="Move the digit: its feature map moves with it, pixel for pixel, while the "
+        "4x4-pooled map holds still for a shift of a pixel or two.",
+        alt=[
+            f"The digit shifted {s} pixels right, its feature map and the map max-pooled 4x4."
+            for s in shifts
+        ],
+    )
 
 
 def main(argv=None) -> None:
@@ -136,7 +180,9 @@ def main(argv=None) -> None:
         border_max_error=float(error.max()),
         **{f"change_1px_pool{w}": change[w][1] for w in WINDOWS},
     )
-    draw(exp, np.asarray(f(x[:1]))[0, :, :, 0], error.mean(0), margin, shifts, change)
+    draw(exp, np.asarray(x[0, :, :, 0]), np.asarray(f(x[:1]))[0, :, :, 0], error.mean(0), margin,
+         shifts, change)  # fmt: skip
+    draw_shift_slider(exp, f, x, shifts, change)
 
     exp.check(
         interior.max() < 1e-6,

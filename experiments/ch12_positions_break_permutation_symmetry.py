@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.harness import Experiment, plt
+from experiments.harness import Experiment
+from experiments.style import legend_below, panels, threshold_line, train_val
 from jaxnn.data import load
 from jaxnn.layers import init_transformer_block, sinusoidal_positions, transformer_block
 from jaxnn.models import build, get, param_count
@@ -100,7 +101,6 @@ def main(argv=None) -> None:
         checkpoint=False,
     )
     result = fit(build("transformer", cfg), splits, fit_cfg, verbose=False)
-    val_losses = [h["val_loss"] for h in result.history]
     exp.record(
         unigram_entropy_nats=baseline,
         lm_best_val_loss=result.summary["best_val_loss"],
@@ -110,22 +110,38 @@ def main(argv=None) -> None:
         lm_train_windows=len(splits.train),
     )
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    figs, (ax1, ax2) = panels(2)
     positions = np.arange(len(perm))
     ax1.bar(positions - 0.2, change["no_positions"], width=0.4, label="no positions")
     ax1.bar(positions + 0.2, change["sinusoidal"], width=0.4, label="sinusoidal positions")
+    threshold_line(ax1, 1e-5, "asserted: no positions < 1e-5")
+    threshold_line(ax1, 1e-3, "asserted: positions > 1e-3")
     ax1.set_yscale("log")
     ax1.set_xlabel("position t")
     ax1.set_ylabel("max |f(Px) unpermuted - f(x)|")
-    ax1.set_title("Transformer block under a token permutation")
-    ax1.legend(loc="center right")
-    ax2.plot(range(1, len(val_losses) + 1), val_losses, marker="o", label="Transformer LM (val)")
-    ax2.axhline(baseline, color="gray", linestyle="--", label=f"unigram entropy {baseline:.3f}")
+    ax1.set_title("A block under a token permutation")
+    legend_below(ax1)
+    history = result.history
+    train_val(ax2, [h["epoch"] for h in history], [h["train_loss"] for h in history],
+              [h["val_loss"] for h in history], marker="o")  # fmt: skip
+    threshold_line(ax2, baseline, f"asserted: val < unigram entropy {baseline:.2f}")
     ax2.set_xlabel("epoch")
-    ax2.set_ylabel("loss (nats / char)")
-    ax2.set_title("pydoc_text character LM")
-    ax2.legend()
-    exp.save(fig, "permutation_and_lm.png")
+    ax2.set_ylabel("loss (nats / character)")
+    ax2.set_title("Character LM on pydoc_text")
+    legend_below(ax2)
+    exp.save(
+        figs,
+        "permutation_and_lm.png",
+        caption="Without positions, permuting the tokens only permutes the outputs (change at "
+        "float rounding); with sinusoidal positions every moved token's output changes; the "
+        "causal LM beats the letter frequencies.",
+        alt=[
+            "Bars per position on a log axis: without positions the change is about 1e-7, with "
+            "sinusoidal positions about 1 at every moved position.",
+            "Training and validation loss of the character LM per epoch, ending below the "
+            "unigram entropy line.",
+        ],
+    )
 
     exp.check(
         change["no_positions"].max() < 1e-5,

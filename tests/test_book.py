@@ -1,8 +1,11 @@
 """``jaxnn book``: the chapter map, and ``book build``, the executed book as one offline page.
 
-The build tests run a small experiments package written here (one passing claim, one broken
-claim, one crash), so they take seconds; the browser test renders a page of real quick
-experiments in headless Chromium and skips when no Chromium is installed.
+The build tests run a small experiments package written here (one passing claim with a figure
+and a slider, one broken claim, one crash), so they take seconds. The browser tests render the
+page in headless Chromium at a desktop and a phone width, let the page check itself
+(``#selftest``: every image loaded, alt texts and captions, no external resource, no figure text
+under 10 CSS pixels as drawn, the table of contents, the sliders, the pager) and skip when no
+Chromium is installed.
 """
 
 from __future__ import annotations
@@ -17,16 +20,29 @@ import time
 
 import pytest
 
-from experiments import book
+from experiments import book, claims, page
 
 PASSES = """
 from experiments.harness import Experiment, plt
 
 exp = Experiment("ch03_passes", "Chapter 3: one equals one")
-fig, ax = plt.subplots(figsize=(3, 2))
-ax.plot([0, 1], [0, 1])
-exp.save(fig, "line.png")
-exp.record(one=1.0)
+figs = []
+for slope in (1, 2):
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    ax.plot([0, 1], [0, slope], label=f"slope {slope}")
+    ax.set_xlabel("x")
+    ax.legend()
+    figs.append(fig)
+exp.save(figs, "lines.png", caption="Two straight lines: the second climbs twice as fast.",
+         alt=["A straight line of slope one from 0 to 1.", "A straight line of slope two."])
+frames = []
+for slope in (1, 2, 3):
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    ax.plot([0, 1], [0, slope])
+    frames.append(fig)
+exp.slider("slope", "slope", [1, 2, 3], frames, caption="The line's slope, set by the knob.",
+           alt=[f"A straight line of slope {s}, drawn alone." for s in (1, 2, 3)])
+exp.record(one=1.0, val_accuracy=0.5, scratch_bytes=2_500_000)
 exp.check(1.0 == 1.0, "one equals one")
 exp.finish()
 """
@@ -107,8 +123,10 @@ def test_a_broken_claim_and_a_crash_exit_nonzero_and_are_marked_failed(package, 
     assert "the experiment crashed before any check" in page  # the crash's output is shown
     assert page.count('<section class="chapter"') == 15
     assert page.count('class="badge missing"') == 12  # every chapter but 3, 9 and 10
-    assert 'src="data:image/png;base64,' in page
+    assert 'src="data:image/svg+xml;base64,' in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere
+    assert str(tmp_path) not in re.sub(r"<pre>.*?</pre>", "", page, flags=re.S)  # no local path
+    assert "<code>python -m book_" in page and "ch03_passes --quick</code>" in page
 
 
 def test_a_rebuild_reuses_unchanged_passing_experiments_and_reruns_edited_ones(
@@ -192,35 +210,76 @@ def _chromium() -> str | None:
     return None
 
 
-def _render(page) -> tuple[dict, str]:
-    """Load ``page`` in headless Chromium; the page's own script reports what rendered."""
-    dom = subprocess.run(
-        [
-            _chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+DESKTOP, PHONE = (1280, 900), (390, 844)
+
+
+FRAME = """<!DOCTYPE html><html><body style="margin:0">
+<iframe id="page" src="{src}" width="{w}" height="{h}" style="border:0"></iframe>
+<script>
+function copy() {{
+  var doc = document.getElementById("page").contentDocument;
+  if (!doc || !doc.body || doc.body.getAttribute("data-rendered") !== "yes") {{
+    setTimeout(copy, 50);
+    return;
+  }}
+  Array.prototype.forEach.call(doc.body.attributes, function (a) {{
+    document.body.setAttribute(a.name, a.value);
+  }});
+  document.body.setAttribute("data-frame-dom", "yes");
+  document.getElementById("dom").textContent = doc.documentElement.outerHTML.length;
+}}
+copy();
+</script><pre id="dom"></pre></body></html>
+"""
+
+
+def _render(page, size, profile) -> tuple[dict, str]:
+    """Load ``page#selftest`` in headless Chromium, in a frame of ``size`` CSS pixels (a
+    headless window is at least 500 pixels wide; a frame can be a phone's width); the page
+    reports what it found as ``data-*`` attributes of its body, which the frame's parent copies
+    to its own body."""
+    wrapper = profile.parent / f"frame-{size[0]}.html"
+    wrapper.write_text(FRAME.format(src=page.as_uri() + "#selftest", w=size[0], h=size[1]))
+    args = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--allow-file-access-from-files",  # the parent reads its frame's document
+        f"--user-data-dir={profile}",
+        f"--window-size={size[0] + 40},{size[1] + 200}",
+        "--virtual-time-budget=20000",
+        "--dump-dom",
+        wrapper.as_uri(),
+    ]
+    dom = subprocess.run(args, capture_output=True, text=True, timeout=180).stdout
     body = re.search(r"<body([^>]*)>", dom)
     assert body, dom[-2000:]
-    return dict(re.findall(r'data-([\w-]+)="([^"]*)"', body.group(1))), dom
+    return dict(re.findall(r'data-([\w-]+)="([^"]*)"', body.group(1))), page.read_text()
 
 
-def _assert_every_chapter_and_figure_rendered(page) -> None:
-    attrs, dom = _render(page)
-    assert attrs["rendered"] == "yes"
+def _assert_the_page_reads_well(page, size, profile, *, sliders: int) -> None:
+    attrs, dom = _render(page, size, profile)
+    assert attrs.get("rendered") == "yes", attrs
+    assert int(attrs["viewport"]) == size[0]
     assert attrs["sections"] == "15"
-    assert int(attrs["images"]) >= 1
-    assert attrs["images-loaded"] == attrs["images"]
     for chapter in range(1, 16):
         assert f'id="chapter-{chapter}"' in dom
+    assert int(attrs["images"]) >= 1 and attrs["images-loaded"] == attrs["images"]
+    assert attrs["alt-bad"] == "0" and attrs["captions-missing"] == "0"
+    assert attrs["external"] == "0"
+    assert float(attrs["min-text-px"]) >= 10.0, attrs["min-text-where"]
+    assert int(attrs["sliders"]) == sliders and attrs["sliders-ok"] == attrs["sliders"]
+    assert attrs["toc-visible"] == "1" and attrs["toc-links"] == "15"
+    assert attrs["toc-marks"] == "15" and attrs["toc-broken"] == "0"
+    assert attrs["toc-sticky"] == "yes"
+    assert attrs["pager-links"] == "28" and attrs["pager-broken"] == "0"
+    assert int(attrs["overflow-x"]) <= 0  # nothing wider than the screen
 
 
 needs_chromium = pytest.mark.skipif(
@@ -229,24 +288,26 @@ needs_chromium = pytest.mark.skipif(
 
 
 @needs_chromium
-def test_the_page_renders_in_chromium_with_every_chapter_and_every_figure(package, tmp_path):
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_the_page_reads_well_in_chromium_at_desktop_and_phone_widths(package, tmp_path, size):
     out = tmp_path / "site"
     _build(out, package=package)
-    _assert_every_chapter_and_figure_rendered(out / "index.html")
+    _assert_the_page_reads_well(out / "index.html", size, tmp_path / "profile", sliders=1)
 
 
 @needs_chromium
 @pytest.mark.slow
-def test_the_page_of_real_quick_experiments_renders_in_chromium(tmp_path):
+def test_the_page_of_real_quick_experiments_reads_well_in_chromium(tmp_path):
     out = tmp_path / "site"
-    assert _build(out, "--only", "ch03,ch11_translation") == 0
-    _assert_every_chapter_and_figure_rendered(out / "index.html")
+    assert _build(out, "--only", "ch04,ch11_translation") == 0
+    for size in (DESKTOP, PHONE):
+        _assert_the_page_reads_well(out / "index.html", size, tmp_path / "profile", sliders=2)
 
 
 def test_python_dash_m_experiments_build_runs_in_a_subprocess(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "experiments", "build", "--out", str(tmp_path / "s")]
-        + ["--quick", "--only", "ch03"],
+        + ["--quick", "--only", "ch03_linear"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -254,3 +315,34 @@ def test_python_dash_m_experiments_build_runs_in_a_subprocess(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "[1/1] ch03_linear_collapse: passed" in done.stdout
+
+
+def test_measured_numbers_read_in_readable_units():
+    assert page.format_value("scratch_bytes_training", 2_500_000) == "2.5 MB"
+    assert page.format_value("val_accuracy", 0.8871) == "88.7%"
+    assert page.format_value("seconds_inference", 0.0123) == "12.3 ms"
+    assert page.format_value("best_learning_rate", 0.01) == "0.01"  # a rate, not a share
+    assert page.format_value("widths", [1, 4, 1024]) == "1, 4, 1,024"
+    assert page.format_value("final_val_accuracy", {"SGD": 0.5}) == "SGD: 50.0%"
+    assert page.metric_label("val_mse_by_width") == "Validation MSE by width"
+
+
+def test_every_claim_is_measured_or_says_why_and_every_experiment_measures_one():
+    covered = {name for c in claims.CLAIMS for name in c.covered_by}
+    assert covered <= set(book.EXPERIMENTS)  # no claim names an experiment that is not there
+    assert set(book.EXPERIMENTS) <= covered  # no experiment measures nothing the book claims
+    for claim in claims.CLAIMS:
+        assert bool(claim.covered_by) != bool(claim.uncovered.strip()), claim
+        assert claim.section.strip() and claim.text.strip()
+    assert {c.chapter for c in claims.CLAIMS} == set(range(1, 16))
+
+
+def test_each_chapter_card_lists_its_claims_with_their_experiments(package, tmp_path):
+    out = tmp_path / "site"
+    _build(out, "--only", "ch03", package=package)
+    html = (out / "index.html").read_text()
+    chapter7 = html[html.index('id="chapter-7"') : html.index('id="chapter-8"')]
+    assert chapter7.count("<li>") == len(claims.for_chapter(7))
+    assert "not measured: a statement about neuroscience" in chapter7
+    assert 'href="#ch07_backprop_costs_a_few_forward_passes"' not in chapter7  # not in this build
+    assert "ch07_backprop_costs_a_few_forward_passes (not in this build)" in chapter7

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from experiments.page import svg_geometry
+from experiments.style import MAX_PANEL_IN, MIN_FONT_PT
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.name for p in (ROOT / "experiments").glob("ch[0-9][0-9]_*.py"))
 
@@ -41,10 +44,22 @@ def run_experiment(name: str, out: Path, *extra: str) -> subprocess.CompletedPro
 # them too, after the default suite: .ci/run); the rest run in the default suite.
 SLOW_QUICK = {
     "ch01_function_approximation.py",
+    "ch01_one_framework_many_tasks.py",
+    "ch03_no_single_best_activation.py",
     "ch06_learning_rate_noise_saddles.py",
+    "ch08_adam_needs_little_tuning.py",
     "ch08_optimizers_train_vs_validation.py",
     "ch09_preprocessing.py",
+    "ch10_embeddings_for_categories.py",
+    "ch10_mlp_images_vs_tables.py",
+    "ch11_cnn_vs_mlp.py",
+    "ch11_filter_hierarchy.py",
+    "ch12_gru_vs_transformer.py",
+    "ch13_early_stopping.py",
+    "ch13_regularization_curves.py",
     "ch14_failure_modes.py",
+    "ch14_remedies.py",
+    "ch14_shortcut_fails_in_deployment.py",
     "ch15_end_to_end.py",
 }
 QUICK = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_QUICK else n for n in EXPERIMENTS]
@@ -72,6 +87,13 @@ def test_quick_run_holds_the_claim_and_draws_a_figure(name, tmp_path):
         png = out / fig
         assert png.stat().st_size > 1000
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [f["png"] for f in doc["figure_docs"]] == figures
+    for fig in doc["figure_docs"]:
+        assert fig["caption"].strip() and len(fig["alt"]) == len(fig["svgs"])
+    frames = [f for s in doc["sliders"] for f in s["frames"]]
+    for svg in doc["figures_svg"] + frames:  # what the page shows: readable at 10 px on a phone
+        width, smallest = svg_geometry((out / svg).read_bytes())
+        assert smallest >= MIN_FONT_PT and width <= MAX_PANEL_IN * 72, svg
 
 
 def test_failed_check_exits_nonzero_and_records_the_claim_as_not_held(tmp_path):
