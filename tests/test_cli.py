@@ -121,11 +121,13 @@ def test_train_then_eval_reports_the_same_validation_accuracy(tmp_path, capsys):
     assert evaluated["accuracy"] == pytest.approx(summary["best_val_accuracy"], abs=1e-6)
 
 
+@pytest.mark.checkout
 def test_book_runs_the_checkouts_book_and_lists_fifteen_chapters(capfd):
     assert cli.main(["book"]) == 0  # runs `python -m experiments.book` in its own process
     assert len(capfd.readouterr().out.strip().splitlines()) == 15
 
 
+@pytest.mark.checkout
 def test_book_and_bench_forward_every_argument(capfd):
     assert cli.main(["book", "--help"]) == 0
     assert "python -m experiments" in capfd.readouterr().out
@@ -145,6 +147,7 @@ def test_book_and_bench_without_a_checkout_say_so_in_one_line(monkeypatch, capsy
         assert line.startswith(f"jaxnn {command}: error: ") and "source repository" in line
 
 
+@pytest.mark.checkout
 def test_python_dash_m_jaxnn_runs():
     done = subprocess.run(
         [sys.executable, "-m", "jaxnn", "book"],

@@ -96,7 +96,7 @@ def test_export_torch_writes_the_twins_names_with_the_runs_params_and_statistics
 def test_the_torch_twin_loads_the_export_and_gives_the_runs_outputs(cnn_run, capsys):
     torch = pytest.importorskip("torch")
     safetensors_torch = pytest.importorskip("safetensors.torch")
-    from benchmarks import twins_torch
+    twins_torch = pytest.importorskip("benchmarks.twins_torch")  # the checkout's twin
 
     assert _export(capsys, "--out", cnn_run, "--format", "torch")[0] == 0
     run = predict.load_run(cnn_run)
@@ -217,7 +217,7 @@ def test_a_pydoc_language_model_exports_both_ways_and_its_twin_agrees(tmp_path_f
     assert _same_bits(loaded.params, restored.params)
     torch = pytest.importorskip("torch")
     safetensors_torch = pytest.importorskip("safetensors.torch")
-    from benchmarks import twins_torch
+    twins_torch = pytest.importorskip("benchmarks.twins_torch")  # the checkout's twin
 
     twin = twins_torch.build_torch_twin(restored.model).eval()
     twin.load_state_dict(safetensors_torch.load_file(run / "export" / "model.torch.safetensors"))
