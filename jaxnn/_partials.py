@@ -14,7 +14,8 @@ import functools
 def named_partial(func, name: str, doc: str, /, **fixed) -> functools.partial:
     """``functools.partial(func, **fixed)`` called ``name``, in ``func``'s module, with ``doc``."""
     member = functools.partial(func, **fixed)
-    member.__name__ = member.__qualname__ = name
+    for attribute, value in (("__name__", name), ("__qualname__", name)):
+        setattr(member, attribute, value)  # a partial takes them; typeshed does not say so
     member.__module__ = func.__module__
     member.__doc__ = doc
     return member

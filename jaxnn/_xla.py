@@ -29,9 +29,14 @@ import jax
 __all__ = ["INIT_OPTIONS", "LIBRARY_FUSION", "STEP_OPTIONS", "call_top_level", "jit", "options"]
 
 #: Options for the programs that initialize params and optimizer state.
-INIT_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+INIT_OPTIONS: dict[str, int | bool | str] = {
+    "xla_backend_optimization_level": 1,
+    "xla_cpu_use_fusion_emitters": False,
+}
 #: Options for a train or eval step whose workload uses XLA's CPU library fusion.
-STEP_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+STEP_OPTIONS: dict[str, int | bool | str] = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"
+}
 #: Library fusion per workload (a model's name), measured by the benchmarks; unlisted: on.
 LIBRARY_FUSION = {"mlp": False, "transformer": False, "cnn": True, "rnn": True}
 KINDS = ("step", "init")
@@ -60,7 +65,7 @@ def options(kind: str = "step", workload: str | None = None) -> dict | None:
         return None
     if kind == "init":
         chosen = INIT_OPTIONS
-    elif LIBRARY_FUSION.get(workload, True):
+    elif LIBRARY_FUSION.get(workload or "", True):
         chosen = STEP_OPTIONS
     else:
         return None

@@ -99,7 +99,7 @@ def _rev_grad(g):
 def _compare(what: str, ad, fd, rtol: float, atol: float) -> None:
     ad_leaves = jax.tree_util.tree_leaves(ad)
     fd_with_path = jax.tree_util.tree_flatten_with_path(fd)[0]
-    worst = None  # (excess, path, index, ad, fd)
+    worst: tuple | None = None  # (excess, path, index, ad, fd)
     bad = total = 0
     for (path, fd_leaf), ad_leaf in zip(fd_with_path, ad_leaves, strict=True):
         a = np.asarray(ad_leaf, np.float64).ravel()
@@ -112,7 +112,7 @@ def _compare(what: str, ad, fd, rtol: float, atol: float) -> None:
             i = int(np.argmax(excess))
             if worst is None or excess[i] > worst[0]:
                 worst = (excess[i], path, i, a[i], n[i])
-    if bad:
+    if bad and worst is not None:
         _, path, i, a, n = worst
         rel = abs(a - n) / max(abs(a), abs(n), np.finfo(np.float64).tiny)
         raise AssertionError(
@@ -209,7 +209,7 @@ def check_grads(
     args, modes = _check_grads_args(args, order, modes)
     # One compiled program for every order and mode: eager dispatch of the vmapped evaluations, or
     # one compilation per derivative, would dominate the cost.
-    labels = []  # filled while tracing: strings cannot be outputs of a jitted function
+    labels: list[str] = []  # filled while tracing: strings cannot be outputs of a jitted function
 
     def all_pairs(a):
         pairs = _derivative_pairs(f, a, order, modes, eps, "f", seed=0)

@@ -284,7 +284,7 @@ def l2_penalty(params, weight_decay: float = 1.0, *, exclude_1d: bool = False) -
     leaves = [leaf for leaf in leaves if _decayed(leaf, exclude_1d)]
     if not leaves:
         return jnp.zeros(())
-    return weight_decay * sum(0.5 * jnp.sum(leaf**2) for leaf in leaves)
+    return weight_decay * jnp.asarray(sum(0.5 * jnp.sum(leaf**2) for leaf in leaves))
 
 
 def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:

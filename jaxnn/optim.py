@@ -56,20 +56,20 @@ ScalarOrSchedule = float | Schedule
 class SgdState(NamedTuple):
     """State of :func:`sgd`: the number of updates taken so far (for the schedule)."""
 
-    count: jax.Array  # () int32
+    count: jax.Array  # type: ignore[assignment]  # () int32; tuple.count is shadowed
 
 
 class MomentumState(NamedTuple):
     """State of :func:`momentum`: the update count and the velocity ``v`` (one per parameter)."""
 
-    count: jax.Array  # () int32
+    count: jax.Array  # type: ignore[assignment]  # () int32; tuple.count is shadowed
     velocity: Any  # pytree like params
 
 
 class AdamState(NamedTuple):
     """State of :func:`adam` and :func:`adamw`: the count and the two moment estimates."""
 
-    count: jax.Array  # () int32
+    count: jax.Array  # type: ignore[assignment]  # () int32; tuple.count is shadowed
     mu: Any  # first moment m, pytree like params
     nu: Any  # second moment v, pytree like params
 

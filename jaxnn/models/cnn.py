@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -272,7 +273,10 @@ def apply(
         z = relu(dense(params[f"dense_{j}"], z))  # (B, hidden_j)
         if use_dropout:
             z = dropout(
-                z, cfg.dropout, key=key if j == 0 else jax.random.fold_in(key, j), train=True
+                z,
+                cfg.dropout,
+                key=key if j == 0 else jax.random.fold_in(typing.cast(jax.Array, key), j),
+                train=True,
             )
     return dense(params[f"dense_{len(cfg.hidden)}"], z), new_state  # (B, num_classes)
 

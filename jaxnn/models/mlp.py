@@ -230,7 +230,7 @@ def _equal_width_runs(sizes: tuple[int, ...]) -> list[tuple[int, int]]:
     ``[(0, 1), (1, 3)]``: layer 0 alone (40 -> 64), layers 1 and 2 (64 -> 64) together.
     """
     shapes = list(zip(sizes[:-2], sizes[1:-1], strict=True))  # hidden layers only
-    runs = []
+    runs: list[tuple[int, int]] = []
     for i, shape in enumerate(shapes):
         if runs and shapes[runs[-1][0]] == shape:
             runs[-1] = (runs[-1][0], i + 1)

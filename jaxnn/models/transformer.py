@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -214,7 +215,9 @@ def apply(
         )
     use_dropout = dropout_active(name, cfg.dropout, train, key)
     keys = (
-        jax.random.split(key, cfg.num_layers + 1) if use_dropout else [None] * (1 + cfg.num_layers)
+        jax.random.split(typing.cast(jax.Array, key), cfg.num_layers + 1)
+        if use_dropout
+        else [None] * (1 + cfg.num_layers)
     )
     h = embedding(params["embed"], x)  # (B, T, D)
     if cfg.positional == "sinusoidal":

@@ -24,7 +24,7 @@ import threading
 __all__ = ["Interrupted", "Deferred", "deferred", "exit_code", "end_now"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_NAMES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
+_NAMES: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
 
 class Interrupted(KeyboardInterrupt):

@@ -117,7 +117,7 @@ def _named_leaves(tree) -> list[tuple[str, Any]]:
     """``[(name, leaf), ...]`` in the tree's flattening order."""
     named, seen = [], set()
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        parts = []
+        parts: list[str] = []
         for key in path:
             parts.append(_key_name(key, ".".join(parts)))
         name = ".".join(parts)

@@ -282,7 +282,7 @@ def from_torch(model, tensors) -> tuple[dict, dict]:
     entries = torch_names(model)
     tensors = {k: np.asarray(v) for k, v in tensors.items()}
     shapes = _jaxnn_shapes(model)
-    want = {}
+    want: dict[str, tuple[tuple[int, ...], None]] = {}
     for e in entries:
         if e.layout == "counter":
             want[e.torch] = ((), None)
