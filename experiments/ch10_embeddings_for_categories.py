@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.harness import Experiment
-from experiments.style import PALETTE, panels, threshold_line
+from experiments.style import PALETTE, legend_below, panels, threshold_line
 from jaxnn.data import Dataset, DatasetInfo, Splits, pipeline
 from jaxnn.layers import embedding, init_embedding, init_transformer_block
 from jaxnn.models import Model, build, mlp, param_count
@@ -192,7 +192,7 @@ def draw(exp, table, share, mlp_key):
     ax.set_xlim(0.4, 1.35)
     ax.set_xlabel("test accuracy (sold out?)")
     ax.set_title("Categorical columns")
-    ax.legend(loc="lower right")
+    legend_below(ax)
     parts = share["parts"]
     labels = list(parts)
     bars = bx.bar(labels, [parts[k] / share["total"] for k in labels],
