@@ -1,4 +1,4 @@
-# `make train` installs what training needs (no extras) and trains; `make test` adds the dev and
+# `make train` installs what training needs (no extras) and trains; `make test` adds the dev, docs and
 # tfds extras and runs the suite. Each creates .venv on first use and keeps its own stamp, so either
 # order works. `make test-min` runs the suite in .venv-min against the oldest supported versions.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 MIN_VENV := .venv-min
 MIN_STAMP := $(MIN_VENV)/.installed-min
 
-.PHONY: train test test-min lint clean
+.PHONY: train test test-min lint docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(RUNTIME_STAMP): pyproject.toml | $(PY)
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[dev,tfds]"
+	$(PY) -m pip install -q -e ".[dev,tfds,docs]"
 	touch $@
 
 $(MIN_STAMP): pyproject.toml constraints-min.txt
@@ -41,5 +41,8 @@ test-min: $(MIN_STAMP)
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .
 
+docs: $(DEV_STAMP)
+	$(PY) scripts/api_pages.py && NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) $(MIN_VENV) runs
+	rm -rf $(VENV) $(MIN_VENV) runs site
