@@ -42,10 +42,13 @@ __all__ = [
     "make_optimizer",
     "OPTIMIZERS",
     "SCHEDULES",
+    "DECAY_MASKS",
 ]
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
+#: Which parameters weight decay reaches: all of them, or the matrices only (``ndim >= 2``).
+DECAY_MASKS = ("all", "matrices")
 _IMPLS = ("optax", "jaxnn")
 _MOMENTUM = 0.9  # the beta make_optimizer uses for "momentum" and "nesterov"
 
@@ -324,7 +327,12 @@ def adamw(
 
 
 def make_schedule(
-    name: str, learning_rate: float, *, total_steps: int, warmup_steps: int = 0
+    name: str,
+    learning_rate: float,
+    *,
+    total_steps: int,
+    warmup_steps: int = 0,
+    min_lr: float = 0.0,
 ) -> Schedule:
     r"""A learning-rate schedule ``step -> eta_step`` by name (optax's schedules).
 
@@ -332,16 +340,18 @@ def make_schedule(
     and ``W = warmup_steps``:
 
     - ``"constant"``: :math:`\eta_t = \eta`.
-    - ``"cosine"``: :math:`\eta_t = \tfrac{\eta}{2}\,(1 + \cos(\pi \min(t, T) / T))`, from
-      :math:`\eta` down to 0 at step ``T``.
+    - ``"cosine"``: :math:`\eta_t = \eta_{min} + \tfrac{\eta - \eta_{min}}{2}\,(1 + \cos(\pi
+      \min(t, T) / T))`, from :math:`\eta` down to ``min_lr`` at step ``T``, then flat.
     - ``"warmup_cosine"``: :math:`\eta_t = \eta\, t / W` for :math:`t < W`, then the cosine over the
-      remaining ``T - W`` steps.
+      remaining ``T - W`` steps, down to ``min_lr``.
 
     Args:
       name: one of ``"constant"``, ``"cosine"``, ``"warmup_cosine"``.
       learning_rate: the peak learning rate (positive float).
       total_steps: ``T``, the number of updates the schedule spans (positive int).
       warmup_steps: ``W``, only for ``"warmup_cosine"``; ``0 <= W < T``.
+      min_lr: :math:`\eta_{min}`, the floor the cosine schedules end at (nanoGPT's ``min_lr``);
+        ``0 <= min_lr < learning_rate``, only for the cosine schedules.
 
     Returns:
       An optax schedule: a function of the (int) update count returning the learning rate.
@@ -351,11 +361,13 @@ def make_schedule(
         range or given to a schedule without warmup.
     """
     _check_schedule_args(name, learning_rate, total_steps, warmup_steps)
+    _check_min_lr(name, learning_rate, min_lr)
     learning_rate = float(learning_rate)
     if name == "constant":
         return optax.constant_schedule(learning_rate)
     if name == "cosine":
-        return optax.cosine_decay_schedule(learning_rate, decay_steps=total_steps)
+        alpha = float(min_lr) / learning_rate  # 0.0 when there is no floor: optax's own default
+        return optax.cosine_decay_schedule(learning_rate, decay_steps=total_steps, alpha=alpha)
     if warmup_steps >= total_steps:
         raise ValueError(
             f"make_schedule: expected warmup_steps < total_steps ({total_steps}), "
@@ -366,7 +378,20 @@ def make_schedule(
         peak_value=learning_rate,
         warmup_steps=warmup_steps,
         decay_steps=total_steps,
+        end_value=float(min_lr),
     )
+
+
+def _check_min_lr(name: str, learning_rate, min_lr) -> None:
+    """Raise a ``ValueError`` unless ``min_lr`` is a floor below the peak, for a cosine schedule."""
+    if isinstance(min_lr, bool) or not isinstance(min_lr, (int, float)) or not min_lr >= 0:
+        raise ValueError(f"make_schedule: expected min_lr >= 0, got {min_lr!r}")
+    if min_lr and name == "constant":
+        raise ValueError(f"make_schedule: min_lr applies to the cosine schedules, got {name!r}")
+    if min_lr >= learning_rate:
+        raise ValueError(
+            f"make_schedule: expected min_lr below the learning rate {learning_rate}, got {min_lr}"
+        )
 
 
 def _check_schedule_args(name, learning_rate, total_steps, warmup_steps) -> None:
@@ -399,6 +424,10 @@ def make_optimizer(
     clip_norm: float | None = None,
     nesterov: bool = False,
     impl: str = "optax",
+    beta2: float = 0.999,
+    min_lr: float = 0.0,
+    decay_steps: int | None = None,
+    decay_mask: str = "all",
 ) -> tuple[optax.GradientTransformation, Schedule]:
     r"""The optimizer chain the training loop uses, and its learning-rate schedule.
 
@@ -408,7 +437,9 @@ def make_optimizer(
        :math:`g \leftarrow g \cdot \min(1, c / \lVert g \rVert_2)` over all parameters;
     2. for ``"sgd"``, ``"momentum"``, ``"nesterov"`` with ``weight_decay > 0``:
        ``optax.add_decayed_weights`` (:math:`g \leftarrow g + \lambda\theta`, the L2-penalty
-       gradient, before momentum and the learning rate);
+       gradient, before momentum and the learning rate); with ``decay_mask="matrices"``, only the
+       parameters of two or more dimensions decay (weight matrices, kernels and embedding tables;
+       not biases or norm scales), as nanoGPT does;
     3. the update rule: ``"sgd"``; ``"momentum"`` (heavy ball, :math:`\beta = 0.9`, or Nesterov
        if ``nesterov``); ``"nesterov"``; ``"adam"``; ``"adamw"`` (decoupled decay
        ``weight_decay``; with 0 it is Adam).
@@ -426,6 +457,11 @@ def make_optimizer(
       clip_norm: maximum global gradient norm (positive float), or ``None`` for no clipping.
       nesterov: with ``"momentum"``, use Nesterov momentum.
       impl: ``"optax"`` or ``"jaxnn"``.
+      beta2: Adam's :math:`\beta_2` in ``(0, 1)`` (``"adam"``/``"adamw"`` only; nanoGPT uses 0.99).
+      min_lr: the floor of a cosine schedule (see :func:`make_schedule`).
+      decay_steps: the updates the schedule decays over, if not ``total_steps`` (nanoGPT's
+        ``lr_decay_iters``); past them the rate stays at ``min_lr``.
+      decay_mask: ``"all"`` (every parameter decays) or ``"matrices"`` (those with ``ndim >= 2``).
 
     Returns:
       ``(optimizer, schedule_fn)``: an ``optax.GradientTransformation`` (its ``update`` needs
@@ -438,19 +474,47 @@ def make_optimizer(
         ``"momentum"``/``"nesterov"``.
     """
     weight_decay = _check_optimizer_args(name, impl, learning_rate, weight_decay, clip_norm)
+    _check_recipe_args(name, nesterov=nesterov, beta2=beta2, decay_mask=decay_mask)
+    schedule_fn = make_schedule(
+        schedule,
+        learning_rate,
+        total_steps=total_steps if decay_steps is None else decay_steps,
+        warmup_steps=warmup_steps,
+        min_lr=min_lr,
+    )
+    # A constant rate is passed as a float so the optimizer state carries no schedule counter.
+    lr = float(learning_rate) if schedule == "constant" else schedule_fn
+    rule = _UpdateRule(weight_decay, beta2, None if decay_mask == "all" else _matrices)
+    chain = [] if clip_norm is None else [optax.clip_by_global_norm(float(clip_norm))]
+    chain += _update_rule(name, lr, rule, nesterov=nesterov, impl=impl)
+    return optax.chain(*chain), schedule_fn
+
+
+class _UpdateRule(NamedTuple):
+    weight_decay: float
+    beta2: float
+    mask: Callable | None  # params -> bools (which decay), or None: all
+
+
+def _matrices(params):
+    """The decay mask of ``decay_mask="matrices"``: True for leaves of two or more dimensions."""
+    return jax.tree_util.tree_map(lambda leaf: jnp.ndim(leaf) >= 2, params)
+
+
+def _check_recipe_args(name: str, *, nesterov: bool, beta2, decay_mask) -> None:
+    """Raise a ``ValueError`` naming the first setting that does not apply to optimizer ``name``."""
     if nesterov and name not in ("momentum", "nesterov"):
         raise ValueError(
             f"make_optimizer: nesterov=True applies to 'momentum' only, got name {name!r}"
         )
-    schedule_fn = make_schedule(
-        schedule, learning_rate, total_steps=total_steps, warmup_steps=warmup_steps
-    )
-    # A constant rate is passed as a float so the optimizer state carries no schedule counter.
-    lr = float(learning_rate) if schedule == "constant" else schedule_fn
-
-    chain = [] if clip_norm is None else [optax.clip_by_global_norm(float(clip_norm))]
-    chain += _update_rule(name, lr, weight_decay, nesterov=nesterov, impl=impl)
-    return optax.chain(*chain), schedule_fn
+    if isinstance(beta2, bool) or not isinstance(beta2, (int, float)) or not 0 < beta2 < 1:
+        raise ValueError(f"make_optimizer: expected beta2 in (0, 1), got {beta2!r}")
+    if beta2 != 0.999 and name not in ("adam", "adamw"):
+        raise ValueError(f"make_optimizer: beta2 applies to 'adam' and 'adamw', got {name!r}")
+    if decay_mask not in DECAY_MASKS:
+        raise ValueError(
+            f"make_optimizer: expected decay_mask in {', '.join(DECAY_MASKS)}, got {decay_mask!r}"
+        )
 
 
 def _check_optimizer_args(name, impl, learning_rate, weight_decay, clip_norm) -> float:
@@ -473,15 +537,16 @@ def _check_optimizer_args(name, impl, learning_rate, weight_decay, clip_norm) ->
     return weight_decay
 
 
-def _update_rule(name, lr, weight_decay, *, nesterov, impl) -> list:
+def _update_rule(name, lr, rule: _UpdateRule, *, nesterov, impl) -> list:
     """The chain's last links: the L2 gradient for the SGD family, then the update rule."""
     if name in ("sgd", "momentum", "nesterov"):
-        decay = [optax.add_decayed_weights(weight_decay)] if weight_decay > 0 else []
+        decay = rule.weight_decay > 0
+        decay = [optax.add_decayed_weights(rule.weight_decay, mask=rule.mask)] if decay else []
         return [*decay, _sgd_family(name, lr, nesterov=nesterov, impl=impl)]
     if name == "adam":
-        return [optax.adam(lr) if impl == "optax" else adam(lr)]
+        return [optax.adam(lr, b2=rule.beta2) if impl == "optax" else adam(lr, b2=rule.beta2)]
     make = optax.adamw if impl == "optax" else adamw
-    return [make(lr, weight_decay=weight_decay)]
+    return [make(lr, b2=rule.beta2, weight_decay=rule.weight_decay, mask=rule.mask)]
 
 
 def _check_clip_norm(clip_norm) -> None:

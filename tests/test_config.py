@@ -34,6 +34,8 @@ def test_the_fit_record_keeps_its_fields_and_their_order():
         "clip_norm", "seed", "patience", "min_delta", "monitor", "keep_last", "keep_best", "scan",
         "device_data", "devices", "augment", "divergence_factor", "dtype", "eval_batch_size",
         "progress", "checkpoint",
+        # added after the first release, at the end: an older record is a prefix of this one
+        "min_lr", "decay_steps", "beta2", "weight_decay_mask",
     ]  # fmt: skip
 
 
@@ -76,3 +78,30 @@ def test_check_field_choices_lists_the_choices():
         config.check_field_choices(_Options(name="c"))
     with pytest.raises(UserError, match="expected optimizer in sgd, momentum"):
         FitConfig(optimizer="lion")
+
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        ({"optimizer": "sgd", "beta2": 0.99}, "beta2 applies to adam and adamw"),
+        ({"min_lr": 1e-4}, "min_lr and decay_steps apply to the cosine schedules"),
+        ({"schedule": "cosine", "min_lr": 1e-2}, "expected min_lr below lr"),
+        ({"schedule": "warmup_cosine", "warmup_steps": 50, "decay_steps": 50}, "above warmup"),
+        ({"beta2": 1.5}, r"expected beta2 in \(0, 1\)"),
+        ({"weight_decay_mask": "biases"}, "expected weight_decay_mask in all, matrices"),
+    ],
+)
+def test_optimizer_settings_that_do_not_apply_are_refused_before_training(fields, match):
+    with pytest.raises(UserError, match=match):
+        FitConfig(**fields)
+
+
+def test_the_optimizer_concern_carries_the_recipe_settings():
+    cfg = FitConfig(optimizer="adamw", schedule="cosine", min_lr=1e-4, decay_steps=500, beta2=0.99)
+    opt = cfg.optimization
+    assert (opt.min_lr, opt.decay_steps, opt.beta2, opt.weight_decay_mask) == (
+        1e-4,
+        500,
+        0.99,
+        "all",
+    )

@@ -325,3 +325,76 @@ def test_make_optimizer_rejects_bad_arguments(args, kwargs, message):
 def test_twins_reject_out_of_range_hyperparameters(make):
     with pytest.raises(ValueError, match="expected"):
         make()
+
+
+# nanoGPT's recipe: a cosine floor, a decay length apart from the run, Adam's beta2 and weight
+# decay on the matrices only.
+
+
+@pytest.mark.parametrize("name", ["cosine", "warmup_cosine"])
+def test_a_cosine_schedule_ends_at_min_lr_and_stays_there(name):
+    warmup = 10 if name == "warmup_cosine" else 0
+    fn = optim.make_schedule(name, 1e-3, total_steps=100, warmup_steps=warmup, min_lr=1e-4)
+    assert float(fn(100)) == pytest.approx(1e-4) and float(fn(500)) == pytest.approx(1e-4)
+    assert float(fn(warmup)) == pytest.approx(1e-3)
+    floorless = optim.make_schedule(name, 1e-3, total_steps=100, warmup_steps=warmup)
+    assert float(floorless(100)) == 0.0 and float(fn(50)) > float(floorless(50))
+
+
+def test_decay_steps_set_the_schedule_apart_from_the_run_length():
+    _, fn = optim.make_optimizer(
+        "adamw", 1e-3, schedule="cosine", total_steps=1000, decay_steps=100, min_lr=1e-4
+    )
+    _, whole = optim.make_optimizer("adamw", 1e-3, schedule="cosine", total_steps=1000)
+    assert float(fn(100)) == pytest.approx(1e-4) and float(fn(900)) == pytest.approx(1e-4)
+    assert float(whole(100)) > 9e-4
+
+
+@pytest.mark.parametrize("impl", ["optax", "jaxnn"])
+def test_beta2_is_adams_second_moment_decay(impl):
+    params = {"w": jnp.ones((3, 2))}
+    grads = [{"w": jnp.full((3, 2), g)} for g in (1.0, 0.1, 3.0)]
+
+    def updates(tx):
+        state, out = tx.init(params), []
+        for g in grads:
+            u, state = tx.update(g, state, params)
+            out.append(u["w"])
+        return np.asarray(out)
+
+    ours, _ = optim.make_optimizer("adam", 1e-2, beta2=0.99, impl=impl)
+    reference = optax.adam if impl == "optax" else optim.adam  # twin = optax: tested above
+    np.testing.assert_array_equal(updates(ours), updates(reference(1e-2, b2=0.99)))
+    default, _ = optim.make_optimizer("adam", 1e-2, impl=impl)
+    assert not np.allclose(updates(ours), updates(default))
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd", "momentum"])
+@pytest.mark.parametrize("impl", ["optax", "jaxnn"])
+def test_decay_mask_matrices_decays_the_matrices_and_spares_biases_and_scales(name, impl):
+    params = {"dense": {"w": jnp.ones((4, 3)), "b": jnp.ones(3)}, "norm": {"scale": jnp.ones(3)}}
+    zero = jax.tree_util.tree_map(jnp.zeros_like, params)
+    for mask, decayed in (("matrices", {"w"}), ("all", {"w", "b", "scale"})):
+        tx, _ = optim.make_optimizer(name, 0.1, weight_decay=0.5, decay_mask=mask, impl=impl)
+        u, _ = tx.update(zero, tx.init(params), params)
+        moved = {
+            path[-1].key
+            for path, leaf in jax.tree_util.tree_flatten_with_path(u)[0]
+            if float(jnp.abs(leaf).max()) > 0
+        }
+        assert moved == decayed, (mask, moved)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"name": "sgd", "beta2": 0.99}, "beta2 applies to 'adam' and 'adamw'"),
+        ({"name": "adam", "beta2": 1.0}, r"expected beta2 in \(0, 1\)"),
+        ({"name": "adamw", "min_lr": 1e-4}, "min_lr applies to the cosine schedules"),
+        ({"name": "adamw", "schedule": "cosine", "min_lr": 1.0}, "expected min_lr below"),
+        ({"name": "adamw", "decay_mask": "biases"}, "expected decay_mask in all, matrices"),
+    ],
+)
+def test_recipe_settings_that_do_not_apply_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        optim.make_optimizer(learning_rate=1e-2, total_steps=10, **kwargs)

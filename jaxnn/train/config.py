@@ -120,16 +120,24 @@ class FitConfig:
     eval_batch_size: int = setting(1000, "batch size for validation and test scoring.")
     progress: bool = setting(True, "show a progress bar.")
     checkpoint: bool = setting(True, "write checkpoints when an output directory is given.")
+    # nanoGPT's recipe (Chapter 8): after the fields above, so the fit record keeps their order.
+    min_lr: float = setting(0.0, "the learning rate the cosine schedules end at.")
+    decay_steps: int = setting(
+        0, "steps the schedule decays over (then stays at min_lr); 0 means the whole run."
+    )
+    beta2: float = setting(0.999, "Adam's second-moment decay (adam and adamw).")
+    weight_decay_mask: str = setting(
+        "all",
+        "which parameters weight decay reaches: all, or matrices (two or more dimensions: not "
+        "biases or norm scales).",
+        choices=optim.DECAY_MASKS,
+    )
 
     def __post_init__(self):
         check_field_types(self)
         _check_field_ranges(self)
-        if self.optimizer == "adam" and self.weight_decay > 0:
-            raise UserError(
-                f"FitConfig: 'adam' takes no weight decay, got weight_decay={self.weight_decay}; "
-                "use 'adamw' for Adam with decoupled weight decay"
-            )
         check_field_choices(self)
+        _check_optimizer_settings(self)
 
     @property
     def optimization(self) -> Optimization:
@@ -165,7 +173,11 @@ class Optimization:
     lr: float
     schedule: str
     warmup_steps: int
+    min_lr: float
+    decay_steps: int
+    beta2: float
     weight_decay: float
+    weight_decay_mask: str
     clip_norm: float
 
 
@@ -217,14 +229,47 @@ def _view(cls, cfg: FitConfig):
 # Checks shared by every config of settings.
 
 
+def _check_optimizer_settings(cfg: FitConfig) -> None:
+    """Raise a :class:`UserError` for a setting that does not apply to the optimizer or the
+    schedule chosen (it would be ignored, or fail once training starts)."""
+    if cfg.optimizer == "adam" and cfg.weight_decay > 0:
+        raise UserError(
+            f"FitConfig: 'adam' takes no weight decay, got weight_decay={cfg.weight_decay}; "
+            "use 'adamw' for Adam with decoupled weight decay"
+        )
+    if cfg.beta2 != 0.999 and cfg.optimizer not in ("adam", "adamw"):
+        raise UserError(
+            f"FitConfig: beta2 applies to adam and adamw, got optimizer {cfg.optimizer!r}"
+        )
+    _check_schedule_settings(cfg)
+
+
+def _check_schedule_settings(cfg: FitConfig) -> None:
+    """Raise a :class:`UserError` for a schedule setting the chosen schedule cannot honour."""
+    if (cfg.min_lr or cfg.decay_steps) and cfg.schedule == "constant":
+        raise UserError(
+            "FitConfig: min_lr and decay_steps apply to the cosine schedules, got schedule "
+            "'constant' (add --schedule cosine or warmup_cosine)"
+        )
+    if cfg.min_lr >= cfg.lr:
+        raise UserError(f"FitConfig: expected min_lr below lr ({cfg.lr}), got {cfg.min_lr}")
+    if cfg.decay_steps and cfg.decay_steps <= cfg.warmup_steps:
+        raise UserError(
+            f"FitConfig: expected decay_steps above warmup_steps ({cfg.warmup_steps}), "
+            f"got {cfg.decay_steps}"
+        )
+
+
 def _check_field_ranges(cfg: FitConfig) -> None:
     """Raise a :class:`UserError` naming the first field out of its range."""
     checks = [(n, "> 0", lambda v: v > 0) for n in ("epochs", "batch_size", "eval_batch_size")]
     checks += [("keep_last", "> 0", lambda v: v > 0)]
     checks += [
         (n, ">= 0", lambda v: v >= 0)
-        for n in ("patience", "devices", "warmup_steps", "keep_best", "weight_decay")
+        for n in ("patience", "devices", "warmup_steps", "decay_steps", "keep_best")
     ]
+    checks += [(n, ">= 0", lambda v: v >= 0) for n in ("weight_decay", "min_lr")]
+    checks += [("beta2", "in (0, 1)", lambda v: 0 < v < 1)]
     checks += [
         (n, "> 0", lambda v: math.isfinite(v) and v > 0) for n in ("lr", "divergence_factor")
     ]

@@ -303,6 +303,10 @@ def make_optimizer(opt: Optimization, *, total_steps: int):
         warmup_steps=opt.warmup_steps,
         weight_decay=opt.weight_decay,
         clip_norm=opt.clip_norm or None,
+        beta2=opt.beta2,
+        min_lr=opt.min_lr,
+        decay_steps=opt.decay_steps or None,
+        decay_mask=opt.weight_decay_mask,
     )
 
 
