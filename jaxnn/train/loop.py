@@ -36,7 +36,7 @@ from jaxnn import _xla, optim, parallel
 from jaxnn.data import augment as augment_lib
 from jaxnn.data import pipeline
 from jaxnn.errors import UserError
-from jaxnn.train import interrupts
+from jaxnn.train import interrupts, placement
 from jaxnn.train import run as run_lib
 from jaxnn.train.config import Execution, FitConfig, LoopPolicy, Optimization, Output
 from jaxnn.train.logger import MetricsLogger, json_safe
@@ -246,8 +246,7 @@ def _check_model_fits_data(model, splits) -> None:
 
 def _mesh(run: Execution):
     """The device mesh a sharded run uses, or None (one device, no mesh)."""
-    sharded = bool(run.devices) or jax.process_count() > 1
-    return parallel.make_mesh(run.devices or None) if sharded else None
+    return placement.mesh_of(run)
 
 
 def _data_on_device(run: Execution) -> bool:
@@ -257,8 +256,9 @@ def _data_on_device(run: Execution) -> bool:
     return run.scan or (run.device_data and jax.process_count() == 1)
 
 
-def _compile_step(model, tx, schedule, splits, run: Execution, mesh, compiler_options):
-    """The jitted step ``fit`` runs, and the training split on the device (None: host batches)."""
+def _compile_step(model, tx, schedule, splits, run: Execution, mesh, compiler_options, state):
+    """The jitted step ``fit`` runs, and the training split on the device (None: host batches).
+    On a mesh the step returns the state with the shardings ``state`` has."""
     augment = None if run.augment == "none" else augment_lib.get(run.augment, splits.info)
     step = make_train_step(
         model, tx, task=splits.info.task, schedule=schedule, augment=augment, jitted=False,
@@ -271,7 +271,10 @@ def _compile_step(model, tx, schedule, splits, run: Execution, mesh, compiler_op
         train = (splits.train.x, splits.train.y)
         data = jax.device_put(train) if mesh is None else parallel.replicate(train, mesh)
     workload = getattr(model, "name", None)
-    jitted = _xla.jit(step, workload=workload, compiler_options=compiler_options, donate_argnums=0)
+    jitted = _xla.jit(
+        step, workload=workload, compiler_options=compiler_options, donate_argnums=0,
+        **placement.jit_kwargs(mesh, state),
+    )  # fmt: skip
     return jitted, data
 
 
@@ -477,10 +480,9 @@ def fit(
     run_id = _run_id(out, resume)
     best, loop = _copy((state.params, state.model_state)), LoopState()
     ckpt = _checkpoints(out, cfg.output, policy.monitor, run_id)
+    state, best = placement.place_state((state, best), mesh, run)  # restored onto this mesh
     if resume:
         state, best, loop = _resume(ckpt, state, best, say, run_id)
-    if mesh is not None:
-        state, best = parallel.replicate((state, best), mesh)
     # The run directory's records, and the logs.
     _write_json(host.records, run_lib.CONFIG, _config_record(model, splits, cfg, run_id, run_info))
     _write_json(host.records, run_lib.DATA_INFO, run_lib.info_to_json(splits.info))
@@ -488,7 +490,7 @@ def fit(
         host.records, epochs=policy.epochs, keep_epochs=loop.epoch, verbose=host.verbose
     )
     # The compiled train step and scoring.
-    step_fn, data = _compile_step(model, tx, schedule, splits, run, mesh, compiler_options)
+    step_fn, data = _compile_step(model, tx, schedule, splits, run, mesh, compiler_options, state)
     score = functools.partial(
         evaluate, model, task=splits.info.task, batch_size=run.eval_batch_size, mesh=mesh,
         compiler_options=compiler_options,
