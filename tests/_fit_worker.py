@@ -9,6 +9,7 @@ import numpy as np
 parser = argparse.ArgumentParser()
 parser.add_argument("--npz", required=True)
 parser.add_argument("--devices", type=int, default=0)
+parser.add_argument("--mesh", default="")
 parser.add_argument("--scan", action="store_true")
 parser.add_argument("--epochs", type=int, default=2)
 parser.add_argument("--coordinator", default="")
@@ -35,11 +36,13 @@ cfg = FitConfig(
     batch_size=64,
     lr=3e-3,
     devices=args.devices,
+    mesh=args.mesh,
     scan=args.scan,
     progress=False,
     eval_batch_size=256,
 )
 result = fit(net, splits, cfg, verbose=False)
+split = sum(bool(getattr(x.sharding, "spec", ())) for x in jax.tree.leaves(result.state.params))
 if jax.process_index() == 0:
     from jaxnn.parallel import to_host
 
@@ -50,5 +53,6 @@ if jax.process_index() == 0:
         val_accuracy=result.history[-1]["val_accuracy"],
         devices=jax.device_count(),
         processes=jax.process_count(),
+        split_leaves=split,
     )
 print("done", jax.process_index(), file=sys.stderr)

@@ -41,6 +41,8 @@ __all__ = ["RunConfig", "main", "build_parser"]
 
 # Fields a resumed run may change (recorded in the config's history); any other is refused.
 RESUMABLE = ("epochs", "patience", "progress", "keep_last", "keep_best", "eval_batch_size")
+# ... and where it runs: a topology is not what is trained (checkpoints restore onto any mesh).
+RESUMABLE += ("devices", "mesh", "shard_leaf")
 # --model-config fields a resumed run may change: they change how a step computes (remat
 # recomputes activations), not what it computes.
 RESUMABLE_MODEL_CONFIG = ("remat",)

@@ -13,8 +13,12 @@ best-validation model. :class:`CheckpointManager` wraps ``orbax.checkpoint.Check
   metric. orbax renames a retired step into ``_deleted/`` (atomic) before it is removed, so a kill
   never leaves a half-deleted ``<step>/`` behind.
 - Every checkpoint carries a digest: the path, shape, dtype and SHA-256 of every array, the
-  SHA-256 of ``extra`` and the run id. :meth:`CheckpointManager.restore` checks the target's
-  structure against it (a different model is a mismatch naming the first differing leaf), then
+  SHA-256 of ``extra`` and the run id. A sharded array is written shard by shard, each process
+  its own (orbax), and hashed over its global value after a checked gather, one leaf at a time:
+  the digest is the same whatever mesh saved it, and a checkpoint saved on one mesh restores
+  onto another (the target's shardings) and is verified there.
+  :meth:`CheckpointManager.restore` checks the target's structure against the digest
+  (a different model is a mismatch naming the first differing leaf), then
   the bytes; a newest checkpoint that is truncated, corrupt or has no digest is skipped with a
   warning and the previous one is restored. A checkpoint without a digest is refused rather
   than verified another way: orbax stores no checksums of its own, and every checkpoint this
@@ -116,15 +120,38 @@ def _leaf_name(path) -> str:
 
 
 def _describe(tree, *, hashes: bool) -> dict:
-    """``{leaf name: {"shape", "dtype"[, "sha256"]}}``; no hash for arrays sharded across hosts."""
+    """``{leaf name: {"shape", "dtype"[, "sha256"]}}``, the hash over the leaf's global value.
+
+    A sharded leaf is hashed after a checked gather, one leaf at a time: its shards are gathered
+    (across processes too, a collective every process joins) and the SHA-256 is taken over the
+    whole array's bytes, so the digest does not depend on the mesh it was saved from and a
+    checkpoint restored onto another mesh is verified against the same digest. The files
+    themselves are written shard by shard (orbax), never gathered.
+    """
     out = {}
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         entry = {"shape": list(np.shape(leaf)), "dtype": str(np.dtype(leaf.dtype))}
-        if hashes and not (isinstance(leaf, jax.Array) and not leaf.is_fully_addressable):
-            host = np.ascontiguousarray(jax.device_get(leaf))
+        if hashes:
+            host = np.ascontiguousarray(_global_value(leaf))
             entry["sha256"] = hashlib.sha256(host.tobytes()).hexdigest()
         out[_leaf_name(path)] = entry
     return out
+
+
+def _global_value(leaf) -> np.ndarray:
+    """The whole value of ``leaf`` on the host: a replicated copy, or the gathered shards."""
+    if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+        return np.asarray(jax.device_get(leaf))
+    if leaf.is_fully_replicated:
+        return np.asarray(leaf.addressable_data(0))
+    from jax.experimental import multihost_utils
+
+    value = np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+    if value.shape != leaf.shape:
+        raise ValueError(
+            f"CheckpointManager: gathered {value.shape} for a leaf of shape {leaf.shape}"
+        )
+    return value
 
 
 def _sha256_json(value) -> str:

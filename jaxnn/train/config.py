@@ -132,12 +132,25 @@ class FitConfig:
         "biases or norm scales).",
         choices=optim.DECAY_MASKS,
     )
+    mesh: str = setting(
+        "",
+        "a named device mesh, e.g. data=2,fsdp=2: the batch is split over every axis and the "
+        "large parameters and optimizer moments along fsdp (--devices N is data=N).",
+        metavar="AXIS=SIZE,...",
+    )
+    shard_leaf: str = setting(
+        "",
+        "override the fsdp rule for the leaves whose path matches a pattern: PATTERN=DIM or "
+        "PATTERN=none, comma-separated, e.g. embed/w=none,*/wq=1.",
+        metavar="PATTERN=DIM,...",
+    )
 
     def __post_init__(self):
         check_field_types(self)
         _check_field_ranges(self)
         check_field_choices(self)
         _check_optimizer_settings(self)
+        _check_placement(self)
 
     @property
     def optimization(self) -> Optimization:
@@ -202,6 +215,8 @@ class Execution:
     scan: bool
     device_data: bool
     devices: int
+    mesh: str
+    shard_leaf: str
     dtype: str
     eval_batch_size: int
     augment: str
@@ -277,6 +292,23 @@ def _check_field_ranges(cfg: FitConfig) -> None:
     for name, want, ok in checks:
         if not ok(getattr(cfg, name)):
             raise UserError(f"FitConfig: expected {name} {want}, got {getattr(cfg, name)}")
+
+
+def _check_placement(cfg: FitConfig) -> None:
+    """Raise a :class:`UserError` for a ``mesh`` or ``shard_leaf`` that does not parse."""
+    from jaxnn import parallel, sharding
+
+    try:
+        if cfg.mesh:
+            size = math.prod(parallel.parse_mesh(cfg.mesh).values())
+            if cfg.devices and cfg.devices != size:
+                raise ValueError(
+                    f"expected devices ({cfg.devices}) to equal the size of mesh {cfg.mesh!r} "
+                    f"({size}); give one of them"
+                )
+        sharding.parse_overrides(cfg.shard_leaf)
+    except ValueError as err:
+        raise UserError(f"FitConfig: {err}") from None
 
 
 def check_field_types(cfg) -> None:

@@ -36,7 +36,7 @@ from jaxnn import _xla, optim, parallel
 from jaxnn.data import augment as augment_lib
 from jaxnn.data import pipeline
 from jaxnn.errors import UserError
-from jaxnn.train import interrupts
+from jaxnn.train import agree, placement
 from jaxnn.train import run as run_lib
 from jaxnn.train.config import Execution, FitConfig, LoopPolicy, Optimization, Output
 from jaxnn.train.logger import MetricsLogger, json_safe
@@ -118,7 +118,7 @@ def train_epoch(step_fn, state: TrainState, inputs, *, scan: bool, bar=None, che
     With ``scan`` the epoch is one call of a scanned step (``inputs`` yields one item) whose
     metrics come back stacked. The metrics stay on the device until the epoch ends, then come to
     the host in one transfer. ``check()``, if given, runs after each step is dispatched (``fit``
-    passes :meth:`jaxnn.train.interrupts.Deferred.check`, which raises on Ctrl-C or SIGTERM).
+    passes :meth:`jaxnn.train.agree.Agreed.check`, which raises on Ctrl-C or SIGTERM).
 
     Returns:
       ``(state, rows)``: the new state and one host dict of metrics per step.
@@ -246,8 +246,7 @@ def _check_model_fits_data(model, splits) -> None:
 
 def _mesh(run: Execution):
     """The device mesh a sharded run uses, or None (one device, no mesh)."""
-    sharded = bool(run.devices) or jax.process_count() > 1
-    return parallel.make_mesh(run.devices or None) if sharded else None
+    return placement.mesh_of(run)
 
 
 def _data_on_device(run: Execution) -> bool:
@@ -257,8 +256,9 @@ def _data_on_device(run: Execution) -> bool:
     return run.scan or (run.device_data and jax.process_count() == 1)
 
 
-def _compile_step(model, tx, schedule, splits, run: Execution, mesh, compiler_options):
-    """The jitted step ``fit`` runs, and the training split on the device (None: host batches)."""
+def _compile_step(model, tx, schedule, splits, run: Execution, mesh, compiler_options, state):
+    """The jitted step ``fit`` runs, and the training split on the device (None: host batches).
+    On a mesh the step returns the state with the shardings ``state`` has."""
     augment = None if run.augment == "none" else augment_lib.get(run.augment, splits.info)
     step = make_train_step(
         model, tx, task=splits.info.task, schedule=schedule, augment=augment, jitted=False,
@@ -271,7 +271,10 @@ def _compile_step(model, tx, schedule, splits, run: Execution, mesh, compiler_op
         train = (splits.train.x, splits.train.y)
         data = jax.device_put(train) if mesh is None else parallel.replicate(train, mesh)
     workload = getattr(model, "name", None)
-    jitted = _xla.jit(step, workload=workload, compiler_options=compiler_options, donate_argnums=0)
+    jitted = _xla.jit(
+        step, workload=workload, compiler_options=compiler_options, donate_argnums=0,
+        **placement.jit_kwargs(mesh, state),
+    )  # fmt: skip
     return jitted, data
 
 
@@ -478,28 +481,29 @@ def fit(
     steps = pipeline.num_batches(len(splits.train), run.batch_size, drop_remainder=True)
     tx, schedule = make_optimizer(cfg.optimization, total_steps=policy.epochs * steps)
     state = create_train_state(model, tx, run.seed)
-    run_id = _run_id(out, resume)
+    run_id = agree.shared_run_id(_run_id(out, resume))
+    record = _config_record(model, splits, cfg, run_id, run_info)
+    agree.check_same_run(_agreed_part(record, splits))  # every process runs the same
     best, loop = _copy((state.params, state.model_state)), LoopState()
     ckpt = _checkpoints(out, cfg.output, policy.monitor, run_id)
+    state, best = placement.place_state((state, best), mesh, run)  # restored onto this mesh
     if resume:
         state, best, loop = _resume(ckpt, state, best, say, run_id)
-    if mesh is not None:
-        state, best = parallel.replicate((state, best), mesh)
     # The run directory's records, and the logs.
-    _write_json(host.records, run_lib.CONFIG, _config_record(model, splits, cfg, run_id, run_info))
+    _write_json(host.records, run_lib.CONFIG, record)
     _write_json(host.records, run_lib.DATA_INFO, run_lib.info_to_json(splits.info))
     logger = MetricsLogger(
         host.records, epochs=policy.epochs, keep_epochs=loop.epoch, verbose=host.verbose
     )
     # The compiled train step and scoring.
-    step_fn, data = _compile_step(model, tx, schedule, splits, run, mesh, compiler_options)
+    step_fn, data = _compile_step(model, tx, schedule, splits, run, mesh, compiler_options, state)
     score = functools.partial(
         evaluate, model, task=splits.info.task, batch_size=run.eval_batch_size, mesh=mesh,
         compiler_options=compiler_options,
     )  # fmt: skip
     # The epochs. Ctrl-C and SIGTERM act at the checks: after each step, evaluation and save.
     stopped, message = "completed", ""
-    with interrupts.deferred() as flags, _closing(logger, ckpt):
+    with agree.deferred() as flags, _closing(logger, ckpt):
         for epoch in range(loop.epoch, policy.epochs):
             t0, first_step = time.perf_counter(), int(state.step)
             inputs = _epoch_inputs(splits.train, run, epoch, mesh, data, steps)
@@ -517,7 +521,7 @@ def fit(
                 best = _copy((state.params, state.model_state))
             logger.log_epoch(record, best_epoch=loop.best_epoch)
             _save(ckpt, state, best, loop, val)
-            flags.check()  # after the save: it completes before a signal acts
+            flags.check_now()  # after the save: it completes before a signal acts
             if message := loop.early_stop_message(policy):
                 stopped = "early_stopping"
                 break
@@ -541,6 +545,13 @@ def _config_record(model, splits, cfg: FitConfig, run_id: str, run_info) -> dict
         "fit": dataclasses.asdict(cfg),
         **(run_info or {}),
     }
+
+
+def _agreed_part(record: dict, splits) -> dict:
+    """What every process of a run must agree on: the record but its run id and history, and
+    the sizes of the splits."""
+    sizes = [len(splits.train), len(splits.val), len(splits.test)]
+    return {**{k: v for k, v in record.items() if k not in ("run_id", "history")}, "sizes": sizes}
 
 
 def _summary(model, splits, monitor, loop: LoopState, state, best, stopped, message, score, say):

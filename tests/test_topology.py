@@ -1,0 +1,71 @@
+"""Checkpoints across topologies: saved on one mesh, restored onto another, the run goes on."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).with_name("_topology_worker.py")
+
+
+def _env(devices: int) -> dict:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["PYTHONPATH"] = str(ROOT)
+    env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def test_a_sharded_checkpoint_restores_onto_another_mesh_with_the_targets_shardings(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(WORKER), str(tmp_path)],
+        env=_env(4), timeout=300, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [(r["saved_on"], r["restored_on"]) for r in rows] == [
+        ("data=2,fsdp=2", "one"), ("data=2,fsdp=2", "data=4"), ("one", "data=2,fsdp=2"),
+    ]  # fmt: skip
+    for r in rows:
+        assert r["same_values"] and r["target_sharding"] and r["extra"] == {"epoch": 1}, r
+    # Restored onto data=2,fsdp=2, a device holds about half of what it holds replicated.
+    assert rows[2]["max_device_bytes"] < 0.6 * rows[1]["max_device_bytes"]
+
+
+_TRAIN = ["-m", "jaxnn", "train", "--model", "mlp", "--dataset", "digits", "--batch-size", "64",
+          "--lr", "3e-3", "--schedule", "constant", "--optimizer", "adam", "--patience", "0",
+          "--no-progress", "--model-config", "hidden=(64,)"]  # fmt: skip
+
+
+def _train(out, devices: int, *flags):
+    cmd = [sys.executable, *_TRAIN, "--out", str(out), *flags]
+    done = subprocess.run(cmd, env=_env(devices), timeout=600, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _losses(out) -> list[float]:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["train_loss"] for line in lines]
+
+
+@pytest.mark.slow
+def test_a_run_resumed_on_another_mesh_continues_the_loss_trajectory(tmp_path):
+    straight = tmp_path / "straight"
+    _train(straight, 4, "--epochs", "4", "--mesh", "data=2,fsdp=2")
+    four_to_one = tmp_path / "four_to_one"
+    _train(four_to_one, 4, "--epochs", "2", "--mesh", "data=2,fsdp=2")
+    _train(four_to_one, 1, "--resume", "--epochs", "4", "--mesh", "")
+    one_to_four = tmp_path / "one_to_four"
+    _train(one_to_four, 1, "--epochs", "2")
+    _train(one_to_four, 4, "--resume", "--epochs", "4", "--mesh", "data=2,fsdp=2")
+    want = _losses(straight)
+    assert len(want) == 4
+    for run in (four_to_one, one_to_four):
+        got = _losses(run)
+        assert got == pytest.approx(want, rel=1e-5), run.name
+        history = json.loads((run / "config.json").read_text())["history"]
+        assert any("mesh" in h.get("resume_changed", {}) for h in history)
