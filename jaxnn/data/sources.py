@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import hashlib
 import types
-import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from jaxnn.data import csvfile
 from jaxnn.data.containers import Dataset, DatasetInfo, Splits
 from jaxnn.data.options import (
     bpe_vocabulary,
@@ -57,7 +58,9 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "TEXT_CHECKS",
     "TEXT_OPTIONS",
+    "CsvInputs",
     "csv_columns",
+    "label_names",
     "load_csv",
     "load_images",
     "load_npy",
@@ -65,6 +68,7 @@ __all__ = [
     "load_text",
     "parse_spec",
     "read_csv_features",
+    "read_csv_inputs",
     "read_images",
     "resolve_spec",
     "source_files",
@@ -270,46 +274,47 @@ def _check_finite(where: str, x: np.ndarray, entry: str = "index", base: int = 0
 
 
 # --------------------------------------------------------------------------------------------
-# csv:PATH
+# csv:PATH (the format's rules: jaxnn.data.csvfile)
 # --------------------------------------------------------------------------------------------
 
 
 def load_csv(
-    path: str, *, seed: int, target, task, delimiter: str, val_fraction: float, test_fraction: float
-) -> Splits:
+    path: str, *, seed: int, target, task, delimiter: str, missing: str, val_fraction: float,
+    test_fraction: float,
+) -> Splits:  # fmt: skip
     """A CSV table with a header row as train/validation/test splits (``csv:PATH``).
 
     Chapter 9: the ``target`` column (the last one by default) holds the labels or regression
     targets, every other column is a numeric feature; the rows are split by
-    :func:`~jaxnn.data.splits.split`, stratified for classification.
+    :func:`~jaxnn.data.splits.split`, stratified for classification. Quoting follows RFC 4180
+    and ``missing`` (``error``, ``drop`` or ``mean``) says what a missing value does
+    (:mod:`jaxnn.data.csvfile`); what was dropped or filled is in ``info.missing`` and
+    ``info.notes``.
 
     Raises:
-      UserError: for a missing or malformed file, naming it and the line at fault.
+      UserError: for a missing or malformed file, naming it, the line and the column at fault.
     """
     path = Path(path).expanduser()
     where = f"csv:{path}"
     delimiter = csv_delimiter(delimiter)
-    header = _csv_header(_existing_file(path, "csv"), delimiter)
+    header = csvfile.read_header(_existing_file(path, "csv"), where, delimiter)
     t = _target_column(where, header, target)
     features = [i for i in range(len(header)) if i != t]
-    x, raw_y = _csv_columns(path, header, t, features, delimiter)
-    _check_finite(where, x, "data row", base=1)
-    if np.issubdtype(raw_y.dtype, np.floating):
-        _check_finite(where, raw_y, "data row", base=1)
-    task = _pick_task(where, raw_y, task)
+    table = csvfile.read_table(
+        path, where, header, features, t, delimiter=delimiter, target_given=target is not None
+    )
+    table, dropped = _apply_missing(where, table, header, features, t, missing)
+    task = _pick_task(where, table.y, task)
     classify = task == "classification"
     if classify:
-        y, class_names = _label_ids(raw_y)
+        y, class_names = _label_ids(table.y)
     else:
-        y, class_names = _regression_targets(raw_y), None
-    train, val, test = split(
-        where,
-        Dataset(x, y),
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        stratify=classify,
-    )
+        y, class_names = _regression_targets(table.y), None
+    names = [header[j] for j in features]
+    (train, val, test), record = _csv_split(
+        where, table.x, y, names, missing, dropped,
+        seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, stratify=classify,
+    )  # fmt: skip
     info = DatasetInfo(
         name=f"csv:{path}",
         task=task,
@@ -318,56 +323,55 @@ def load_csv(
         class_names=class_names,
         modality="tabular",
         description=(
-            f"CSV file {path} ({len(x)} rows, {len(features)} features, target "
+            f"CSV file {path} ({len(y)} rows, {len(features)} features, target "
             f"{header[t]!r}, {task})"
         ),
+        notes=_missing_notes(where, record),
+        missing=record,
     )
     return Splits(train, val, test, info)
 
 
-def _clean(cell: str) -> str:
-    cell = cell.strip()
-    if len(cell) >= 2 and cell[0] == cell[-1] == '"':
-        cell = cell[1:-1]
-    return cell
-
-
-def _csv_header(path: Path, delimiter: str, min_columns: int = 2) -> list[str]:
-    """The column names on line 1, checked: not numbers, distinct, at least ``min_columns``."""
-    where = f"csv:{path}"
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        try:
-            first = f.readline()
-        except UnicodeDecodeError:
-            raise UserError(
-                f"{where}: line 1 is not UTF-8 text; expected a text CSV file"
-            ) from None
-    names = [_clean(c) for c in first.rstrip("\r\n").split(delimiter)]
-    if not any(names):
-        raise UserError(f"{where}: line 1 is empty; expected a header row of column names")
-    if all(_is_number(n) for n in names):
-        example = delimiter.join(["x0", "x1", "...", "label"])
+def _apply_missing(where, table, header, features, t, policy):
+    """The table after ``policy`` (``drop`` skips rows with a gap; ``mean`` those without a
+    target) and the counts before it; raises for ``error`` when a value is missing."""
+    counts = csvfile.missing_counts(table)
+    if not counts["cells"]:
+        return table, None
+    if policy == "error":
+        csvfile.check_missing(where, table, header, features, t)
+    rows = table.y_missing | (table.x_missing.any(axis=1) if policy == "drop" else False)
+    kept = csvfile.drop_rows(table, rows)
+    if not len(kept.x):
         raise UserError(
-            f"{where}: line 1 holds numbers {first.strip()[:60]!r}; expected a header row of "
-            f"column names. Add one, e.g. {example}"
+            f"{where}: every row is missing a value ({counts['cells']} missing cell(s)); "
+            f"nothing is left to train on"
         )
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise UserError(f"{where}: line 1 names the column(s) {twice} more than once")
-    if len(names) < min_columns:
-        raise UserError(
-            f"{where}: line 1 names {len(names)} column; expected at least one feature and a "
-            f"target separated by {delimiter!r}"
-        )
-    return names
+    return kept, {**counts, "dropped_rows": int(rows.sum())}
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+def _csv_split(where, x, y, names, policy, dropped, **split_args):
+    """``((train, val, test), missing record)``: a ``mean`` fill uses training rows only."""
+    if policy != "mean":
+        x = np.asarray(x, np.float32)  # the C parser's float32 is kept as is
+        record = None if dropped is None else {"policy": policy, **dropped, "fill": None}
+        return split(where, Dataset(x, y), **split_args), record
+    rows = split(where, Dataset(np.arange(len(y))[:, None], y), **split_args)  # the same draw
+    x, means = csvfile.fill_means(where, names, np.asarray(x, np.float64), rows[0].x[:, 0])
+    parts = tuple(Dataset(x[r.x[:, 0]], y[r.x[:, 0]]) for r in rows)
+    counts = dropped or {"cells": 0, "rows": 0, "dropped_rows": 0}
+    fill = dict(zip(names, means.tolist(), strict=True))
+    return parts, {"policy": "mean", **counts, "fill": fill}
+
+
+def _missing_notes(where: str, record) -> tuple[str, ...]:
+    if record is None or not record["cells"]:
+        return ()
+    note = (
+        f"{where}: {record['cells']} missing value(s) in {record['rows']} row(s), "
+        f"missing={record['policy']}: {record['dropped_rows']} row(s) dropped"
+    )
+    return (note + (", the other gaps filled with training means" if record["fill"] else ""),)
 
 
 def _target_column(where: str, header: list[str], target) -> int:
@@ -380,80 +384,6 @@ def _target_column(where: str, header: list[str], target) -> int:
     if is_index and -len(header) <= target < len(header):
         return target % len(header)
     raise UserError(f"{where}: target column {target!r} not found; expected one of {header}")
-
-
-def _loadtxt(path: Path, delimiter: str, usecols, dtype, ndmin: int = 2) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "no data": reported as a UserError
-        return np.loadtxt(
-            path,
-            delimiter=delimiter,
-            skiprows=1,
-            usecols=usecols,
-            dtype=dtype,
-            comments=None,
-            encoding="utf-8",
-            ndmin=ndmin,
-        )
-
-
-def _csv_columns(path, header, t, features, delimiter) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, F) float32 and raw targets (N,): numbers, or strings if any is not one."""
-    try:  # fast path: every column numeric, one C parse of the whole table
-        table = _loadtxt(path, delimiter, None, np.float32)  # (N, columns)
-        if table.shape[1] == len(header) and len(table):
-            x = table[:, :-1] if t == len(header) - 1 else table[:, features]  # view if possible
-            return x, table[:, t]
-    except ValueError:
-        pass
-    _check_field_counts(path, header, delimiter)
-    try:
-        x = _loadtxt(path, delimiter, features, np.float32)  # (N, F)
-    except ValueError as e:
-        _check_numeric(path, header, features, delimiter)
-        raise UserError(f"csv:{path}: cannot parse the feature columns: {e}") from None
-    labels = np.char.strip(_loadtxt(path, delimiter, [t], str, ndmin=1), '" ')  # (N,)
-    return x, labels
-
-
-def _data_lines(path: Path):
-    """``(line number, line)`` for every non-blank line after the header."""
-    with open(path, encoding="utf-8", newline="") as f:
-        lineno = 1
-        try:
-            f.readline()
-            for lineno, line in enumerate(f, start=2):  # noqa: B007
-                if line.strip():
-                    yield lineno, line.rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise UserError(f"csv:{path}: line {lineno + 1} is not UTF-8 text") from None
-
-
-def _check_field_counts(path: Path, header: list[str], delimiter: str) -> None:
-    """Raise a :class:`UserError` at the first row whose field count differs from the header."""
-    rows, width = 0, len(header) - 1
-    for lineno, line in _data_lines(path):
-        rows += 1
-        if line.count(delimiter) != width:
-            raise UserError(
-                f"csv:{path}: line {lineno} has {line.count(delimiter) + 1} fields; expected "
-                f"{len(header)}, one per header column"
-            )
-    if rows == 0:
-        raise UserError(f"csv:{path}: the file has a header but no data rows; expected data rows")
-
-
-def _check_numeric(path: Path, header: list[str], features: list[int], delimiter: str) -> None:
-    """Raise a :class:`UserError` at the first feature cell that is not a number."""
-    for lineno, line in _data_lines(path):
-        cells = line.split(delimiter)
-        for j in features:
-            if not _is_number(cells[j]):
-                raise UserError(
-                    f"csv:{path}: line {lineno}, column {header[j]!r}: expected a number, got "
-                    f"{cells[j].strip()[:40]!r}; feature columns must be numeric (pick the "
-                    f"label column with target=NAME)"
-                )
 
 
 def _csv_delimiter(where: str, delimiter) -> str:
@@ -475,9 +405,10 @@ def csv_columns(path, *, target=None, delimiter: str = ",") -> tuple[tuple[str, 
       UserError: for a missing or empty file, no header row, or an unknown ``target``.
     """
     path = Path(path).expanduser()
-    delimiter = _csv_delimiter(f"csv:{path}", delimiter)
-    header = _csv_header(_existing_file(path, "csv"), delimiter)
-    t = _target_column(f"csv:{path}", header, target)
+    where = f"csv:{path}"
+    delimiter = _csv_delimiter(where, delimiter)
+    header = csvfile.read_header(_existing_file(path, "csv"), where, delimiter)
+    t = _target_column(where, header, target)
     return tuple(n for i, n in enumerate(header) if i != t), header[t]
 
 
@@ -492,25 +423,75 @@ def read_csv_features(path, features, *, delimiter: str = ",") -> np.ndarray:
       UserError: naming the file for a missing feature column (with the columns present), a
         ragged row or a non-numeric cell (with its line), or a NaN or infinite value.
     """
+    return read_csv_inputs(path, features, delimiter=delimiter).x
+
+
+class CsvInputs(NamedTuple):
+    """What :func:`read_csv_inputs` read: features, raw targets (or None) and data row ids."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    rows: np.ndarray
+
+
+def read_csv_inputs(
+    path, features, *, target: str | None = None, delimiter: str = ",", missing: str = "error",
+    fill: dict | None = None,
+) -> CsvInputs:  # fmt: skip
+    """The columns named ``features`` (and ``target``) of a new CSV file, read as a run's was.
+
+    Chapter 5: inputs transformed exactly as the training inputs were, matched by name (the
+    order of the file's columns does not matter). ``missing`` is the run's policy: ``drop``
+    skips the rows with a gap, ``mean`` fills a feature with ``fill`` (the training means,
+    ``info.missing["fill"]``) and skips rows without a target.
+
+    Returns:
+      :class:`CsvInputs`: ``x`` float32 (N, F), the raw target column (N,) or None, and the
+      0-based data row of each example kept.
+
+    Raises:
+      UserError: for a missing column (naming the columns the file has), a ragged row, a bad
+        cell (line and column) or a missing value the policy does not cover.
+    """
     path = Path(path).expanduser()
     where = f"csv:{path}"
     delimiter = _csv_delimiter(where, delimiter)
-    header = _csv_header(_existing_file(path, "csv"), delimiter, min_columns=1)
-    missing = [f for f in features if f not in header]
-    if missing or not features:
+    header = csvfile.read_header(_existing_file(path, "csv"), where, delimiter, min_columns=1)
+    wanted = [*features, *([] if target is None else [target])]
+    absent = [f for f in wanted if f not in header]
+    if absent or not features:
         raise UserError(
-            f"{where}: expected the feature columns {list(features)}, missing {missing}; the "
-            f"file has columns {header}"
+            f"{where}: expected the {'feature ' if target is None else ''}columns "
+            f"{list(wanted)} the run was trained on, missing "
+            f"{absent}; the file has columns {header}"
         )
     cols = [header.index(f) for f in features]
-    _check_field_counts(path, header, delimiter)
-    try:
-        x = _loadtxt(path, delimiter, cols, np.float32)  # (N, F)
-    except ValueError as e:
-        _check_numeric(path, header, cols, delimiter)
-        raise UserError(f"{where}: cannot parse the feature columns: {e}") from None
-    _check_finite(where, x, "data row", base=1)
-    return x
+    t = header.index(target) if target is not None else None
+    table = csvfile.read_table(path, where, header, cols, t, delimiter=delimiter)
+    return _new_rows(where, table, header, cols, t, missing, fill)
+
+
+def _new_rows(where, table, header, cols, t, missing, fill) -> CsvInputs:
+    if missing == "error" or (missing == "mean" and not fill):
+        csvfile.check_missing(where, table, header, cols, t)
+    gaps = table.x_missing.any(axis=1)
+    rows = table.y_missing | (gaps if missing == "drop" else False)
+    kept = csvfile.drop_rows(table, rows)
+    x = kept.x
+    if missing == "mean" and kept.x_missing.any():
+        means = np.asarray([fill[header[j]] for j in cols], np.float64)
+        x = np.where(kept.x_missing, means, np.asarray(x, np.float64))
+    if not len(x):
+        raise UserError(f"{where}: every row is missing a value; nothing is left to read")
+    return CsvInputs(np.asarray(x, np.float32), kept.y, np.flatnonzero(~rows))
+
+
+def label_names(values: np.ndarray) -> list[str]:
+    """The class name of each raw label, as ``csv:PATH`` and the arrays name their classes."""
+    values = np.asarray(values).reshape(-1)
+    if np.issubdtype(values.dtype, np.floating):
+        return [str(int(v)) if float(v).is_integer() else str(v) for v in values]
+    return [str(v) for v in values]
 
 
 # --------------------------------------------------------------------------------------------
