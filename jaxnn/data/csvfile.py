@@ -46,6 +46,7 @@ __all__ = [
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "?"})
 MISSING_POLICIES = ("error", "drop", "mean")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_TARGET_HINT = "; feature columns must be numeric (pick the label column with target=NAME)"
 _MISSING_HINT = (
     "pass missing=drop to skip the rows that have one, or missing=mean to fill a feature with its "
     "training mean (--data-option missing=drop)"
@@ -97,11 +98,14 @@ def records(path, where: str, delimiter: str) -> Iterator[tuple[int, list[str]]]
 def _quoting_error(where: str, start: int, line: int, message: str) -> UserError:
     fix = 'quote the whole field and double the quotes inside it, e.g. "a ""b"" c"'
     if "new-line character" in message:
-        return UserError(f"{where}: line {line}: a bare carriage return ends a line inside a field "
-                         f"(old Mac line endings?); expected \\n or \\r\\n line endings")  # fmt: skip
+        return UserError(
+            f"{where}: line {line}: a bare carriage return ends a line inside a field (old Mac "
+            f"line endings?); expected \\n or \\r\\n line endings"
+        )
     if "expected after" in message:
-        return UserError(f"{where}: line {line}: a quoted field must end at a delimiter "
-                         f"({message}); {fix}")  # fmt: skip
+        return UserError(
+            f"{where}: line {line}: a quoted field must end at a delimiter ({message}); {fix}"
+        )
     return UserError(
         f"{where}: line {start}: a quoted field that opens in this record is never closed (read "
         f"to line {line}: {message}); close it, or {fix}"
@@ -198,9 +202,9 @@ def read_table(
     fast = _fast_table(path, delimiter, len(header), features, target)
     if fast is not None:
         return fast
-    lines, cells = _cells(path, where, header, [*features, *([] if target is None else [target])],
-                          delimiter)  # fmt: skip
-    hint = "" if target_given else "; feature columns must be numeric (pick the label column with target=NAME)"
+    wanted = [*features, *([] if target is None else [target])]
+    lines, cells = _cells(path, where, header, wanted, delimiter)
+    hint = "" if target_given else _TARGET_HINT
     parsed = [_numeric(where, header[j], cells[k], lines, hint) for k, j in enumerate(features)]
     x = np.stack([v for v, _ in parsed], axis=1) if parsed else np.zeros((len(lines), 0))
     x_missing = np.stack([m for _, m in parsed], axis=1) if parsed else np.zeros(x.shape, bool)
@@ -252,9 +256,7 @@ def _plain_rows(path, delimiter: str, width: int) -> bool:
     (``usecols``) are then those of the header (it does not count a row's fields)."""
     sep = delimiter.encode("utf-8")
     with open(path, "rb") as f:
-        return all(
-            line.count(sep) == width - 1 and b'"' not in line for line in f if line.strip()
-        )
+        return all(line.count(sep) == width - 1 and b'"' not in line for line in f if line.strip())
 
 
 def _string_targets(path, delimiter, features, target):
@@ -374,4 +376,3 @@ def fill_means(where: str, names: list[str], x: np.ndarray, train_rows):
         )
     means = np.where(present, train, 0.0).sum(axis=0) / present.sum(axis=0)
     return np.where(np.isnan(x), means, x).astype(np.float32), means
-
