@@ -19,7 +19,15 @@ from jaxnn.data.containers import DatasetInfo
 from jaxnn.errors import UserError
 from jaxnn.train.run import CONFIG, DATA_INFO, info_from_json, read_config, read_json
 
-__all__ = ["Run", "load_run", "model_from_config", "predict_outputs", "predict_file", "format_rows"]
+__all__ = [
+    "Run",
+    "load_run",
+    "missing_policy",
+    "model_from_config",
+    "predict_outputs",
+    "predict_file",
+    "format_rows",
+]
 
 
 class Run(NamedTuple):
@@ -110,17 +118,30 @@ def _read_inputs(run: Run, path: Path):
         h, w, c = run.info.input_shape
         x, files = sources.read_images(path, size=(h, w), mode="gray" if c == 1 else "rgb")
         return x, [str(f) for f in files]
-    if path.suffix.lower() == ".npy":
-        x = np.load(path, allow_pickle=False)
+    if path.suffix.lower() in (".npy", ".npz"):
+        from jaxnn.data import arrays
+
+        x = arrays.read_inputs(path, run.info.input_shape)
         return x, list(range(len(x)))
     if path.suffix.lower() in (".csv", ".tsv"):
         features = source.get("feature_columns")
         if not features:
             raise UserError(f"predict: {run.out} was not trained on a CSV; give an .npy array")
-        delimiter = source.get("options", {}).get("delimiter", ",")
-        x = sources.read_csv_features(path, features, delimiter=delimiter)
-        return x, list(range(len(x)))
+        options = source.get("options", {})
+        found = sources.read_csv_inputs(
+            path, features, delimiter=options.get("delimiter", ","), **missing_policy(run)
+        )
+        return found.x, found.rows.tolist()
     raise UserError(f"predict --input {path}: expected a .csv, .npy, image file or image folder")
+
+
+def missing_policy(run: Run) -> dict:
+    """How the run's CSV treated missing values: ``{"missing", "fill"}`` for
+    :func:`jaxnn.data.sources.read_csv_inputs`."""
+    source = (run.config.get("data") or {}).get("source") or {}
+    policy = source.get("options", {}).get("missing", "error")
+    fill = (run.info.missing or {}).get("fill") if isinstance(run.info.missing, dict) else None
+    return {"missing": policy if policy in ("error", "drop", "mean") else "error", "fill": fill}
 
 
 def predict_file(run: Run, path) -> list[dict]:

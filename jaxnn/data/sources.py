@@ -40,8 +40,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jaxnn.data import csvfile
+from jaxnn.data import arrays as arrayfile
+from jaxnn.data import csvfile, images
 from jaxnn.data.containers import Dataset, DatasetInfo, Splits
+from jaxnn.data.images import IMAGE_SUFFIXES
 from jaxnn.data.options import (
     bpe_vocabulary,
     check_options,
@@ -80,7 +82,6 @@ __all__ = [
 KINDS = ("csv", "npz", "npy", "text", "images")
 ALIASES = {"folder": "images"}
 _SUFFIX_KINDS = {".csv": "csv", ".npz": "npz", ".txt": "text"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _SPLIT_NAMES = ("train", "val", "test")
 _MAX_INFERRED_CLASSES = 1000  # more distinct integer targets than this need an explicit task=
 
@@ -111,9 +112,15 @@ def resolve_spec(name: str) -> str:
 
     ``.csv``, ``.npz`` and ``.txt`` files map by suffix; an existing directory maps to ``npy:``
     if it holds ``x.npy`` or ``x_train.npy``, else to ``images:``. Names that already carry a
-    kind, and names that are neither (built-in datasets), are returned as given.
+    kind, and names that are neither, are returned as given. A built-in dataset's name
+    (``mnist1d``, ``digits``, ...) always means the built-in set, even where a folder of that
+    name exists: ``./mnist1d`` or ``images:mnist1d`` names the folder.
     """
+    from jaxnn.data import datasets  # the table of sources imports this module
+
     if not isinstance(name, str) or not name or parse_spec(name) is not None:
+        return name
+    if name in datasets.NAMES:
         return name
     kind = _SUFFIX_KINDS.get(Path(name).suffix.lower())
     if kind is not None:
@@ -535,26 +542,12 @@ def _npy_available(path: Path) -> list[str]:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     where = f"npz:{_existing_file(path, 'npz')}"
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            names = _array_names(f.files, where)
-            return {n: f[n] for n in names}
-    except UserError:
-        raise
-    except (OSError, ValueError) as e:
-        raise UserError(f"{where}: cannot read it as an .npz archive of arrays: {e}") from None
+    return arrayfile.read_npz(path, where, lambda names: _array_names(names, where))
 
 
 def _read_npy(path: Path) -> dict[str, np.ndarray]:
     names = _array_names(_npy_available(path), f"npy:{path}")
-    arrays = {}
-    for n in names:
-        file = path / f"{n}.npy"
-        try:
-            arrays[n] = np.load(file, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise UserError(f"npy:{path}: cannot read {file} as a .npy array: {e}") from None
-    return arrays
+    return {n: arrayfile.read_npy(path / f"{n}.npy", f"npy:{path / f'{n}.npy'}") for n in names}
 
 
 def load_npz(
@@ -618,8 +611,11 @@ def _check_pairs(where: str, arrays: dict) -> list[str]:
     return splits
 
 
-def _check_pair(where: str, xn: str, yn: str, arrays: dict) -> None:
-    x, y = arrays[xn], arrays[yn]
+def _check_pair(where: str, xn: str, yn: str, named: dict) -> None:
+    x, y = named[xn], named[yn]
+    arrayfile.check_array(where, xn, x)
+    arrayfile.check_array(where, yn, y, arrayfile.LABEL_KINDS)
+    arrayfile.check_values(where, yn, y)
     if x.ndim < 2 or y.ndim < 1 or len(x) != len(y) or len(x) == 0:
         raise UserError(
             f"{where}: expected {xn} (N, features...) and {yn} (N, ...) with the same N >= 1, "
@@ -650,8 +646,8 @@ def _class_targets(where: str, ys: list) -> tuple[list, tuple[str, ...]]:
 
 def _array_set(where: str, split_name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
     xn, yn = _pair(split_name)
+    arrayfile.check_values(where, xn, x)
     x = _as_features(where, x)
-    _check_finite(f"{where} {xn}", x)
     _check_finite(f"{where} {yn}", y)
     return Dataset(x, y)
 
@@ -811,30 +807,9 @@ def load_text(path: str, *, seed: int, tokenizer: str, **options) -> Splits:
 # --------------------------------------------------------------------------------------------
 
 
-def _is_image_file(p: Path) -> bool:
-    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-
-
 def _class_folders(path: Path) -> list[tuple[str, list[Path]]]:
     """``(class name, sorted image files)`` per subfolder, in sorted folder order."""
-    where = f"images:{path}"
-    if not path.is_dir():
-        what = "directory not found" if not path.exists() else "not a directory"
-        raise UserError(f"{where}: {what}; expected a directory with one subfolder per class")
-    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise UserError(f"{where}: no class subfolders; expected one subfolder of images per class")
-    return [(folder.name, _class_images(where, folder)) for folder in folders]
-
-
-def _class_images(where: str, folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if _is_image_file(p))
-    if not files:
-        raise UserError(
-            f"{where}: class folder {folder} holds no images; expected PNG or JPEG files "
-            f"({', '.join(IMAGE_SUFFIXES)})"
-        )
-    return files
+    return images.class_folders(path, f"images:{path}")[0]
 
 
 def _parse_size(where: str, size) -> tuple[int, int] | None:
@@ -846,35 +821,16 @@ def _parse_size(where: str, size) -> tuple[int, int] | None:
         ) from None
 
 
-def _pillow():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise UserError(
-            "images: reading images needs Pillow; install it with `pip install pillow`"
-        ) from None
-    return Image
-
-
 def _peek(image_mod, file: Path) -> tuple[str, tuple[int, int]]:
     """The image's mode and (height, width), reading its header only."""
-    try:
-        with image_mod.open(file) as im:
-            return im.mode, (im.height, im.width)
-    except (OSError, ValueError) as e:
-        raise UserError(f"images: cannot read image {file}: {e}; expected a PNG or JPEG") from None
+    with images.open_image(image_mod, file) as im:
+        return im.mode, (im.height, im.width)
 
 
 def _read_image(image_mod, file: Path, mode: str, size) -> np.ndarray:
-    try:
-        with image_mod.open(file) as im:
-            im = im.convert("L" if mode == "gray" else "RGB")
-            if size is not None and (im.height, im.width) != size:
-                im = im.resize((size[1], size[0]), image_mod.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)  # (H, W) or (H, W, 3)
-    except (OSError, ValueError) as e:
-        raise UserError(f"images: cannot read image {file}: {e}; expected a PNG or JPEG") from None
-    return arr.reshape(*arr.shape[:2], -1)  # (H, W, C)
+    """float32 (H, W, C) in [0, 1] (:func:`jaxnn.data.images.image_array`)."""
+    with images.open_image(image_mod, file) as im:
+        return images.image_array(image_mod, im, file, mode, size)
 
 
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -911,12 +867,11 @@ def load_images(
     """
     path = Path(path).expanduser()
     where = f"images:{path}"
-    image_mod = _pillow()
-    folders = _class_folders(path)
+    image_mod = images.pillow()
+    folders, notes = images.class_folders(path, where)
     files = [f for _, fs in folders for f in fs]
     size, mode = _images_plan(where, image_mod, files, image_size(size), mode)
-    x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C) uint8
-    x = x.astype(np.float32) / 255.0
+    x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C)
     y = np.repeat(np.arange(len(folders), dtype=np.int32), [len(fs) for _, fs in folders])
     train, val, test = split(
         where,
@@ -937,6 +892,7 @@ def load_images(
             f"image folder {path} ({len(x)} images, {len(folders)} classes, "
             f"{size[0]}x{size[1]} {mode})"
         ),
+        notes=notes,
     )
     return Splits(train, val, test, info)
 
@@ -961,16 +917,15 @@ def read_images(path, *, size, mode: str) -> tuple[np.ndarray, list[Path]]:
     if size is None:
         raise UserError(f"{where}: expected size=HxW, got None")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if _is_image_file(p))
+        files = images.image_files(path)[0]
     elif path.is_file():
         files = [path]
     else:
         raise UserError(f"{where}: not found; expected an image file or a folder of images")
     if not files:
         raise UserError(f"{where}: holds no images; expected {', '.join(IMAGE_SUFFIXES)} files")
-    image_mod = _pillow()
-    x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C)
-    return x.astype(np.float32) / 255.0, files
+    image_mod = images.pillow()
+    return np.stack([_read_image(image_mod, f, mode, size) for f in files]), files  # (N,H,W,C)
 
 
 def __getattr__(name: str):
