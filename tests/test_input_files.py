@@ -405,3 +405,11 @@ def test_a_built_in_name_means_the_built_in_set_even_beside_a_folder_of_that_nam
     assert resolve_spec("./digits") == "images:./digits"
     assert load("digits").info.name == "digits"
     assert "no class subfolders" not in str(load("digits").info.description)
+
+
+def test_the_bare_built_in_names_are_those_of_the_table_of_sources():
+    from jaxnn.data.datasets import SOURCES
+    from jaxnn.data.sources import BUILTIN_NAMES
+
+    bare = {s.name for s in SOURCES if s.prefix is None and ":" not in s.name}
+    assert set(BUILTIN_NAMES) == bare

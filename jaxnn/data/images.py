@@ -145,25 +145,35 @@ def class_folders(path: Path, where: str) -> tuple[list[tuple[str, list[Path]]],
     Raises:
       UserError: for a missing folder, no class subfolders, or a class folder without images.
     """
+    folders, skipped = _visible_folders(path, where)
+    classes = []
+    for folder in folders:
+        files, passed = _class_images(where, folder)
+        classes.append((folder.name, files))
+        skipped += [f"{folder.name}/{name}" for name in passed]
+    return classes, _skipped_note(where, skipped)
+
+
+def _visible_folders(path: Path, where: str) -> tuple[list[Path], list[str]]:
+    """The class subfolders (sorted, not hidden) and the names of the other entries."""
     if not path.is_dir():
         what = "directory not found" if not path.exists() else "not a directory"
         raise UserError(f"{where}: {what}; expected a directory with one subfolder per class")
     entries = sorted(path.iterdir())
     folders = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
-    skipped = [p.name + ("/" if p.is_dir() else "") for p in entries if p not in folders]
     if not folders:
         raise UserError(f"{where}: no class subfolders; expected one subfolder of images per class")
-    classes = []
-    for folder in folders:
-        files, passed = image_files(folder)
-        if not files:
-            raise UserError(
-                f"{where}: class folder {folder} holds no images; expected PNG or JPEG files "
-                f"({', '.join(IMAGE_SUFFIXES)})"
-            )
-        classes.append((folder.name, files))
-        skipped += [f"{folder.name}/{name}" for name in passed]
-    return classes, _skipped_note(where, skipped)
+    return folders, [p.name + ("/" if p.is_dir() else "") for p in entries if p not in folders]
+
+
+def _class_images(where: str, folder: Path) -> tuple[list[Path], list[str]]:
+    files, skipped = image_files(folder)
+    if not files:
+        raise UserError(
+            f"{where}: class folder {folder} holds no images; expected PNG or JPEG files "
+            f"({', '.join(IMAGE_SUFFIXES)})"
+        )
+    return files, skipped
 
 
 def _skipped_note(where: str, skipped: list[str]) -> tuple[str, ...]:

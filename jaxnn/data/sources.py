@@ -56,6 +56,7 @@ from jaxnn.errors import UserError
 
 __all__ = [
     "ALIASES",
+    "BUILTIN_NAMES",
     "KINDS",
     "IMAGE_SUFFIXES",
     "TEXT_CHECKS",
@@ -83,6 +84,9 @@ KINDS = ("csv", "npz", "npy", "text", "images")
 ALIASES = {"folder": "images"}
 _SUFFIX_KINDS = {".csv": "csv", ".npz": "npz", ".txt": "text"}
 _SPLIT_NAMES = ("train", "val", "test")
+# The built-in datasets without a prefix (jaxnn.data.datasets.SOURCES, which imports this module,
+# lists them; a test checks the two agree): a bare name among them never means a folder.
+BUILTIN_NAMES = ("mnist1d", "digits", "mnist5k", "pydoc_text")
 _MAX_INFERRED_CLASSES = 1000  # more distinct integer targets than this need an explicit task=
 
 
@@ -116,11 +120,9 @@ def resolve_spec(name: str) -> str:
     (``mnist1d``, ``digits``, ...) always means the built-in set, even where a folder of that
     name exists: ``./mnist1d`` or ``images:mnist1d`` names the folder.
     """
-    from jaxnn.data import datasets  # the table of sources imports this module
-
     if not isinstance(name, str) or not name or parse_spec(name) is not None:
         return name
-    if name in datasets.NAMES:
+    if name in BUILTIN_NAMES:
         return name
     kind = _SUFFIX_KINDS.get(Path(name).suffix.lower())
     if kind is not None:
