@@ -413,3 +413,17 @@ def test_the_bare_built_in_names_are_those_of_the_table_of_sources():
 
     bare = {s.name for s in SOURCES if s.prefix is None and ":" not in s.name}
     assert set(BUILTIN_NAMES) == bare
+
+
+def test_a_planted_mnist1d_cache_with_its_own_checksum_is_not_trusted(tmp_path, monkeypatch):
+    from jaxnn.data import builtin
+
+    monkeypatch.setenv("JAXNN_CACHE_DIR", str(tmp_path))
+    fresh = builtin._mnist1d_arrays.__wrapped__(True)
+    (path,) = tmp_path.glob("mnist1d-*.npz")
+    planted = (np.zeros_like(fresh[0]), *fresh[1:])
+    np.savez(path, x=planted[0], y=planted[1], x_test=planted[2], y_test=planted[3],
+             sha256=np.array(builtin._arrays_sha256(planted)))  # fmt: skip
+    with pytest.warns(UserWarning, match="failed its checksum; regenerating"):
+        again = builtin._mnist1d_arrays.__wrapped__(True)
+    assert np.array_equal(again[0], fresh[0]) and not list(tmp_path.glob("*.sha256"))
