@@ -199,12 +199,12 @@ def test_non_numeric_feature_column_is_named_with_its_line(tmp_path):
     assert "line 7, column 'b': expected a number, got 'five'" in msg
 
 
-@pytest.mark.parametrize("text", ["a,label\n1,0\nnan,1\n2,0\n", "a,label\n1,0\n3,1\n2,inf\n"])
-def test_csv_nan_or_infinite_values_are_refused_with_their_row(tmp_path, text):
-    row = 2 if "nan" in text else 3
-    assert f"NaN or infinity in 1 example(s), the first at data row {row}" in _csv_error(
-        tmp_path, text
-    )
+def test_csv_nan_is_a_missing_value_and_infinity_is_refused_with_its_line(tmp_path):
+    msg = _csv_error(tmp_path, "a,label\n1,0\nnan,1\n2,0\n")
+    assert "line 3, column 'a' is missing a value (1 missing cell(s) in 1 row(s))" in msg
+    assert "missing=drop" in msg and "target=" not in msg
+    msg = _csv_error(tmp_path, "a,label\n1,0\n3,1\n2,inf\n")
+    assert "line 4, column 'label': expected a finite number, got 'inf'" in msg
 
 
 @pytest.mark.parametrize(

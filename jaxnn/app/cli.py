@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from jaxnn import __version__
-from jaxnn.app import checkout, doctor, export, flags, predict, recipes
+from jaxnn.app import checkout, doctor, export, flags, predict, recipes, rundata
 from jaxnn.app.doctor import DoctorOptions
 from jaxnn.app.export import ExportOptions
 from jaxnn.app.options import EvalOptions, PredictOptions, RunConfig, SampleOptions
@@ -239,14 +239,6 @@ def _load_data(dataset: str, seed: int, options: dict, normalize: bool):
     return splits
 
 
-def _data_record(dataset: str, options: dict, normalize: bool) -> dict:
-    from jaxnn.data import sources
-
-    spec = sources.resolve_spec(dataset)
-    record = sources.source_record(spec, **options) if sources.parse_spec(spec) else None
-    return {"options": options, "normalize": normalize, "source": record}
-
-
 def cmd_train(args) -> int:
     """``jaxnn train``: load, normalize with train statistics, build, fit, report."""
     import jax
@@ -258,7 +250,7 @@ def cmd_train(args) -> int:
     if run.num_processes > 1:
         parallel.initialize_distributed(run.coordinator, run.num_processes, run.process_id)
     _check_out_dir(Path(run.out))
-    splits = _load_data(run.dataset, fit_cfg.seed, options, run.normalize)
+    splits, data_record = rundata.training_data(run, fit_cfg.seed, options, given=vars(args))
     with _user_input("--model-config"):
         model = models.build(run.model, splits.info, **overrides)
     info = splits.info
@@ -270,7 +262,7 @@ def cmd_train(args) -> int:
     )
     if run.doctor and not _preflight_passes(model, splits, fit_cfg):
         return 1
-    run_info = {"data": _data_record(run.dataset, options, run.normalize), "history": history}
+    run_info = {"data": data_record, "history": history}
     result = fit(model, splits, fit_cfg, out_dir=run.out, resume=run.resume, run_info=run_info)
     keys = ("best_epoch", "best_val_accuracy", "test_accuracy", "test_loss", "epochs_run")
     say(json.dumps({k: result.summary[k] for k in (*keys, "stopped_reason")}), flush=True)
@@ -298,37 +290,31 @@ def _check_out_dir(out: Path) -> None:
 
 
 def _eval_dataset(run, opts: EvalOptions):
-    """The dataset ``jaxnn eval`` scores, standardized with the run's saved statistics."""
+    """The dataset ``jaxnn eval`` scores, standardized with the run's saved statistics: a CSV
+    by the run's column names, another source whole, or the run's own split."""
     from jaxnn import data
     from jaxnn.data.pipeline import apply_statistics
 
-    spec, options = _eval_source(run.config, opts)
-    with _user_input(f"eval --dataset {spec}"):
-        splits = data.load(spec, seed=int(run.config["fit"].get("seed", 0)), **options)
-    if opts.dataset:
+    options = _parse_pairs(opts.data_option, "--data-option")
+    if opts.dataset and rundata.is_named_csv(run, opts.dataset):
+        dataset = rundata.named_csv(run, _csv_path(opts.dataset), options)
+    elif opts.dataset:
+        with _user_input(f"eval --dataset {opts.dataset}"):
+            splits = data.load(opts.dataset, seed=int(run.config["fit"].get("seed", 0)), **options)
         dataset = _concat_splits(splits, run.info)
-    elif opts.split == "val":
-        dataset = splits.val
     else:
-        dataset = splits.test.unseal("jaxnn eval --split test")
+        splits = rundata.run_splits(run.out, run.config, command="eval")
+        test = opts.split == "test"
+        dataset = splits.test.unseal("jaxnn eval --split test") if test else splits.val
     if run.info.normalization is not None:
         dataset = data.Dataset(apply_statistics(run.info.normalization, dataset.x), dataset.y)
     return dataset
 
 
-def _eval_source(config: dict, opts: EvalOptions) -> tuple[str, dict]:
-    """The source ``jaxnn eval`` loads and its loader options: ``--dataset``, or the run's own
-    source (a file of which must still be there)."""
-    if opts.dataset:
-        return opts.dataset, _parse_pairs(opts.data_option, "--data-option")
-    saved = config.get("data", {}) if isinstance(config.get("data"), dict) else {}
-    source = saved.get("source") or {}
-    if source.get("path") and not Path(source["path"]).exists():
-        raise UserError(
-            f"eval: the training file {source['path']} is gone; pass --dataset FILE to score "
-            "another file"
-        )
-    return config["dataset"], saved.get("options", {})
+def _csv_path(spec: str) -> str:
+    from jaxnn.data import sources
+
+    return str(sources.parse_spec(sources.resolve_spec(spec))[1])
 
 
 def _concat_splits(splits, info):

@@ -36,7 +36,7 @@ from jaxnn.diagnostics.doctor import (
     Finding,
     diagnose,
     examine,
-    load_splits,
+    load_splits,  # noqa: F401  (the engine's names are offered here too)
     preflight,
     rank,
 )
@@ -70,15 +70,14 @@ def _restore(out: Path, config: dict):
     """``(model, splits, params, model_state, restored)``: the best-validation checkpoint, or
     the initialization for a run that failed before writing one (``restored`` says which)."""
     from jaxnn.app.predict import load_run, model_from_config
+    from jaxnn.app.rundata import run_splits
+    from jaxnn.data import pipeline
 
     fit = config["fit"]
     data = config.get("data") if isinstance(config.get("data"), dict) else {}
-    splits = load_splits(
-        config["dataset"],
-        seed=fit["seed"],
-        options=data.get("options", {}),
-        normalize=data.get("normalize", True),
-    )
+    splits = run_splits(out, config, command="doctor")  # the snapshot, if the file moved
+    if data.get("normalize", True):
+        splits = pipeline.standardize(splits)[0]
     try:
         run = load_run(out)
         return run.model, splits, run.params, run.model_state, "best-validation checkpoint"

@@ -19,7 +19,15 @@ from jaxnn.data.containers import DatasetInfo
 from jaxnn.errors import UserError
 from jaxnn.train.run import CONFIG, DATA_INFO, info_from_json, read_config, read_json
 
-__all__ = ["Run", "load_run", "model_from_config", "predict_outputs", "predict_file", "format_rows"]
+__all__ = [
+    "Run",
+    "load_run",
+    "missing_policy",
+    "model_from_config",
+    "predict_outputs",
+    "predict_file",
+    "format_rows",
+]
 
 
 class Run(NamedTuple):
@@ -99,28 +107,54 @@ def _read_inputs(run: Run, path: Path):
     Returns:
       ``(x, ids)``: inputs ``(N, ...)`` and one identifier per row (a row number or a file).
     """
-    from jaxnn.data import sources
-
-    source = (run.config.get("data") or {}).get("source") or {}
     if not path.exists():
         raise UserError(f"predict --input {path}: no such file or folder")
     if path.is_dir() or path.suffix.lower() in (".png", ".jpg", ".jpeg"):
-        if run.info.modality != "image" or len(run.info.input_shape) != 3:
-            raise UserError(f"predict: images given, but {run.out} was trained on {run.info.name}")
-        h, w, c = run.info.input_shape
-        x, files = sources.read_images(path, size=(h, w), mode="gray" if c == 1 else "rgb")
-        return x, [str(f) for f in files]
-    if path.suffix.lower() == ".npy":
-        x = np.load(path, allow_pickle=False)
+        return _read_images(run, path)
+    if path.suffix.lower() in (".npy", ".npz"):
+        from jaxnn.data import arrays
+
+        x = arrays.read_inputs(path, run.info.input_shape)
         return x, list(range(len(x)))
     if path.suffix.lower() in (".csv", ".tsv"):
-        features = source.get("feature_columns")
-        if not features:
-            raise UserError(f"predict: {run.out} was not trained on a CSV; give an .npy array")
-        delimiter = source.get("options", {}).get("delimiter", ",")
-        x = sources.read_csv_features(path, features, delimiter=delimiter)
-        return x, list(range(len(x)))
-    raise UserError(f"predict --input {path}: expected a .csv, .npy, image file or image folder")
+        return _read_csv(run, path)
+    raise UserError(
+        f"predict --input {path}: expected a .csv, .npy, .npz, image file or image folder"
+    )
+
+
+def _read_images(run: Run, path: Path):
+    from jaxnn.data import sources
+
+    if run.info.modality != "image" or len(run.info.input_shape) != 3:
+        raise UserError(f"predict: images given, but {run.out} was trained on {run.info.name}")
+    h, w, c = run.info.input_shape
+    x, files = sources.read_images(path, size=(h, w), mode="gray" if c == 1 else "rgb")
+    return x, [str(f) for f in files]
+
+
+def _read_csv(run: Run, path: Path):
+    """A CSV's columns by the run's names, missing values treated as in training."""
+    from jaxnn.data import sources
+
+    source = (run.config.get("data") or {}).get("source") or {}
+    features = source.get("feature_columns")
+    if not features:
+        raise UserError(f"predict: {run.out} was not trained on a CSV; give an .npy array")
+    options = source.get("options", {})
+    found = sources.read_csv_inputs(
+        path, features, delimiter=options.get("delimiter", ","), **missing_policy(run)
+    )
+    return found.x, found.rows.tolist()
+
+
+def missing_policy(run: Run) -> dict:
+    """How the run's CSV treated missing values: ``{"missing", "fill"}`` for
+    :func:`jaxnn.data.sources.read_csv_inputs`."""
+    source = (run.config.get("data") or {}).get("source") or {}
+    policy = source.get("options", {}).get("missing", "error")
+    fill = (run.info.missing or {}).get("fill") if isinstance(run.info.missing, dict) else None
+    return {"missing": policy if policy in ("error", "drop", "mean") else "error", "fill": fill}
 
 
 def predict_file(run: Run, path) -> list[dict]:

@@ -92,6 +92,11 @@ class DatasetInfo:
       description: one line about where the data comes from.
       normalization: the training statistics the inputs were standardized with
         (:meth:`jaxnn.data.pipeline.Standardizer.to_json`), or None for raw inputs.
+      notes: lines a reader of a user's file wants the user to see once (entries it skipped,
+        missing values it dropped or filled); ``jaxnn train`` prints them.
+      missing: for a CSV read with ``missing=drop`` or ``missing=mean``, what was done:
+        ``{"policy", "cells", "rows", "dropped_rows", "fill"}`` (``fill``: each feature's
+        training mean, by column name, for ``mean``); None when nothing was missing.
     """
 
     name: str
@@ -103,6 +108,8 @@ class DatasetInfo:
     modality: str = "tabular"
     description: str = ""
     normalization: dict | None = None
+    notes: tuple[str, ...] = ()
+    missing: dict | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -114,6 +121,7 @@ class DatasetInfo:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
         if self.class_names is not None:
             object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "notes", tuple(str(n) for n in self.notes))
 
     def replace(self, **changes) -> DatasetInfo:
         """Return a copy with some fields replaced (``dataclasses.replace``)."""

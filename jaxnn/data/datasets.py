@@ -110,7 +110,7 @@ SOURCES: tuple[Source, ...] = (
     Source(
         "csv:PATH",
         sources.load_csv,
-        {"target": None, "task": None, "delimiter": ",", **_SPLIT},
+        {"target": None, "task": None, "delimiter": ",", "missing": "error", **_SPLIT},
         _FILE,
         argument="a path",
     ),

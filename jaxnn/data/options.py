@@ -133,6 +133,7 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
     "task": _choice(None, "classification", "regression"),
     "delimiter": (_parses(csv_delimiter), "{key} to be one character (or 'tab')"),
+    "missing": _choice("error", "drop", "mean"),
     "modality": _choice(None, "tabular", "signal", "image", "text"),
     "size": (_parses(image_size), "{key}=HxW with positive integers (e.g. 28x28)"),
     "mode": _choice(None, "gray", "rgb"),

@@ -35,12 +35,15 @@ from __future__ import annotations
 
 import hashlib
 import types
-import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from jaxnn.data import arrays as arrayfile
+from jaxnn.data import csvfile, images
 from jaxnn.data.containers import Dataset, DatasetInfo, Splits
+from jaxnn.data.images import IMAGE_SUFFIXES
 from jaxnn.data.options import (
     bpe_vocabulary,
     check_options,
@@ -53,11 +56,14 @@ from jaxnn.errors import UserError
 
 __all__ = [
     "ALIASES",
+    "BUILTIN_NAMES",
     "KINDS",
     "IMAGE_SUFFIXES",
     "TEXT_CHECKS",
     "TEXT_OPTIONS",
+    "CsvInputs",
     "csv_columns",
+    "label_names",
     "load_csv",
     "load_images",
     "load_npy",
@@ -65,6 +71,7 @@ __all__ = [
     "load_text",
     "parse_spec",
     "read_csv_features",
+    "read_csv_inputs",
     "read_images",
     "resolve_spec",
     "source_files",
@@ -76,8 +83,10 @@ __all__ = [
 KINDS = ("csv", "npz", "npy", "text", "images")
 ALIASES = {"folder": "images"}
 _SUFFIX_KINDS = {".csv": "csv", ".npz": "npz", ".txt": "text"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _SPLIT_NAMES = ("train", "val", "test")
+# The built-in datasets without a prefix (jaxnn.data.datasets.SOURCES, which imports this module,
+# lists them; a test checks the two agree): a bare name among them never means a folder.
+BUILTIN_NAMES = ("mnist1d", "digits", "mnist5k", "pydoc_text")
 _MAX_INFERRED_CLASSES = 1000  # more distinct integer targets than this need an explicit task=
 
 
@@ -107,9 +116,13 @@ def resolve_spec(name: str) -> str:
 
     ``.csv``, ``.npz`` and ``.txt`` files map by suffix; an existing directory maps to ``npy:``
     if it holds ``x.npy`` or ``x_train.npy``, else to ``images:``. Names that already carry a
-    kind, and names that are neither (built-in datasets), are returned as given.
+    kind, and names that are neither, are returned as given. A built-in dataset's name
+    (``mnist1d``, ``digits``, ...) always means the built-in set, even where a folder of that
+    name exists: ``./mnist1d`` or ``images:mnist1d`` names the folder.
     """
     if not isinstance(name, str) or not name or parse_spec(name) is not None:
+        return name
+    if name in BUILTIN_NAMES:
         return name
     kind = _SUFFIX_KINDS.get(Path(name).suffix.lower())
     if kind is not None:
@@ -270,46 +283,47 @@ def _check_finite(where: str, x: np.ndarray, entry: str = "index", base: int = 0
 
 
 # --------------------------------------------------------------------------------------------
-# csv:PATH
+# csv:PATH (the format's rules: jaxnn.data.csvfile)
 # --------------------------------------------------------------------------------------------
 
 
 def load_csv(
-    path: str, *, seed: int, target, task, delimiter: str, val_fraction: float, test_fraction: float
-) -> Splits:
+    path: str, *, seed: int, target, task, delimiter: str, missing: str, val_fraction: float,
+    test_fraction: float,
+) -> Splits:  # fmt: skip
     """A CSV table with a header row as train/validation/test splits (``csv:PATH``).
 
     Chapter 9: the ``target`` column (the last one by default) holds the labels or regression
     targets, every other column is a numeric feature; the rows are split by
-    :func:`~jaxnn.data.splits.split`, stratified for classification.
+    :func:`~jaxnn.data.splits.split`, stratified for classification. Quoting follows RFC 4180
+    and ``missing`` (``error``, ``drop`` or ``mean``) says what a missing value does
+    (:mod:`jaxnn.data.csvfile`); what was dropped or filled is in ``info.missing`` and
+    ``info.notes``.
 
     Raises:
-      UserError: for a missing or malformed file, naming it and the line at fault.
+      UserError: for a missing or malformed file, naming it, the line and the column at fault.
     """
     path = Path(path).expanduser()
     where = f"csv:{path}"
     delimiter = csv_delimiter(delimiter)
-    header = _csv_header(_existing_file(path, "csv"), delimiter)
+    header = csvfile.read_header(_existing_file(path, "csv"), where, delimiter)
     t = _target_column(where, header, target)
     features = [i for i in range(len(header)) if i != t]
-    x, raw_y = _csv_columns(path, header, t, features, delimiter)
-    _check_finite(where, x, "data row", base=1)
-    if np.issubdtype(raw_y.dtype, np.floating):
-        _check_finite(where, raw_y, "data row", base=1)
-    task = _pick_task(where, raw_y, task)
+    table = csvfile.read_table(
+        path, where, header, features, t, delimiter=delimiter, target_given=target is not None
+    )
+    table, dropped = _apply_missing(where, table, header, features, t, missing)
+    task = _pick_task(where, table.y, task)
     classify = task == "classification"
     if classify:
-        y, class_names = _label_ids(raw_y)
+        y, class_names = _label_ids(table.y)
     else:
-        y, class_names = _regression_targets(raw_y), None
-    train, val, test = split(
-        where,
-        Dataset(x, y),
-        seed=seed,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        stratify=classify,
-    )
+        y, class_names = _regression_targets(table.y), None
+    names = [header[j] for j in features]
+    (train, val, test), record = _csv_split(
+        where, table.x, y, names, missing, dropped,
+        seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, stratify=classify,
+    )  # fmt: skip
     info = DatasetInfo(
         name=f"csv:{path}",
         task=task,
@@ -318,56 +332,55 @@ def load_csv(
         class_names=class_names,
         modality="tabular",
         description=(
-            f"CSV file {path} ({len(x)} rows, {len(features)} features, target "
+            f"CSV file {path} ({len(y)} rows, {len(features)} features, target "
             f"{header[t]!r}, {task})"
         ),
+        notes=_missing_notes(where, record),
+        missing=record,
     )
     return Splits(train, val, test, info)
 
 
-def _clean(cell: str) -> str:
-    cell = cell.strip()
-    if len(cell) >= 2 and cell[0] == cell[-1] == '"':
-        cell = cell[1:-1]
-    return cell
-
-
-def _csv_header(path: Path, delimiter: str, min_columns: int = 2) -> list[str]:
-    """The column names on line 1, checked: not numbers, distinct, at least ``min_columns``."""
-    where = f"csv:{path}"
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        try:
-            first = f.readline()
-        except UnicodeDecodeError:
-            raise UserError(
-                f"{where}: line 1 is not UTF-8 text; expected a text CSV file"
-            ) from None
-    names = [_clean(c) for c in first.rstrip("\r\n").split(delimiter)]
-    if not any(names):
-        raise UserError(f"{where}: line 1 is empty; expected a header row of column names")
-    if all(_is_number(n) for n in names):
-        example = delimiter.join(["x0", "x1", "...", "label"])
+def _apply_missing(where, table, header, features, t, policy):
+    """The table after ``policy`` (``drop`` skips rows with a gap; ``mean`` those without a
+    target) and the counts before it; raises for ``error`` when a value is missing."""
+    counts = csvfile.missing_counts(table)
+    if not counts["cells"]:
+        return table, None
+    if policy == "error":
+        csvfile.check_missing(where, table, header, features, t)
+    rows = table.y_missing | (table.x_missing.any(axis=1) if policy == "drop" else False)
+    kept = csvfile.drop_rows(table, rows)
+    if not len(kept.x):
         raise UserError(
-            f"{where}: line 1 holds numbers {first.strip()[:60]!r}; expected a header row of "
-            f"column names. Add one, e.g. {example}"
+            f"{where}: every row is missing a value ({counts['cells']} missing cell(s)); "
+            f"nothing is left to train on"
         )
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise UserError(f"{where}: line 1 names the column(s) {twice} more than once")
-    if len(names) < min_columns:
-        raise UserError(
-            f"{where}: line 1 names {len(names)} column; expected at least one feature and a "
-            f"target separated by {delimiter!r}"
-        )
-    return names
+    return kept, {**counts, "dropped_rows": int(rows.sum())}
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+def _csv_split(where, x, y, names, policy, dropped, **split_args):
+    """``((train, val, test), missing record)``: a ``mean`` fill uses training rows only."""
+    if policy != "mean":
+        x = np.asarray(x, np.float32)  # the C parser's float32 is kept as is
+        record = None if dropped is None else {"policy": policy, **dropped, "fill": None}
+        return split(where, Dataset(x, y), **split_args), record
+    rows = split(where, Dataset(np.arange(len(y))[:, None], y), **split_args)  # the same draw
+    x, means = csvfile.fill_means(where, names, np.asarray(x, np.float64), rows[0].x[:, 0])
+    parts = tuple(Dataset(x[r.x[:, 0]], y[r.x[:, 0]]) for r in rows)
+    counts = dropped or {"cells": 0, "rows": 0, "dropped_rows": 0}
+    fill = dict(zip(names, means.tolist(), strict=True))
+    return parts, {"policy": "mean", **counts, "fill": fill}
+
+
+def _missing_notes(where: str, record) -> tuple[str, ...]:
+    if record is None or not record["cells"]:
+        return ()
+    note = (
+        f"{where}: {record['cells']} missing value(s) in {record['rows']} row(s), "
+        f"missing={record['policy']}: {record['dropped_rows']} row(s) dropped"
+    )
+    return (note + (", the other gaps filled with training means" if record["fill"] else ""),)
 
 
 def _target_column(where: str, header: list[str], target) -> int:
@@ -380,80 +393,6 @@ def _target_column(where: str, header: list[str], target) -> int:
     if is_index and -len(header) <= target < len(header):
         return target % len(header)
     raise UserError(f"{where}: target column {target!r} not found; expected one of {header}")
-
-
-def _loadtxt(path: Path, delimiter: str, usecols, dtype, ndmin: int = 2) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "no data": reported as a UserError
-        return np.loadtxt(
-            path,
-            delimiter=delimiter,
-            skiprows=1,
-            usecols=usecols,
-            dtype=dtype,
-            comments=None,
-            encoding="utf-8",
-            ndmin=ndmin,
-        )
-
-
-def _csv_columns(path, header, t, features, delimiter) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, F) float32 and raw targets (N,): numbers, or strings if any is not one."""
-    try:  # fast path: every column numeric, one C parse of the whole table
-        table = _loadtxt(path, delimiter, None, np.float32)  # (N, columns)
-        if table.shape[1] == len(header) and len(table):
-            x = table[:, :-1] if t == len(header) - 1 else table[:, features]  # view if possible
-            return x, table[:, t]
-    except ValueError:
-        pass
-    _check_field_counts(path, header, delimiter)
-    try:
-        x = _loadtxt(path, delimiter, features, np.float32)  # (N, F)
-    except ValueError as e:
-        _check_numeric(path, header, features, delimiter)
-        raise UserError(f"csv:{path}: cannot parse the feature columns: {e}") from None
-    labels = np.char.strip(_loadtxt(path, delimiter, [t], str, ndmin=1), '" ')  # (N,)
-    return x, labels
-
-
-def _data_lines(path: Path):
-    """``(line number, line)`` for every non-blank line after the header."""
-    with open(path, encoding="utf-8", newline="") as f:
-        lineno = 1
-        try:
-            f.readline()
-            for lineno, line in enumerate(f, start=2):  # noqa: B007
-                if line.strip():
-                    yield lineno, line.rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise UserError(f"csv:{path}: line {lineno + 1} is not UTF-8 text") from None
-
-
-def _check_field_counts(path: Path, header: list[str], delimiter: str) -> None:
-    """Raise a :class:`UserError` at the first row whose field count differs from the header."""
-    rows, width = 0, len(header) - 1
-    for lineno, line in _data_lines(path):
-        rows += 1
-        if line.count(delimiter) != width:
-            raise UserError(
-                f"csv:{path}: line {lineno} has {line.count(delimiter) + 1} fields; expected "
-                f"{len(header)}, one per header column"
-            )
-    if rows == 0:
-        raise UserError(f"csv:{path}: the file has a header but no data rows; expected data rows")
-
-
-def _check_numeric(path: Path, header: list[str], features: list[int], delimiter: str) -> None:
-    """Raise a :class:`UserError` at the first feature cell that is not a number."""
-    for lineno, line in _data_lines(path):
-        cells = line.split(delimiter)
-        for j in features:
-            if not _is_number(cells[j]):
-                raise UserError(
-                    f"csv:{path}: line {lineno}, column {header[j]!r}: expected a number, got "
-                    f"{cells[j].strip()[:40]!r}; feature columns must be numeric (pick the "
-                    f"label column with target=NAME)"
-                )
 
 
 def _csv_delimiter(where: str, delimiter) -> str:
@@ -475,9 +414,10 @@ def csv_columns(path, *, target=None, delimiter: str = ",") -> tuple[tuple[str, 
       UserError: for a missing or empty file, no header row, or an unknown ``target``.
     """
     path = Path(path).expanduser()
-    delimiter = _csv_delimiter(f"csv:{path}", delimiter)
-    header = _csv_header(_existing_file(path, "csv"), delimiter)
-    t = _target_column(f"csv:{path}", header, target)
+    where = f"csv:{path}"
+    delimiter = _csv_delimiter(where, delimiter)
+    header = csvfile.read_header(_existing_file(path, "csv"), where, delimiter)
+    t = _target_column(where, header, target)
     return tuple(n for i, n in enumerate(header) if i != t), header[t]
 
 
@@ -492,25 +432,75 @@ def read_csv_features(path, features, *, delimiter: str = ",") -> np.ndarray:
       UserError: naming the file for a missing feature column (with the columns present), a
         ragged row or a non-numeric cell (with its line), or a NaN or infinite value.
     """
+    return read_csv_inputs(path, features, delimiter=delimiter).x
+
+
+class CsvInputs(NamedTuple):
+    """What :func:`read_csv_inputs` read: features, raw targets (or None) and data row ids."""
+
+    x: np.ndarray
+    y: np.ndarray | None
+    rows: np.ndarray
+
+
+def read_csv_inputs(
+    path, features, *, target: str | None = None, delimiter: str = ",", missing: str = "error",
+    fill: dict | None = None,
+) -> CsvInputs:  # fmt: skip
+    """The columns named ``features`` (and ``target``) of a new CSV file, read as a run's was.
+
+    Chapter 5: inputs transformed exactly as the training inputs were, matched by name (the
+    order of the file's columns does not matter). ``missing`` is the run's policy: ``drop``
+    skips the rows with a gap, ``mean`` fills a feature with ``fill`` (the training means,
+    ``info.missing["fill"]``) and skips rows without a target.
+
+    Returns:
+      :class:`CsvInputs`: ``x`` float32 (N, F), the raw target column (N,) or None, and the
+      0-based data row of each example kept.
+
+    Raises:
+      UserError: for a missing column (naming the columns the file has), a ragged row, a bad
+        cell (line and column) or a missing value the policy does not cover.
+    """
     path = Path(path).expanduser()
     where = f"csv:{path}"
     delimiter = _csv_delimiter(where, delimiter)
-    header = _csv_header(_existing_file(path, "csv"), delimiter, min_columns=1)
-    missing = [f for f in features if f not in header]
-    if missing or not features:
+    header = csvfile.read_header(_existing_file(path, "csv"), where, delimiter, min_columns=1)
+    wanted = [*features, *([] if target is None else [target])]
+    absent = [f for f in wanted if f not in header]
+    if absent or not features:
         raise UserError(
-            f"{where}: expected the feature columns {list(features)}, missing {missing}; the "
-            f"file has columns {header}"
+            f"{where}: expected the {'feature ' if target is None else ''}columns "
+            f"{list(wanted)} the run was trained on, missing "
+            f"{absent}; the file has columns {header}"
         )
     cols = [header.index(f) for f in features]
-    _check_field_counts(path, header, delimiter)
-    try:
-        x = _loadtxt(path, delimiter, cols, np.float32)  # (N, F)
-    except ValueError as e:
-        _check_numeric(path, header, cols, delimiter)
-        raise UserError(f"{where}: cannot parse the feature columns: {e}") from None
-    _check_finite(where, x, "data row", base=1)
-    return x
+    t = header.index(target) if target is not None else None
+    table = csvfile.read_table(path, where, header, cols, t, delimiter=delimiter)
+    return _new_rows(where, table, header, cols, t, missing, fill)
+
+
+def _new_rows(where, table, header, cols, t, missing, fill) -> CsvInputs:
+    if missing == "error" or (missing == "mean" and not fill):
+        csvfile.check_missing(where, table, header, cols, t)
+    gaps = table.x_missing.any(axis=1)
+    rows = table.y_missing | (gaps if missing == "drop" else False)
+    kept = csvfile.drop_rows(table, rows)
+    x = kept.x
+    if missing == "mean" and kept.x_missing.any():
+        means = np.asarray([fill[header[j]] for j in cols], np.float64)
+        x = np.where(kept.x_missing, means, np.asarray(x, np.float64))
+    if not len(x):
+        raise UserError(f"{where}: every row is missing a value; nothing is left to read")
+    return CsvInputs(np.asarray(x, np.float32), kept.y, np.flatnonzero(~rows))
+
+
+def label_names(values: np.ndarray) -> list[str]:
+    """The class name of each raw label, as ``csv:PATH`` and the arrays name their classes."""
+    values = np.asarray(values).reshape(-1)
+    if np.issubdtype(values.dtype, np.floating):
+        return [str(int(v)) if float(v).is_integer() else str(v) for v in values]
+    return [str(v) for v in values]
 
 
 # --------------------------------------------------------------------------------------------
@@ -554,26 +544,12 @@ def _npy_available(path: Path) -> list[str]:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     where = f"npz:{_existing_file(path, 'npz')}"
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            names = _array_names(f.files, where)
-            return {n: f[n] for n in names}
-    except UserError:
-        raise
-    except (OSError, ValueError) as e:
-        raise UserError(f"{where}: cannot read it as an .npz archive of arrays: {e}") from None
+    return arrayfile.read_npz(path, where, lambda names: _array_names(names, where))
 
 
 def _read_npy(path: Path) -> dict[str, np.ndarray]:
     names = _array_names(_npy_available(path), f"npy:{path}")
-    arrays = {}
-    for n in names:
-        file = path / f"{n}.npy"
-        try:
-            arrays[n] = np.load(file, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise UserError(f"npy:{path}: cannot read {file} as a .npy array: {e}") from None
-    return arrays
+    return {n: arrayfile.read_npy(path / f"{n}.npy", f"npy:{path / f'{n}.npy'}") for n in names}
 
 
 def load_npz(
@@ -637,8 +613,11 @@ def _check_pairs(where: str, arrays: dict) -> list[str]:
     return splits
 
 
-def _check_pair(where: str, xn: str, yn: str, arrays: dict) -> None:
-    x, y = arrays[xn], arrays[yn]
+def _check_pair(where: str, xn: str, yn: str, named: dict) -> None:
+    x, y = named[xn], named[yn]
+    arrayfile.check_array(where, xn, x)
+    arrayfile.check_array(where, yn, y, arrayfile.LABEL_KINDS)
+    arrayfile.check_values(where, yn, y)
     if x.ndim < 2 or y.ndim < 1 or len(x) != len(y) or len(x) == 0:
         raise UserError(
             f"{where}: expected {xn} (N, features...) and {yn} (N, ...) with the same N >= 1, "
@@ -669,8 +648,8 @@ def _class_targets(where: str, ys: list) -> tuple[list, tuple[str, ...]]:
 
 def _array_set(where: str, split_name: str, x: np.ndarray, y: np.ndarray) -> Dataset:
     xn, yn = _pair(split_name)
+    arrayfile.check_values(where, xn, x)
     x = _as_features(where, x)
-    _check_finite(f"{where} {xn}", x)
     _check_finite(f"{where} {yn}", y)
     return Dataset(x, y)
 
@@ -830,30 +809,9 @@ def load_text(path: str, *, seed: int, tokenizer: str, **options) -> Splits:
 # --------------------------------------------------------------------------------------------
 
 
-def _is_image_file(p: Path) -> bool:
-    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-
-
 def _class_folders(path: Path) -> list[tuple[str, list[Path]]]:
     """``(class name, sorted image files)`` per subfolder, in sorted folder order."""
-    where = f"images:{path}"
-    if not path.is_dir():
-        what = "directory not found" if not path.exists() else "not a directory"
-        raise UserError(f"{where}: {what}; expected a directory with one subfolder per class")
-    folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
-        raise UserError(f"{where}: no class subfolders; expected one subfolder of images per class")
-    return [(folder.name, _class_images(where, folder)) for folder in folders]
-
-
-def _class_images(where: str, folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if _is_image_file(p))
-    if not files:
-        raise UserError(
-            f"{where}: class folder {folder} holds no images; expected PNG or JPEG files "
-            f"({', '.join(IMAGE_SUFFIXES)})"
-        )
-    return files
+    return images.class_folders(path, f"images:{path}")[0]
 
 
 def _parse_size(where: str, size) -> tuple[int, int] | None:
@@ -865,35 +823,16 @@ def _parse_size(where: str, size) -> tuple[int, int] | None:
         ) from None
 
 
-def _pillow():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise UserError(
-            "images: reading images needs Pillow; install it with `pip install pillow`"
-        ) from None
-    return Image
-
-
 def _peek(image_mod, file: Path) -> tuple[str, tuple[int, int]]:
     """The image's mode and (height, width), reading its header only."""
-    try:
-        with image_mod.open(file) as im:
-            return im.mode, (im.height, im.width)
-    except (OSError, ValueError) as e:
-        raise UserError(f"images: cannot read image {file}: {e}; expected a PNG or JPEG") from None
+    with images.open_image(image_mod, file) as im:
+        return im.mode, (im.height, im.width)
 
 
 def _read_image(image_mod, file: Path, mode: str, size) -> np.ndarray:
-    try:
-        with image_mod.open(file) as im:
-            im = im.convert("L" if mode == "gray" else "RGB")
-            if size is not None and (im.height, im.width) != size:
-                im = im.resize((size[1], size[0]), image_mod.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)  # (H, W) or (H, W, 3)
-    except (OSError, ValueError) as e:
-        raise UserError(f"images: cannot read image {file}: {e}; expected a PNG or JPEG") from None
-    return arr.reshape(*arr.shape[:2], -1)  # (H, W, C)
+    """float32 (H, W, C) in [0, 1] (:func:`jaxnn.data.images.image_array`)."""
+    with images.open_image(image_mod, file) as im:
+        return images.image_array(image_mod, im, file, mode, size)
 
 
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
@@ -930,12 +869,11 @@ def load_images(
     """
     path = Path(path).expanduser()
     where = f"images:{path}"
-    image_mod = _pillow()
-    folders = _class_folders(path)
+    image_mod = images.pillow()
+    folders, notes = images.class_folders(path, where)
     files = [f for _, fs in folders for f in fs]
     size, mode = _images_plan(where, image_mod, files, image_size(size), mode)
-    x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C) uint8
-    x = x.astype(np.float32) / 255.0
+    x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C)
     y = np.repeat(np.arange(len(folders), dtype=np.int32), [len(fs) for _, fs in folders])
     train, val, test = split(
         where,
@@ -956,6 +894,7 @@ def load_images(
             f"image folder {path} ({len(x)} images, {len(folders)} classes, "
             f"{size[0]}x{size[1]} {mode})"
         ),
+        notes=notes,
     )
     return Splits(train, val, test, info)
 
@@ -980,16 +919,15 @@ def read_images(path, *, size, mode: str) -> tuple[np.ndarray, list[Path]]:
     if size is None:
         raise UserError(f"{where}: expected size=HxW, got None")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if _is_image_file(p))
+        files = images.image_files(path)[0]
     elif path.is_file():
         files = [path]
     else:
         raise UserError(f"{where}: not found; expected an image file or a folder of images")
     if not files:
         raise UserError(f"{where}: holds no images; expected {', '.join(IMAGE_SUFFIXES)} files")
-    image_mod = _pillow()
-    x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C)
-    return x.astype(np.float32) / 255.0, files
+    image_mod = images.pillow()
+    return np.stack([_read_image(image_mod, f, mode, size) for f in files]), files  # (N,H,W,C)
 
 
 def __getattr__(name: str):
