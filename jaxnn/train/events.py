@@ -18,7 +18,6 @@ import os
 import socket
 import struct
 import time
-from pathlib import Path
 
 from jaxnn import _contained
 
