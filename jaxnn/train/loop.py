@@ -316,8 +316,8 @@ def make_optimizer(opt: Optimization, *, total_steps: int):
         )
     except UserError:
         raise
-    except ValueError as err:
-        raise UserError(f"FitConfig: {err}") from None
+    except ValueError as err:  # "make_schedule: expected ..." -> "FitConfig: expected ..."
+        raise UserError(f"FitConfig: {str(err).split(': ', 1)[-1]}") from None
 
 
 def _progress(steps: int, epoch: int, epochs: int, show: bool, walls=()):
