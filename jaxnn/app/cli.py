@@ -468,6 +468,13 @@ def _resume_hint(args) -> str:
     )
 
 
+def _error_line(name: str, err: UserError, args) -> str:
+    """The one line of an expected failure; a refused write (a full disk) also says what is
+    intact and how to resume."""
+    hint = _resume_hint(args) if isinstance(err, WriteFailed) else ""
+    return f"{name}: error: {err}{hint}"
+
+
 COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
@@ -498,9 +505,8 @@ def main(argv=None) -> int:
     previous = {s: signal.signal(s, _end_now(name)) for s in interrupts.SIGNALS}
     try:
         return COMMANDS[args.command](_options(args))
-    except UserError as err:  # a refused write (a full disk) also says what is intact
-        hint = _resume_hint(args) if isinstance(err, WriteFailed) else ""
-        print(f"{name}: error: {err}{hint}", file=sys.stderr)
+    except UserError as err:
+        print(_error_line(name, err, args), file=sys.stderr)
         return 2
     except interrupts.Interrupted as stop:
         print(f"{name}: {stop}{_resume_hint(args)}", file=sys.stderr)

@@ -161,15 +161,19 @@ class SampleOptions:
         t, n, seed = self.temperature, self.length, self.seed
         if not (_is_number(t) and math.isfinite(t) and t >= 0):
             raise UserError(f"--temperature: expected a number >= 0, got {t}")
-        if not (_is_number(n) and n > 0):
-            raise UserError(f"--length: expected a positive number of tokens, got {n}")
-        if n > MAX_SAMPLE_LENGTH:
-            raise UserError(f"--length: expected at most {MAX_SAMPLE_LENGTH} new tokens, got {n}")
-        if isinstance(self.prompt, str) and not self.prompt:
-            raise UserError("--prompt: expected some text to continue, got an empty prompt")
+        _check_length_and_prompt(n, self.prompt)
         if not (_is_number(seed) and 0 <= seed < 2**32):
             raise UserError(f"--seed: expected 0 <= seed < 2**32, got {seed}")
         _check(self)
+
+
+def _check_length_and_prompt(n, prompt) -> None:
+    if not (_is_number(n) and n > 0):
+        raise UserError(f"--length: expected a positive number of tokens, got {n}")
+    if n > MAX_SAMPLE_LENGTH:
+        raise UserError(f"--length: expected at most {MAX_SAMPLE_LENGTH} new tokens, got {n}")
+    if isinstance(prompt, str) and not prompt:
+        raise UserError("--prompt: expected some text to continue, got an empty prompt")
 
 
 def _is_number(value) -> bool:

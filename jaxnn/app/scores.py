@@ -40,6 +40,13 @@ def _finite(value: float):
     return float(value) if math.isfinite(value) else None
 
 
+def _f1(precision: float, recall: float) -> float:
+    """The harmonic mean of ``precision`` and ``recall``; 0 when either is 0 or undefined."""
+    if not (math.isfinite(precision) and math.isfinite(recall)) or precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
 def classification(outputs, labels, class_names=None) -> dict:
     """Per-class precision, recall, F1 and support, their macro average and the confusion
     matrix of ``outputs`` (N, C) against ``labels`` (N,); ``None`` where a value is undefined
@@ -56,7 +63,7 @@ def classification(outputs, labels, class_names=None) -> dict:
     rows, f1s = [], []
     for c in range(classes):
         p, r = report.precision[c], report.recall[c]
-        f1 = 2 * p * r / (p + r) if math.isfinite(p) and math.isfinite(r) and p + r > 0 else 0.0
+        f1 = _f1(p, r)
         if report.support[c]:
             f1s.append(f1)
         rows.append(
