@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
 import os
 import random
 import warnings
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxnn import _contained
 from jaxnn.data.containers import Dataset, DatasetInfo, Splits
 from jaxnn.data.sources import text_splits
 from jaxnn.data.splits import check_seed, split
@@ -67,11 +69,11 @@ def _arrays_sha256(arrays) -> str:
 
 def _read_mnist1d_cache(path: Path):
     """The cached arrays, or None (with a warning) when the file fails its checksum."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
+    try:  # read without following a link at the cache's name (jaxnn._contained)
+        with np.load(io.BytesIO(_contained.read_bytes(path)), allow_pickle=False) as f:
             arrays = tuple(f[k] for k in ("x", "y", "x_test", "y_test"))
             saved = str(f["sha256"])
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError):  # a link is a UserError, a ValueError
         saved, arrays = None, ()
     if saved is not None and saved == _arrays_sha256(arrays):
         return arrays
@@ -90,7 +92,8 @@ def _mnist1d_arrays(disk_cache: bool):
     args.pop("url")  # make_dataset generates the data locally; nothing is downloaded
     digest = hashlib.sha256(repr(sorted(args.items())).encode()).hexdigest()[:12]
     path = _cache_dir() / f"mnist1d-{digest}.npz"
-    if disk_cache and path.is_file():
+    disk_cache = disk_cache and _usable_cache_dir(path.parent)
+    if disk_cache and os.path.lexists(path):
         cached = _read_mnist1d_cache(path)
         if cached is not None:
             return _readonly(*cached)
@@ -107,17 +110,28 @@ def _mnist1d_arrays(disk_cache: bool):
         data["y_test"].astype(np.int32),
     )
     if disk_cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez(
-                tmp, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3],
-                sha256=np.array(_arrays_sha256(arrays)),
-            )  # fmt: skip
-            os.replace(tmp, path)  # atomic: concurrent writers never leave a half-written file
-        except OSError:
-            pass  # an unwritable cache directory only costs the regeneration time
+        try:  # a new file of a random name, renamed over the old: never through a link
+            _contained.ensure_dir("load('mnist1d')", path.parent)
+            with _contained.replacing(path) as f:
+                np.savez(
+                    f, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3],
+                    sha256=np.array(_arrays_sha256(arrays)),
+                )  # fmt: skip
+        except OSError:  # a full or read-only disk (WriteFailed is one) costs regeneration time
+            pass
     return _readonly(*arrays)
+
+
+def _usable_cache_dir(folder: Path) -> bool:
+    """Whether the cache folder may be used: not a link (then a warning, and no disk cache)."""
+    if os.path.islink(folder):
+        warnings.warn(
+            f"load('mnist1d'): the cache folder {folder} is a symbolic link; jaxnn never follows "
+            "one, so the data is generated in memory (point JAXNN_CACHE_DIR at a real folder)",
+            stacklevel=3,
+        )
+        return False
+    return True
 
 
 def load_mnist1d(*, seed: int, val_fraction: float, disk_cache: bool) -> Splits:
