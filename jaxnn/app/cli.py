@@ -22,6 +22,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -83,9 +84,16 @@ def _parse_pairs(pairs, what: str) -> dict:
     return out
 
 
+def plain(text: str) -> str:
+    """``text`` without reST markup, as ``--help`` shows it: ````jaxnn```` -> ``jaxnn``,
+    ``:class:`x.Y``` -> ``Y``."""
+    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``jaxnn`` argument parser with its subcommands."""
-    parser = argparse.ArgumentParser(prog="jaxnn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="jaxnn", description=plain(__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"jaxnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser(
