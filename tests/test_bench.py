@@ -76,9 +76,16 @@ def test_the_table_columns_agree_and_say_what_is_not_installed():
         "columns": ["jaxnn", "torch"],
         "workloads": {
             "mlp_b128": {
-                "units": "examples", "units_per_step": 128, "ratios": {},
-                "columns": {"jaxnn": jaxnn_row, "torch": {"status": "not installed",
-                            "reason": "torch is not installed (No module named 'torch')"}},
+                "units": "examples",
+                "units_per_step": 128,
+                "ratios": {},
+                "columns": {
+                    "jaxnn": jaxnn_row,
+                    "torch": {
+                        "status": "not installed",
+                        "reason": "torch is not installed (No module named 'torch')",
+                    },
+                },
             }  # fmt: skip
         },
     }

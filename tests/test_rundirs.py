@@ -21,7 +21,6 @@ import pytest
 from jaxnn import _contained
 from jaxnn.app import cli, rundir, scores, upfront
 from jaxnn.errors import UserError
-from jaxnn.train import run as run_lib
 from jaxnn.train.logger import MetricsLogger, format_duration, format_record, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +166,8 @@ def test_a_second_train_into_a_run_in_use_is_refused_with_one_line(tmp_path, cap
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         line = _one_line_error(second.stderr)
-        assert second.returncode == 2 and f"in use by another `jaxnn train` (pid {first.pid})" in line
+        assert second.returncode == 2
+        assert f"in use by another `jaxnn train` (pid {first.pid})" in line
         assert first.poll() is None  # the first one trains on
     finally:
         first.send_signal(signal.SIGKILL)  # a crash: the lock dies with the process
