@@ -30,7 +30,7 @@ $(MIN_STAMP): pyproject.toml constraints-min.txt
 	touch $@
 
 train: $(RUNTIME_STAMP)
-	$(PY) -m jaxnn train --model cnn --dataset mnist1d --out runs/quickstart
+	$(PY) -m jaxnn train --model cnn --dataset mnist1d
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest -q -n 2

@@ -268,7 +268,10 @@ def bench_workload(work: Workload, args, peak: float, options: dict) -> dict:
         try:
             run, times, flops = _make_column(column, work, cfg, batches, options)
         except ImportError as err:
-            record["columns"][column] = {"status": "skipped", "reason": str(err)}
+            missing = getattr(err, "name", None) or column
+            record["columns"][column] = {
+                "status": "not installed", "reason": f"{missing} is not installed ({err})",
+            }  # fmt: skip
             continue
         run(args.warmup)
         runners[column], extra[column] = run, {**times, "flops": flops}
@@ -321,29 +324,48 @@ def _environment(peak: float) -> dict:
 
 
 def _cell(row: dict) -> str:
-    if row.get("status") != "ok":
-        return "–"
-    return f"{row['median_ms']:.2f} ({row['min_ms']:.2f}–{row['max_ms']:.2f})"
+    """A column's cell: median (min–max) ms per step, or why it has none."""
+    status = row.get("status")
+    if status == "ok":
+        return f"{row['median_ms']:.3g} ({row['min_ms']:.3g}–{row['max_ms']:.3g})"
+    return "not installed" if status in ("not installed", "skipped") else "not run"
+
+
+def _percent(fraction) -> str:
+    """A fraction of the matmul peak: ``0.0031`` -> ``"0.31%"`` (never a bare ``0%``)."""
+    if fraction is None:
+        return "n/a (no FLOP count)"
+    percent = 100 * fraction
+    return f"{percent:.0f}%" if percent >= 10 else f"{percent:.2g}%"
+
+
+def _ratio(value) -> str:
+    return f"{value:.2f}x" if value else "n/a"
 
 
 def markdown_table(report: dict) -> str:
-    """The report as a Markdown table: median (min–max) ms per step, ratios, throughput."""
+    """The report as a Markdown table: the examples (or tokens) per step, median (min–max) ms per
+    step, ratios, and jaxnn's throughput (per step divided by the median: the columns agree),
+    then one line per column that could not run, saying why."""
     cols = report["columns"]
-    head = ["workload", *[f"{c} ms" for c in cols], *[f"jaxnn vs {c}" for c in cols[1:]]]
-    head += ["jaxnn units/s", "jaxnn % peak", "jaxnn setup s", "jaxnn first step s"]
+    head = ["workload", "per step", *[f"{c} ms" for c in cols]]
+    head += [f"jaxnn vs {c}" for c in cols[1:]]
+    head += ["jaxnn per s", "jaxnn % of matmul peak", "jaxnn setup s", "jaxnn first step s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    missing = {}
     for name, rec in report["workloads"].items():
         row = [rec["columns"].get(c, {}) for c in cols]
-        ratios = [rec["ratios"].get(f"jaxnn_vs_{c}") for c in cols[1:]]
+        missing.update({c: r["reason"] for c, r in zip(cols, row, strict=True) if "reason" in r})
         j = rec["columns"].get("jaxnn", {})
-        frac = j.get("fraction_of_peak")
-        cells = [name, *map(_cell, row), *[f"{r:.2f}x" if r else "–" for r in ratios]]
+        cells = [name, f"{rec['units_per_step']} {rec['units']}", *map(_cell, row)]
+        cells += [_ratio(rec["ratios"].get(f"jaxnn_vs_{c}")) for c in cols[1:]]
         cells += [
-            f"{j['per_second']:.0f} {rec['units']}" if "per_second" in j else "–",
-            f"{100 * frac:.0f}%" if frac else "–",
-            *(f"{j[k]:.2f}" if k in j else "–" for k in ("setup_s", "first_step_s")),
+            f"{j['per_second']:,.0f} {rec['units']}" if "per_second" in j else "n/a",
+            _percent(j.get("fraction_of_peak")) if j.get("status") == "ok" else "n/a",
+            *(f"{j[k]:.2f}" if k in j else "n/a" for k in ("setup_s", "first_step_s")),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [f"\n{c}: {reason}; install it to time this column" for c, reason in missing.items()]
     return "\n".join(lines)
 
 

@@ -12,7 +12,15 @@ inline CSS and script, nothing from elsewhere), so it reads offline and can be c
 A failed or crashed experiment is never hidden: the build prints it, exits 1, and the page marks
 it failed with the tail of its output. A rebuild reuses an experiment's results when its cache
 key (a hash of the experiment's source, the shared modules' sources and the mode) is unchanged, so
-adding one chapter does not rerun the other fourteen. Only passing runs are reused.
+adding one chapter does not rerun the other fourteen. Only passing runs are reused, and only when
+the result they recorded is the one on disk: ``run.json`` keeps the SHA-256 of the experiment's
+``metrics.json``, and a cached entry is trusted when that digest matches and the file itself
+says the claim held (a ``run.json`` edited or planted to say "passed" is rerun).
+
+Every file of the build goes through :mod:`jaxnn._contained`: ``DIR`` and each results folder
+are refused when they are links, ``index.html``, ``run.json`` and ``.cache-key`` replace the old
+file (never writing through a link at its name), ``log.txt`` is created exclusively, and the
+results read back are opened without following links.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from experiments import page
+from jaxnn import _contained
 from jaxnn.errors import UserError
 
 __all__ = ["BOOK", "EXPERIMENTS", "SHARED", "build_parser", "run", "main", "build", "render_page"]
@@ -240,7 +249,15 @@ def command_for(package: str, name: str, out: Path | None, quick: bool) -> list[
 
 def _read_json(path: Path):
     try:
-        return json.loads(path.read_text())
+        return json.loads(_contained.read_bytes(path, name="book build"))
+    except (OSError, ValueError):  # missing, a link (a UserError) or not JSON: no record
+        return None
+
+
+def _sha256_file(path: Path) -> str | None:
+    """The SHA-256 of the regular file ``path`` (read without following a link), or None."""
+    try:
+        return hashlib.sha256(_contained.read_bytes(path, name="book build")).hexdigest()
     except (OSError, ValueError):
         return None
 
@@ -249,7 +266,7 @@ def _stream(cmd: list[str], log: Path, *, timeout: float, echo: bool) -> int | N
     """Run ``cmd``, copying its output (stdout and stderr) line by line to ``log`` and, with
     ``echo``, to the terminal. Returns the exit code, or None when killed after ``timeout``."""
     timed_out = threading.Event()
-    with open(log, "w", encoding="utf-8", errors="replace") as sink:
+    with _Log(_contained.open_new(log)) as sink:
         proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
@@ -279,6 +296,22 @@ def _stream(cmd: list[str], log: Path, *, timeout: float, echo: bool) -> int | N
     return code
 
 
+class _Log:
+    """A text sink over a file made by :func:`jaxnn._contained.open_new`."""
+
+    def __init__(self, file):
+        self._file = file
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._file.close()
+
+    def write(self, text: str) -> None:
+        self._file.write(text.encode("utf-8", errors="replace"))
+
+
 def _children_cpu() -> float:
     """User and system CPU seconds of the finished child processes so far (a run's CPU time is
     the difference across it; on a shared machine it says more than the wall time)."""
@@ -297,6 +330,7 @@ def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) 
     if exp_dir.exists():
         shutil.rmtree(exp_dir)  # our own subdirectory of DIR: results of an older run
     exp_dir.mkdir(parents=True)
+    _contained.ensure_dir("book build", exp_dir)
     cmd = command_for(package, name, exp_dir, quick)
     t0, cpu0 = time.perf_counter(), _children_cpu()
     code = _stream([sys.executable, *cmd[1:]], exp_dir / "log.txt", timeout=timeout, echo=echo)
@@ -304,6 +338,7 @@ def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) 
     doc = _read_json(exp_dir / "metrics.json")
     passed = code == 0 and doc is not None and doc.get("claim_held") is True
     record = {
+        "result_sha256": _sha256_file(exp_dir / "metrics.json"),
         "name": name,
         "status": "passed" if passed else "failed",
         "returncode": code,
@@ -315,20 +350,38 @@ def run_one(package, name, out: Path, *, quick, timeout, key, host, echo=False) 
         "machine": host,
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
-    (exp_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
+    _contained.write_replacing(exp_dir / "run.json", (json.dumps(record, indent=2) + "\n").encode())
     if passed:
-        (exp_dir / ".cache-key").write_text(key + "\n")
+        _contained.write_replacing(exp_dir / ".cache-key", (key + "\n").encode())
     return record
 
 
 def _cached(exp_dir: Path, key: str) -> dict | None:
-    """The stored record when ``exp_dir`` holds a passing run with cache key ``key``."""
-    key_file = exp_dir / ".cache-key"
-    stored = key_file.read_text().strip() if key_file.is_file() else None
+    """The stored record when ``exp_dir`` holds a passing run with cache key ``key`` whose
+    recorded result is the one on disk (:func:`verified`)."""
+    if os.path.islink(exp_dir):
+        return None
+    try:
+        stored = _contained.read_text(exp_dir / ".cache-key", name="book build").strip()
+    except (OSError, ValueError):
+        stored = None
     record = _read_json(exp_dir / "run.json")
     if stored != key or record is None or record.get("status") != "passed":
         return None
-    return record
+    return record if verified(exp_dir, record) else None
+
+
+def verified(exp_dir: Path, record: dict) -> bool:
+    """Whether a "passed" ``record`` is borne out by ``exp_dir``: its ``metrics.json`` has the
+    SHA-256 the record keeps and says the claim held."""
+    digest = record.get("result_sha256")
+    doc = _read_json(exp_dir / "metrics.json")
+    return (
+        isinstance(digest, str)
+        and digest == _sha256_file(exp_dir / "metrics.json")
+        and isinstance(doc, dict)
+        and doc.get("claim_held") is True
+    )
 
 
 def build(
@@ -355,7 +408,7 @@ def build(
     """
     names = sorted(names, key=lambda n: (chapter_of(n), n))
     chosen = select(names, list(only))
-    out.mkdir(parents=True, exist_ok=True)
+    _contained.ensure_dir("book build --out", out)
     host = machine()
     print(
         f"book build: {len(chosen)} of {len(names)} experiments, "
@@ -389,7 +442,7 @@ def build(
             results.append(_previous(out / name, name, key, quick))
     results.sort(key=lambda r: (chapter_of(r["name"]), r["name"]))
     text = render_page(out, results, quick=quick, host=host, folder=folder, package=package)
-    (out / "index.html").write_text(text, encoding="utf-8")
+    _contained.write_replacing(out / "index.html", text.encode("utf-8"))
     return results
 
 
@@ -400,6 +453,8 @@ def _previous(exp_dir: Path, name: str, key: str, quick: bool) -> dict:
         return {"name": name, "status": "not built", "ran": False, "quick": quick}
     if record.get("key") != key:
         return {**record, "status": "stale", "ran": False}
+    if record.get("status") == "passed" and not verified(exp_dir, record):
+        return {**record, "status": "stale", "ran": False}  # its result is not the one on disk
     return {**record, "ran": False}
 
 

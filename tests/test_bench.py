@@ -28,7 +28,7 @@ def _check_report(saved: dict, names: list[str]) -> None:
     for rec in saved["workloads"].values():
         assert rec["columns"]["jaxnn"]["status"] == rec["columns"]["jax"]["status"] == "ok"
         for col in rec["columns"].values():
-            assert col["status"] in ("ok", "skipped")
+            assert col["status"] in ("ok", "not installed")
             if col["status"] == "ok":
                 assert col["min_ms"] <= col["median_ms"] <= col["max_ms"]
                 assert len(col["rounds_ms"]) == saved["method"]["rounds"]
@@ -66,3 +66,34 @@ def _model(name: str, quick: bool = True) -> tuple:
     work = bench.WORKLOADS[name]
     cfg = bench._config(work, quick)
     return work, cfg, models.build(work.model, cfg)
+
+
+def test_the_table_columns_agree_and_say_what_is_not_installed():
+    ms = [2.0, 2.5, 3.0]
+    jaxnn_row = {"status": "ok", "setup_s": 0.1, "first_step_s": 0.2, "flops": 1e6,
+                 **bench._summary(ms, 128, 1e6, 100.0)}  # fmt: skip
+    report = {
+        "columns": ["jaxnn", "torch"],
+        "workloads": {
+            "mlp_b128": {
+                "units": "examples",
+                "units_per_step": 128,
+                "ratios": {},
+                "columns": {
+                    "jaxnn": jaxnn_row,
+                    "torch": {
+                        "status": "not installed",
+                        "reason": "torch is not installed (No module named 'torch')",
+                    },
+                },
+            }  # fmt: skip
+        },
+    }
+    table = bench.markdown_table(report)
+    row = next(line for line in table.splitlines() if line.startswith("| mlp_b128"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "128 examples" and cells[2].startswith("2.5 ")
+    assert cells[3] == "not installed" and cells[4] == "n/a"
+    assert cells[5] == f"{128 / 2.5e-3:,.0f} examples"  # per step / median ms: they agree
+    assert cells[6] == "0.4%"  # 1e6 FLOPs in 2.5 ms = 0.4 GFLOP/s of 100: never a bare 0%
+    assert "torch: torch is not installed" in table and "install it" in table

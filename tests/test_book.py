@@ -11,6 +11,7 @@ Chromium is installed.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shutil
@@ -346,3 +347,52 @@ def test_each_chapter_card_lists_its_claims_with_their_experiments(package, tmp_
     assert "not measured: a statement about neuroscience" in chapter7
     assert 'href="#ch07_backprop_costs_a_few_forward_passes"' not in chapter7  # not in this build
     assert "ch07_backprop_costs_a_few_forward_passes (not in this build)" in chapter7
+
+
+# Containment and the cache's digest --------------------------------------------------------
+
+
+def test_a_link_at_index_html_is_replaced_and_its_target_left_byte_identical(package, tmp_path):
+    victim = tmp_path / "victim.html"
+    victim.write_bytes(b"outside the build\n")
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "index.html").symlink_to(victim)
+    _build(out, "--only", "ch03", package=package)
+    assert victim.read_bytes() == b"outside the build\n"
+    assert not (out / "index.html").is_symlink() and "<html" in (out / "index.html").read_text()
+
+
+def test_a_linked_output_folder_is_refused_with_one_line(package, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "site").symlink_to(elsewhere, target_is_directory=True)
+    assert _build(tmp_path / "site", "--only", "ch03", package=package) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a symbolic link" in err[0]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_cache_entry_planted_to_say_passed_is_not_trusted(package, tmp_path):
+    out = tmp_path / "site"
+    assert _build(out, "--only", "ch09", package=package) == 1  # a broken claim: not cached
+    exp_dir = out / "ch09_breaks"
+    record = json.loads((exp_dir / "run.json").read_text())
+    assert record["status"] == "failed" and len(record["result_sha256"]) == 64
+    key = book.cache_key(_where(package)["folder"], "ch09_breaks", ("_style",), quick=True)
+    (exp_dir / "run.json").write_text(json.dumps({**record, "status": "passed"}))
+    (exp_dir / ".cache-key").write_text(key + "\n")
+    assert book._cached(exp_dir, key) is None  # metrics.json says the claim did not hold
+    assert _build(out, "--only", "ch09", package=package) == 1  # rerun, and failed again
+    assert json.loads((exp_dir / "run.json").read_text())["status"] == "failed"
+
+
+def test_a_passing_entry_is_trusted_only_while_its_result_is_the_one_recorded(package, tmp_path):
+    out = tmp_path / "site"
+    assert _build(out, "--only", "ch03", package=package) == 0
+    exp_dir = out / "ch03_passes"
+    key = book.cache_key(_where(package)["folder"], "ch03_passes", ("_style",), quick=True)
+    assert book._cached(exp_dir, key) is not None
+    doc = json.loads((exp_dir / "metrics.json").read_text())
+    (exp_dir / "metrics.json").write_text(json.dumps({**doc, "one": 2.0}))  # edited result
+    assert book._cached(exp_dir, key) is None

@@ -93,11 +93,11 @@ def test_a_run_on_a_file_records_its_snapshot_and_sha256(csv_run):
 
 def test_after_the_file_moves_eval_doctor_and_predict_work(csv_run, tmp_path, capsys):
     run, csv = _copy_run(csv_run, tmp_path)
-    code, before, _ = _main(capsys, "eval", "--out", run, "--split", "test")
+    code, before, table = _main(capsys, "eval", "--out", run, "--split", "test")
     assert code == 0
     csv.rename(tmp_path / "moved.csv")
     code, after, err = _main(capsys, "eval", "--out", run, "--split", "test")
-    assert code == 0 and after == before and err == ""
+    assert code == 0 and after == before and err == table  # the same scores, no warning
     code, out, err = _main(capsys, "doctor", "--out", run, "--checks", "fit", "--report-dir",
                            tmp_path / "report")  # fmt: skip
     assert code in (0, 1) and "Traceback" not in err and (tmp_path / "report/doctor.json").exists()
@@ -136,7 +136,7 @@ def test_a_changed_file_is_refused_on_resume_and_config_and_flagged_by_eval(
                          tmp_path / "again")  # fmt: skip
     assert code == 2 and "pass --dataset to train on the file" in _one_line_error(err, "train")
     code, out, err = _main(capsys, "eval", "--out", run)
-    (warning,) = [line for line in err.splitlines() if line.strip()]
+    (warning,) = [line for line in err.splitlines() if line.startswith("eval: warning")]
     assert code == 0 and warning.startswith("eval: warning: the training file")
     assert f"{old[:12]}... recorded" in warning and "snapshot" in warning
 
@@ -162,9 +162,9 @@ def test_a_snapshot_linked_outside_the_run_is_not_followed(csv_run, tmp_path, ca
     fresh = tmp_path / "fresh"  # a new run into a folder where data.npz is a planted link
     fresh.mkdir()
     os.symlink(sentinel, fresh / "data.npz")
-    assert _main(capsys, *TRAIN, "--dataset", csv, "--out", fresh, "--epochs", "1")[0] == 0
-    assert not (fresh / "data.npz").is_symlink() and sentinel.read_bytes() == before
-    assert _main(capsys, "eval", "--out", fresh)[0] == 0
+    code, _, err = _main(capsys, *TRAIN, "--dataset", csv, "--out", fresh, "--epochs", "1")
+    assert code == 2 and "symbolic link" in _one_line_error(err, "train")  # as at every run name
+    assert (fresh / "data.npz").is_symlink() and sentinel.read_bytes() == before
 
 
 def test_above_the_size_limit_a_gone_file_gives_one_line_on_where_to_put_it(

@@ -22,13 +22,26 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
 from pathlib import Path
 
 from jaxnn import __version__
-from jaxnn.app import checkout, doctor, export, flags, predict, recipes, rundata
+from jaxnn._contained import WriteFailed
+from jaxnn.app import (
+    checkout,
+    doctor,
+    export,
+    flags,
+    predict,
+    recipes,
+    rundata,
+    rundir,
+    scores,
+    upfront,
+)
 from jaxnn.app.doctor import DoctorOptions
 from jaxnn.app.export import ExportOptions
 from jaxnn.app.options import EvalOptions, PredictOptions, RunConfig, SampleOptions
@@ -46,7 +59,9 @@ RESUMABLE += ("devices", "mesh", "shard_leaf")
 # --model-config fields a resumed run may change: they change how a step computes (remat
 # recomputes activations), not what it computes.
 RESUMABLE_MODEL_CONFIG = ("remat",)
-_NOT_SAVED = ("out", "resume", "config", "doctor", "coordinator", "num_processes", "process_id")
+_NOT_SAVED = (
+    "out", "resume", "overwrite", "config", "doctor", "coordinator", "num_processes", "process_id",
+)  # fmt: skip
 
 #: command -> the dataclass of its options (train's, RunConfig and FitConfig, are resolved apart).
 OPTIONS = {
@@ -82,9 +97,16 @@ def _parse_pairs(pairs, what: str) -> dict:
     return out
 
 
+def plain(text: str) -> str:
+    """``text`` without reST markup, as ``--help`` shows it: ````jaxnn```` -> ``jaxnn``,
+    ``:class:`x.Y``` -> ``Y``."""
+    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``jaxnn`` argument parser with its subcommands."""
-    parser = argparse.ArgumentParser(prog="jaxnn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="jaxnn", description=plain(__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"jaxnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser(
@@ -184,8 +206,10 @@ def _resumable_model_config(key: str, old: dict, value: dict) -> bool:
 def _start_from(given: dict) -> tuple[dict, list]:
     """The saved settings a train command starts from, and the run's history: with ``--resume``
     the run's own ``config.json`` (a refused change raises), with ``--config`` that file."""
-    out = Path(given.get("out", RunConfig.out))
-    if given.get("resume") and (out / "config.json").exists():
+    out = rundir.named(given.get("out", RunConfig.out), resume=bool(given.get("resume")))
+    if out is not None:
+        given["out"] = str(out)  # the real directory, a link resolved once
+    if given.get("resume") and out is not None and (out / "config.json").exists():
         saved = _saved_settings(out / "config.json")
         return saved, _history(out, _check_resume_changes(saved, given, out))
     if given.get("config"):
@@ -240,30 +264,53 @@ def _load_data(dataset: str, seed: int, options: dict, normalize: bool):
 
 
 def cmd_train(args) -> int:
-    """``jaxnn train``: load, normalize with train statistics, build, fit, report."""
-    import jax
-
-    from jaxnn import models, parallel
-    from jaxnn.train.loop import fit
+    """``jaxnn train``: check every setting, claim the run directory, load, normalize with train
+    statistics, build, fit, report."""
+    from jaxnn import parallel
 
     run, fit_cfg, overrides, options, history = _resolve_train(args)
-    if run.num_processes > 1:
-        parallel.initialize_distributed(run.coordinator, run.num_processes, run.process_id)
-    _check_out_dir(Path(run.out))
-    splits, data_record = rundata.training_data(run, fit_cfg.seed, options, given=vars(args))
+    upfront.check_devices(fit_cfg.devices)
+    made, previous = not run.out, rundir.latest_target()  # made: a fresh runs/MODEL-DATASET-N
+    out = rundir.fresh(run.model, run.dataset) if made else Path(run.out)
+    args.out = str(out)  # the resume hint names it
+    try:
+        with rundir.claim(
+            out, resume=run.resume, overwrite=run.overwrite, main=run.process_id == 0
+        ):  # fmt: skip
+            if run.num_processes > 1:
+                parallel.initialize_distributed(run.coordinator, run.num_processes, run.process_id)
+            return _train(out, made, run, fit_cfg, overrides, options, history, vars(args))
+    finally:
+        if made and not any(p.name != ".lock" for p in out.iterdir()):
+            rundir.remove_if_empty(out, previous=previous)  # refused before any work
+
+
+def _train(out: Path, made: bool, run, fit_cfg, overrides, options, history, given) -> int:
+    """The training of :func:`cmd_train` in its claimed directory ``out``."""
+    import jax
+
+    from jaxnn import models
+    from jaxnn.train.loop import fit
+
+    run = dataclasses.replace(run, out=str(out))
+    splits, data_record = rundata.training_data(run, fit_cfg.seed, options, given=given)
     with _user_input("--model-config"):
         model = models.build(run.model, splits.info, **overrides)
+    upfront.check_augment(fit_cfg.augment, splits.info)
+    upfront.check_memory(model, fit_cfg.optimization)
     info = splits.info
     say = print if jax.process_index() == 0 else (lambda *a, **k: None)
     say(
         f"{run.model} on {info.name}: {len(splits.train)} train / {len(splits.val)} val, "
-        f"input {info.input_shape}, {info.num_classes} outputs",
+        f"input {info.input_shape}, {info.num_classes} outputs -> {out}",
         flush=True,
     )
     if run.doctor and not _preflight_passes(model, splits, fit_cfg):
         return 1
+    if made and (note := rundir.point_latest(out)):
+        say(note, flush=True)
     run_info = {"data": data_record, "history": history}
-    result = fit(model, splits, fit_cfg, out_dir=run.out, resume=run.resume, run_info=run_info)
+    result = fit(model, splits, fit_cfg, out_dir=out, resume=run.resume, run_info=run_info)
     keys = ("best_epoch", "best_val_accuracy", "test_accuracy", "test_loss", "epochs_run")
     say(json.dumps({k: result.summary[k] for k in (*keys, "stopped_reason")}), flush=True)
     return 1 if result.summary["stopped_reason"] == "diverged" else 0
@@ -279,14 +326,6 @@ def _preflight_passes(model, splits, fit_cfg) -> bool:
     if not report.ok:
         print(report.text(), flush=True)
     return report.ok
-
-
-def _check_out_dir(out: Path) -> None:
-    """The run directory must be a directory (or not exist yet); never follow a link there."""
-    if out.is_symlink():
-        raise UserError(f"--out {out}: expected a directory, got a symbolic link")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: expected a directory, got a file; choose another --out")
 
 
 def _eval_dataset(run, opts: EvalOptions):
@@ -348,8 +387,28 @@ def cmd_eval(opts: EvalOptions) -> int:
     )  # fmt: skip
     where = opts.dataset or opts.split
     record = json_safe({"split": where, "examples": len(dataset), **metrics})
+    detail = _eval_detail(run, dataset)
+    if detail:
+        record = {**record, **detail, "report": str(Path(run.out) / scores.REPORT)}
+        scores.write(run.out, record)
+        print(scores.table(detail), file=sys.stderr, flush=True)
     print(json.dumps(record, allow_nan=False))
     return 0
+
+
+def _eval_detail(run, dataset) -> dict:
+    """Per-class scores and the confusion matrix (classification), MAE and R² (regression);
+    nothing for a language model."""
+    task = run.info.task
+    if task not in ("classification", "regression") or not len(dataset):
+        return {}
+    batch = int(run.config["fit"].get("eval_batch_size", 1000))
+    outputs = scores.model_outputs(
+        run.model, run.params, run.model_state, dataset.x, batch_size=batch
+    )
+    if task == "regression":
+        return scores.regression(outputs, dataset.y)
+    return scores.classification(outputs, dataset.y, run.info.class_names)
 
 
 def cmd_predict(opts: PredictOptions) -> int:
@@ -405,14 +464,23 @@ def _end_now(name: str):
 
 
 def _resume_hint(args) -> str:
-    out = Path(getattr(args, "out", RunConfig.out))
+    if args.command != "train" or not getattr(args, "out", ""):
+        return ""
+    out = Path(args.out)
     steps = sorted(int(p.name) for p in (out / "checkpoints").glob("[0-9]*") if p.name.isdigit())
-    if args.command != "train" or not steps:
+    if not steps:
         return ""
     return (
         f"; checkpoint step {steps[-1]} in {out / 'checkpoints'} is intact: resume with "
         f"`jaxnn train --out {out} --resume`"
     )
+
+
+def _error_line(name: str, err: UserError, args) -> str:
+    """The one line of an expected failure; a refused write (a full disk) also says what is
+    intact and how to resume."""
+    hint = _resume_hint(args) if isinstance(err, WriteFailed) else ""
+    return f"{name}: error: {err}{hint}"
 
 
 COMMANDS = {
@@ -438,13 +506,15 @@ def main(argv=None) -> int:
     """Entry point of the ``jaxnn`` console script and ``python -m jaxnn``."""
     args = build_parser().parse_args(argv)
     name = f"jaxnn {args.command}"
-    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes are not the user's business
+    # orbax's notes, and the tracebacks its writer threads log before a failed save raises (a
+    # full disk: the save's own error says it in one line), are not the user's business
+    logging.getLogger("absl").setLevel(logging.CRITICAL)
     reuse_freed_memory()  # before the first big allocation (jaxnn.host_memory)
     previous = {s: signal.signal(s, _end_now(name)) for s in interrupts.SIGNALS}
     try:
         return COMMANDS[args.command](_options(args))
     except UserError as err:
-        print(f"{name}: error: {err}", file=sys.stderr)
+        print(_error_line(name, err, args), file=sys.stderr)
         return 2
     except interrupts.Interrupted as stop:
         print(f"{name}: {stop}{_resume_hint(args)}", file=sys.stderr)

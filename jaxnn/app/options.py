@@ -28,7 +28,10 @@ from jaxnn.train.config import (
     setting,
 )
 
-__all__ = ["RunConfig", "EvalOptions", "PredictOptions", "SampleOptions"]
+__all__ = ["RunConfig", "EvalOptions", "PredictOptions", "SampleOptions", "MAX_SAMPLE_LENGTH"]
+
+#: the most tokens ``jaxnn sample`` generates in one call (the buffer and the loop are that long)
+MAX_SAMPLE_LENGTH = 100_000
 
 
 def _check(options) -> None:
@@ -42,8 +45,9 @@ class RunConfig:
     :class:`jaxnn.train.FitConfig`'s. Each field's help text is declared with it.
 
     Raises:
-      UserError: naming the first field of the wrong type or not among its choices, or a
-        process id outside ``[0, num_processes)``.
+      UserError: naming the first field of the wrong type or not among its choices, a process
+        id outside ``[0, num_processes)``, several processes without ``--coordinator`` or
+        ``--out``, or both ``--resume`` and ``--overwrite``.
     """
 
     model: str = setting("mlp", "model name.", choices=models.NAMES)
@@ -53,14 +57,21 @@ class RunConfig:
         "own: csv:PATH, npz:PATH, npy:DIR, text:PATH, images:DIR (a bare my.csv works too).",
     )
     out: str = setting(
-        "runs/latest",
+        "",
         "run directory: train writes its config, metrics, curves, summary, TensorBoard files "
-        "and checkpoints there; eval, predict, sample and doctor read them.",
+        "and checkpoints there; eval, predict, sample and doctor read them. Without it, train "
+        "makes a fresh runs/MODEL-DATASET-N and points the link runs/latest at it.",
+        metavar="RUN",
     )
     resume: bool = setting(
         False,
-        "continue the run in --out from its latest checkpoint, with its saved config (no other "
-        "flag needed; a flag that changes what is trained is refused).",
+        "continue the run in --out (default: runs/latest) from its latest checkpoint, with its "
+        "saved config (no other flag needed; a flag that changes what is trained is refused).",
+    )
+    overwrite: bool = setting(
+        False,
+        "replace the run in --out (what a run writes there is removed first; other files stay); "
+        "without it, an --out that holds a run is refused unless --resume is given.",
     )
     config: str = setting(
         "", "start from a saved config.json (e.g. RUN/config.json); flags override its values."
@@ -92,6 +103,14 @@ class RunConfig:
                 f"RunConfig: expected 0 <= process_id < num_processes ({self.num_processes}), "
                 f"got {self.process_id}"
             )
+        if self.num_processes > 1 and not (self.coordinator and self.out):
+            missing = "--coordinator HOST:PORT" if not self.coordinator else "--out RUN"
+            raise UserError(
+                f"RunConfig: a run of {self.num_processes} processes needs {missing} (the same "
+                "on every process)"
+            )
+        if self.resume and self.overwrite:
+            raise UserError("RunConfig: expected --resume or --overwrite, got both")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,13 +147,13 @@ class SampleOptions:
     """``jaxnn sample``: continue a prompt with a trained transformer language model.
 
     Raises:
-      UserError: for a temperature that is not a number >= 0, a length that is not a positive
-        int, or a seed outside ``[0, 2**32)``.
+      UserError: for a temperature that is not a number >= 0, a length that is not an int in
+        ``[1, MAX_SAMPLE_LENGTH]``, an empty prompt, or a seed outside ``[0, 2**32)``.
     """
 
     out: str = reuse(RunConfig, "out", default=REQUIRED)
-    prompt: str = setting("The ", "the text to continue.")
-    length: int = setting(200, "new tokens.")
+    prompt: str = setting("The ", "the text to continue (not empty).")
+    length: int = setting(200, f"new tokens, 1 to {MAX_SAMPLE_LENGTH}.")
     temperature: float = setting(0.8, "sampling temperature; 0: greedy.")
     seed: int = reuse(FitConfig, "seed", help="seeds the sampling (0 to 2**32 - 1).")
 
@@ -142,11 +161,19 @@ class SampleOptions:
         t, n, seed = self.temperature, self.length, self.seed
         if not (_is_number(t) and math.isfinite(t) and t >= 0):
             raise UserError(f"--temperature: expected a number >= 0, got {t}")
-        if not (_is_number(n) and n > 0):
-            raise UserError(f"--length: expected a positive number of tokens, got {n}")
+        _check_length_and_prompt(n, self.prompt)
         if not (_is_number(seed) and 0 <= seed < 2**32):
             raise UserError(f"--seed: expected 0 <= seed < 2**32, got {seed}")
         _check(self)
+
+
+def _check_length_and_prompt(n, prompt) -> None:
+    if not (_is_number(n) and n > 0):
+        raise UserError(f"--length: expected a positive number of tokens, got {n}")
+    if n > MAX_SAMPLE_LENGTH:
+        raise UserError(f"--length: expected at most {MAX_SAMPLE_LENGTH} new tokens, got {n}")
+    if isinstance(prompt, str) and not prompt:
+        raise UserError("--prompt: expected some text to continue, got an empty prompt")
 
 
 def _is_number(value) -> bool:

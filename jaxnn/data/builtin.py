@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxnn import _contained
 from jaxnn.data.containers import Dataset, DatasetInfo, Splits
 from jaxnn.data.sources import text_splits
 from jaxnn.data.splits import check_seed, split
@@ -95,12 +96,11 @@ def _expected_mnist1d(args_digest: str, path: Path) -> str | None:
 def _read_mnist1d_cache(path: Path, expected: str | None):
     """The cached arrays, or None (with a warning) when they fail the expected checksum."""
     arrays = ()
-    if not path.is_symlink():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = tuple(f[k] for k in ("x", "y", "x_test", "y_test"))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
-            arrays = ()
+    try:  # read without following a link at the cache's name (jaxnn._contained)
+        with np.load(io.BytesIO(_contained.read_bytes(path)), allow_pickle=False) as f:
+            arrays = tuple(f[k] for k in ("x", "y", "x_test", "y_test"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        arrays = ()  # a link is a UserError, a ValueError
     if arrays and expected is not None and expected == _arrays_sha256(arrays):
         return arrays
     warnings.warn(
@@ -117,7 +117,7 @@ def _write_mnist1d_cache(path: Path, args_digest: str, arrays) -> None:
     buf = io.BytesIO()
     np.savez(buf, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3])
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _contained.ensure_dir("load('mnist1d')", path.parent)
         write_replacing(path, buf.getvalue())
         if args_digest not in MNIST1D_SHA256:
             write_replacing(path.with_suffix(".sha256"), _arrays_sha256(arrays).encode() + b"\n")
@@ -134,6 +134,7 @@ def _mnist1d_arrays(disk_cache: bool):
     args.pop("url")  # make_dataset generates the data locally; nothing is downloaded
     digest = hashlib.sha256(repr(sorted(args.items())).encode()).hexdigest()[:12]
     path = _cache_dir() / f"mnist1d-{digest}.npz"
+    disk_cache = disk_cache and _usable_cache_dir(path.parent)
     if disk_cache and os.path.lexists(path):
         cached = _read_mnist1d_cache(path, _expected_mnist1d(digest, path))
         if cached is not None:
@@ -155,6 +156,18 @@ def _mnist1d_arrays(disk_cache: bool):
     ):
         _write_mnist1d_cache(path, digest, arrays)
     return _readonly(*arrays)
+
+
+def _usable_cache_dir(folder: Path) -> bool:
+    """Whether the cache folder may be used: not a link (then a warning, and no disk cache)."""
+    if os.path.islink(folder):
+        warnings.warn(
+            f"load('mnist1d'): the cache folder {folder} is a symbolic link; jaxnn never follows "
+            "one, so the data is generated in memory (point JAXNN_CACHE_DIR at a real folder)",
+            stacklevel=3,
+        )
+        return False
+    return True
 
 
 def load_mnist1d(*, seed: int, val_fraction: float, disk_cache: bool) -> Splits:

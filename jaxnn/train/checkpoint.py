@@ -42,6 +42,7 @@ plain arrays.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -211,6 +212,20 @@ def _write_failure(err: BaseException) -> str | None:
             return reasons[0]
         err = err.__cause__ or err.__context__
     return None
+
+
+def _settle(manager) -> None:
+    """Let the writer threads of a failed save end before the error is reported, so none is
+    still writing (and printing) when the process exits."""
+    import threading
+    import time
+
+    with contextlib.suppress(Exception):
+        manager.wait_until_finished()
+    deadline = time.monotonic() + 10.0
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and type(thread).__name__ == "_SignalingThread":
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _reason(err: BaseException) -> str:
@@ -390,6 +405,7 @@ class CheckpointManager:
             _fsync_tree(self.directory / str(step))
         except Exception as err:
             self._metrics.pop(step, None)
+            _settle(self._manager)
             reason = _write_failure(err)
             if reason is None:
                 raise

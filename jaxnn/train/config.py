@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 MONITORS = ("val_accuracy", "val_loss")
+#: the augmentations a run may name (which apply depends on the data: jaxnn.data.augment)
+_AUGMENTS = ("none", "shift", "circular_shift", "crop", "noise")
 _MAX_SEED = 2**32 - 1
 REQUIRED = dataclasses.MISSING  #: the default of a setting that must be given
 
@@ -107,7 +109,11 @@ class FitConfig:
     devices: int = setting(
         0, "shard each batch over this many devices; 0 means one device, no mesh."
     )
-    augment: str = setting("none", "training-time augmentation (none, shift, crop, noise).")
+    augment: str = setting(
+        "none",
+        "training-time augmentation: none, shift, circular_shift, crop or noise (several joined "
+        "by +; which apply depends on the data).",
+    )
     divergence_factor: float = setting(
         100.0, "stop when the loss exceeds this multiple of the first step's loss."
     )
@@ -151,6 +157,11 @@ class FitConfig:
         check_field_choices(self)
         _check_optimizer_settings(self)
         _check_placement(self)
+        if self.warmup_steps and self.schedule != "warmup_cosine":
+            raise UserError(
+                f"FitConfig: warmup_steps applies to schedule 'warmup_cosine' only, got "
+                f"warmup_steps={self.warmup_steps} with schedule {self.schedule!r}"
+            )
 
     @property
     def optimization(self) -> Optimization:
@@ -289,6 +300,8 @@ def _check_field_ranges(cfg: FitConfig) -> None:
         (n, "> 0", lambda v: math.isfinite(v) and v > 0) for n in ("lr", "divergence_factor")
     ]
     checks += [("seed", "in [0, 2**32 - 1]", lambda v: 0 <= v <= _MAX_SEED)]
+    checks += [("clip_norm", ">= 0 (0 disables clipping)", lambda v: v >= 0)]  # NaN fails
+    checks += [("augment", _augment_names(), lambda v: all(p in _AUGMENTS for p in v.split("+")))]
     for name, want, ok in checks:
         if not ok(getattr(cfg, name)):
             raise UserError(f"FitConfig: expected {name} {want}, got {getattr(cfg, name)}")
@@ -309,6 +322,10 @@ def _check_placement(cfg: FitConfig) -> None:
         sharding.parse_overrides(cfg.shard_leaf)
     except ValueError as err:
         raise UserError(f"FitConfig: {err}") from None
+
+
+def _augment_names() -> str:
+    return f"in {', '.join(_AUGMENTS)} (or several joined by '+')"
 
 
 def check_field_types(cfg) -> None:

@@ -18,7 +18,8 @@ import os
 import socket
 import struct
 import time
-from pathlib import Path
+
+from jaxnn import _contained
 
 __all__ = ["EventWriter", "crc32c", "masked_crc32c", "encode_scalars"]
 
@@ -91,17 +92,16 @@ def _record(data: bytes) -> bytes:
 class EventWriter:
     """Appends scalar events to a new ``events.out.tfevents.<time>.<host>`` file in ``logdir``.
 
-    The file is created exclusively (an existing file or a link at its name is refused, never
-    written through).
+    The folder is made by :func:`jaxnn._contained.ensure_dir` (a link there is refused) and the
+    file is created exclusively (an existing file or a link at its name is refused, never written
+    through); a full disk is a :class:`jaxnn._contained.WriteFailed` naming the file.
     """
 
     def __init__(self, logdir):
-        self.logdir = Path(logdir)
-        self.logdir.mkdir(parents=True, exist_ok=True)
+        self.logdir = _contained.ensure_dir("EventWriter", logdir)
         name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
         self.path = self.logdir / name
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        self._file = os.fdopen(os.open(self.path, flags, 0o644), "wb")
+        self._file = _contained.open_new(self.path)
         self._file.write(_record(_event(time.time(), 0, _field(3, b"brain.Event:2"))))
 
     def scalars(self, step: int, scalars: dict[str, float]) -> None:

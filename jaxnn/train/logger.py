@@ -9,6 +9,13 @@ end).
 TensorBoard follows Keras's layout: each invocation writes a new folder
 ``OUT/tensorboard/<time>/`` with ``train/`` and ``validation/`` runs that share tag names
 (``epoch_loss``, ``epoch_accuracy``), so the two curves overlay; the x-axis is the optimizer step.
+
+Every file goes through :mod:`jaxnn._contained`: ``metrics.jsonl`` is rewritten by replacing it
+and then appended to without following a link, ``curves.png`` is drawn into a new file that
+replaces the old one, and a link at ``tensorboard/`` is refused. On resume the file is rebuilt
+from the checkpoint's own history (verified by the checkpoint's digest): records the file has
+beyond the checkpoint's epoch are dropped, and records that disagree with it (a torn or edited
+file) are replaced, with one line saying so.
 """
 
 from __future__ import annotations
@@ -19,10 +26,18 @@ import os
 import time
 from pathlib import Path
 
+from jaxnn import _contained
 from jaxnn.errors import UserError
 from jaxnn.train.events import EventWriter
 
-__all__ = ["MetricsLogger", "format_record", "read_metrics", "plot_curves", "json_safe"]
+__all__ = [
+    "MetricsLogger",
+    "format_record",
+    "format_duration",
+    "read_metrics",
+    "plot_curves",
+    "json_safe",
+]
 
 _SHOWN = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "grad_norm", "lr")
 
@@ -35,16 +50,32 @@ def json_safe(record: dict) -> dict:
 
 
 def format_record(record: dict, epochs: int | None = None) -> str:
-    """One terminal line: ``epoch 3/20  train_loss 0.4120  ...  1.3s``."""
+    """One terminal line: ``epoch 3/20  train_loss 0.4120  ...  1.30s (wall 1.52s)``.
+
+    ``seconds`` is the epoch's training plus evaluation; ``wall_seconds``, when there, the clock
+    time since the previous epoch's line (logging, the curves and the checkpoint included).
+    """
     head = f"epoch {record['epoch']}" + (f"/{epochs}" if epochs else "")
     parts = [head]
     for k in _SHOWN:
         v = record.get(k)
         if isinstance(v, (int, float)) and math.isfinite(v):
             parts.append(f"{k} {v:.4g}" if k in ("grad_norm", "lr") else f"{k} {v:.4f}")
-    if "seconds" in record:
-        parts.append(f"{record['seconds']:.2f}s")
+    if isinstance(record.get("seconds"), (int, float)):
+        wall = record.get("wall_seconds")
+        clock = f" (wall {wall:.2f}s)" if isinstance(wall, (int, float)) else ""
+        parts.append(f"{record['seconds']:.2f}s{clock}")
     return "  ".join(parts)
+
+
+def format_duration(seconds: float) -> str:
+    """``75.3`` -> ``"1m15s"``; ``4000`` -> ``"1h06m"``; under a minute, ``"12s"``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def read_metrics(path) -> list[dict]:
@@ -57,9 +88,10 @@ def read_metrics(path) -> list[dict]:
         integer ``epoch``.
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        text = _contained.read_bytes(path, name="read_metrics").decode(errors="replace")
+    except FileNotFoundError:
         return []
-    text = path.read_text(errors="replace")
     lines = text.split("\n")
     if not text.endswith("\n"):
         lines = lines[:-1]  # torn last line
@@ -89,9 +121,8 @@ def plot_curves(history: list[dict], path, *, best_epoch: int = 0, test: dict | 
     for ax, what in zip(fig.subplots(1, 2), ("loss", "accuracy"), strict=True):
         _draw_metric(ax, history, what, best_epoch, (test or {}).get(f"test_{what}"))
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    os.replace(tmp, path)
+    with _contained.replacing(path) as f:  # a new file, renamed over the old: never a link
+        fig.savefig(f, dpi=90, format="png")
 
 
 def _draw_metric(ax, history: list[dict], what: str, best_epoch: int, test_value) -> None:
@@ -127,38 +158,64 @@ class MetricsLogger:
       keep_epochs: on resume, records of epochs ``<= keep_epochs`` are kept and later ones (written
         by the interrupted run after its last checkpoint) are dropped, so the file has one line per
         epoch.
+      history: on resume, the checkpoint's own records (its loop state): the file is rewritten
+        with exactly these, and if its records up to their last epoch differ (a torn or edited
+        file), one line says so. Takes the place of ``keep_epochs``.
       verbose: print to the terminal.
       tensorboard: also write TensorBoard event files.
       curves: also draw ``curves.png``.
     """
 
     def __init__(
-        self, out_dir=None, *, epochs=None, keep_epochs=0, verbose=True, tensorboard=True,
-        curves=True,
+        self, out_dir=None, *, epochs=None, keep_epochs=0, history=None, verbose=True,
+        tensorboard=True, curves=True,
     ):  # fmt: skip
         self.epochs, self.verbose = epochs, verbose
         self._file, self._writers, self._curves, self.history = None, {}, None, []
         if out_dir is None:
             return
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = _contained.ensure_dir("MetricsLogger", out_dir)
         path = out_dir / "metrics.jsonl"
-        self.history = [r for r in read_metrics(path) if r["epoch"] <= keep_epochs]
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
-        os.replace(tmp, path)
-        self._file = path.open("a")
+        self.history = self._kept(path, history, keep_epochs)
+        _contained.write_replacing(
+            path, "".join(json.dumps(r) + "\n" for r in self.history).encode()
+        )
+        self._file = _contained.open_append(path)
         self._curves = out_dir / "curves.png" if curves else None
         if tensorboard:
-            run = out_dir / "tensorboard" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            root = _contained.ensure_dir("MetricsLogger", out_dir / "tensorboard")
+            run = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
             self._writers = {k: EventWriter(run / k) for k in ("train", "validation")}
+
+    def _kept(self, path: Path, history, keep_epochs: int) -> list[dict]:
+        """The records the file starts with: the checkpoint's ``history``, else the file's own
+        up to ``keep_epochs`` (none for a fresh run: the file is not even read)."""
+        if history is not None:
+            return self._from_checkpoint(path, [json_safe(r) for r in history])
+        if keep_epochs:
+            return [r for r in read_metrics(path) if r["epoch"] <= keep_epochs]
+        return []
+
+    def _from_checkpoint(self, path: Path, history: list[dict]) -> list[dict]:
+        """``history``, saying so when the file's records up to its last epoch differ."""
+        last = history[-1]["epoch"] if history else 0
+        try:
+            on_disk = [r for r in read_metrics(path) if r["epoch"] <= last]
+        except UserError as err:  # a garbled line: the checkpoint's records replace the file
+            on_disk = [{"unreadable": str(err)}]
+        if on_disk != history and self.verbose:
+            print(
+                f"{path}: its records of epochs 1-{last} disagree with the checkpoint's (a torn "
+                "or edited file); rewritten from the checkpoint",
+                flush=True,
+            )
+        return list(history)
 
     def log_epoch(self, record: dict, *, best_epoch: int = 0) -> None:
         """Write one epoch's record (must hold ``epoch``; ``step`` is TensorBoard's x-axis)."""
         record = json_safe(record)
         if self._file is not None:  # the file first: a line on screen is a line on disk
             self._file.write(json.dumps(record) + "\n")
-            self._file.flush()
         if self.verbose:
             print(format_record(record, self.epochs), flush=True)
         self._tensorboard(record)

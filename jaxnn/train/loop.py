@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,14 +31,14 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxnn import _xla, optim, parallel
+from jaxnn import _contained, _xla, optim, parallel
 from jaxnn.data import augment as augment_lib
 from jaxnn.data import pipeline
 from jaxnn.errors import UserError
 from jaxnn.train import agree, placement
 from jaxnn.train import run as run_lib
 from jaxnn.train.config import Execution, FitConfig, LoopPolicy, Optimization, Output
-from jaxnn.train.logger import MetricsLogger, json_safe
+from jaxnn.train.logger import MetricsLogger, format_duration, json_safe
 from jaxnn.train.state import TrainState, create_train_state, params_sha256
 from jaxnn.train.step import (
     make_epoch_step,
@@ -297,29 +296,49 @@ def _epoch_inputs(train, run: Execution, epoch: int, mesh, data, steps: int):
 
 
 def make_optimizer(opt: Optimization, *, total_steps: int):
-    """The optimizer and schedule that the :attr:`FitConfig.optimization` settings ask for."""
-    return optim.make_optimizer(
-        opt.optimizer,
-        opt.lr,
-        schedule=opt.schedule,
-        total_steps=total_steps,
-        warmup_steps=opt.warmup_steps,
-        weight_decay=opt.weight_decay,
-        clip_norm=opt.clip_norm or None,
-        beta2=opt.beta2,
-        min_lr=opt.min_lr,
-        decay_steps=opt.decay_steps or None,
-        decay_mask=opt.weight_decay_mask,
-    )
+    """The optimizer and schedule that the :attr:`FitConfig.optimization` settings ask for.
+
+    Raises:
+      UserError: if the settings do not fit the run (warm-up steps beyond its ``total_steps``,
+        warm-up with a schedule that has none).
+    """
+    if opt.warmup_steps and opt.warmup_steps >= total_steps:
+        raise UserError(
+            f"FitConfig: expected warmup_steps < the run's {total_steps} steps (epochs x batches "
+            f"per epoch), got {opt.warmup_steps}"
+        )
+    try:
+        return optim.make_optimizer(
+            opt.optimizer,
+            opt.lr,
+            schedule=opt.schedule,
+            total_steps=total_steps,
+            warmup_steps=opt.warmup_steps,
+            weight_decay=opt.weight_decay,
+            clip_norm=opt.clip_norm or None,
+            beta2=opt.beta2,
+            min_lr=opt.min_lr,
+            decay_steps=opt.decay_steps or None,
+            decay_mask=opt.weight_decay_mask,
+        )
+    except UserError:
+        raise
+    except ValueError as err:  # "make_schedule: expected ..." -> "FitConfig: expected ..."
+        raise UserError(f"FitConfig: {str(err).split(': ', 1)[-1]}") from None
 
 
-def _progress(steps: int, epoch: int, epochs: int, show: bool):
-    """The epoch's progress bar, shown on a terminal only (a log file gets the epoch lines)."""
+def _progress(steps: int, epoch: int, epochs: int, show: bool, walls=()):
+    """The epoch's progress bar, shown on a terminal only (a log file gets the epoch lines).
+
+    After the first epoch of this invocation the bar also shows the run's ETA: the mean wall time
+    of the epochs so far (``walls``) times the epochs left, this one included.
+    """
     import sys
 
+    eta = f" (run ETA {format_duration(np.mean(walls) * (epochs - epoch))})" if walls else ""
     return tqdm(
         total=steps,
-        desc=f"epoch {epoch + 1}/{epochs}",
+        desc=f"epoch {epoch + 1}/{epochs}{eta}",
         leave=False,
         disable=not (show and sys.stderr.isatty()),
         dynamic_ncols=True,
@@ -382,17 +401,20 @@ def _closing(*resources):
 
 
 def _write_json(out: Path | None, name: str, obj) -> None:
-    """Write ``out/name`` atomically, as strict JSON (no NaN or Infinity); nothing without out."""
+    """Write ``out/name`` atomically, as strict JSON (no NaN or Infinity), never through a link
+    (:func:`jaxnn.train.run.write_json`); nothing without out."""
     if out is None:
         return
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / name
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+    run_lib.write_json(_contained.ensure_dir("fit", out) / name, obj)
 
 
-def _epoch_record(epoch, state, rows, val, seconds) -> dict:
+def _epoch_record(epoch, state, rows, val, clocks) -> dict:
+    """The epoch's record. ``clocks`` is ``(start, previous)``: when this epoch started and when
+    the previous record was made; ``seconds`` is this epoch's training plus evaluation,
+    ``wall_seconds`` the clock time since the previous record (its logging, curves and
+    checkpoint included), so the ``wall_seconds`` of a run add up to its time on the clock."""
+    now = time.perf_counter()
+    start, previous = clocks
     mean = {k: float(np.mean([float(r[k]) for r in rows])) for k in rows[0] if k != "bad_leaf"}
     return {
         "epoch": epoch + 1,
@@ -404,7 +426,8 @@ def _epoch_record(epoch, state, rows, val, seconds) -> dict:
         "grad_norm": mean["grad_norm"],
         "update_norm": mean["update_norm"],
         "lr": mean["lr"],
-        "seconds": seconds,
+        "seconds": now - start,
+        "wall_seconds": now - previous,
     }
 
 
@@ -493,8 +516,9 @@ def fit(
     _write_json(host.records, run_lib.CONFIG, record)
     _write_json(host.records, run_lib.DATA_INFO, run_lib.info_to_json(splits.info))
     logger = MetricsLogger(
-        host.records, epochs=policy.epochs, keep_epochs=loop.epoch, verbose=host.verbose
-    )
+        host.records, epochs=policy.epochs, history=loop.history if resume else None,
+        verbose=host.verbose,
+    )  # fmt: skip
     # The compiled train step and scoring.
     step_fn, data = _compile_step(model, tx, schedule, splits, run, mesh, compiler_options, state)
     score = functools.partial(
@@ -502,12 +526,12 @@ def fit(
         compiler_options=compiler_options,
     )  # fmt: skip
     # The epochs. Ctrl-C and SIGTERM act at the checks: after each step, evaluation and save.
-    stopped, message = "completed", ""
+    stopped, message, walls, clock = "completed", "", [], time.perf_counter()
     with agree.deferred() as flags, _closing(logger, ckpt):
         for epoch in range(loop.epoch, policy.epochs):
             t0, first_step = time.perf_counter(), int(state.step)
             inputs = _epoch_inputs(splits.train, run, epoch, mesh, data, steps)
-            with _progress(steps, epoch, policy.epochs, host.bar) as bar:
+            with _progress(steps, epoch, policy.epochs, host.bar, walls) as bar:
                 state, rows = train_epoch(
                     step_fn, state, inputs, scan=run.scan, bar=bar, check=flags.check
                 )
@@ -516,7 +540,9 @@ def fit(
                 break
             val = score(state.params, state.model_state, splits.val)
             flags.check()
-            record = _epoch_record(epoch, state, rows, val, time.perf_counter() - t0)
+            record = _epoch_record(epoch, state, rows, val, (t0, clock))
+            walls.append(record["wall_seconds"])
+            clock = t0 + record["seconds"]
             if loop.add(record, policy):
                 best = _copy((state.params, state.model_state))
             logger.log_epoch(record, best_epoch=loop.best_epoch)
