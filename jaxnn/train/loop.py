@@ -498,7 +498,6 @@ def fit(
     policy, run = cfg.policy, cfg.execution
     out = Path(out_dir) if out_dir is not None else None
     host = _Host.of(out, verbose=verbose, progress=cfg.output.progress)
-    say = host.say
     # The optimizer and the train state: fresh, or where a resumed run stopped.
     mesh = _mesh(run)
     steps = pipeline.num_batches(len(splits.train), run.batch_size, drop_remainder=True)
@@ -511,7 +510,7 @@ def fit(
     ckpt = _checkpoints(out, cfg.output, policy.monitor, run_id)
     state, best = placement.place_state((state, best), mesh, run)  # restored onto this mesh
     if resume:
-        state, best, loop = _resume(ckpt, state, best, say, run_id)
+        state, best, loop = _resume(ckpt, state, best, host.say, run_id)
     # The run directory's records, and the logs.
     _write_json(host.records, run_lib.CONFIG, record)
     _write_json(host.records, run_lib.DATA_INFO, run_lib.info_to_json(splits.info))
@@ -553,9 +552,9 @@ def fit(
                 break
     # The end: the test split, scored once with the best-validation params.
     if message:
-        say(message)
+        host.say(message)
     summary = _summary(
-        model, splits, policy.monitor, loop, state, best, stopped, message, score, say
+        model, splits, policy.monitor, loop, state, best, stopped, message, score, host.say
     )
     _write_json(host.records, "summary.json", summary)
     logger.draw(best_epoch=loop.best_epoch, test=summary)
