@@ -269,6 +269,8 @@ def cmd_train(args) -> int:
     from jaxnn import parallel
 
     run, fit_cfg, overrides, options, history = _resolve_train(args)
+    if run.num_processes > 1:  # before anything asks JAX for its devices
+        parallel.initialize_distributed(run.coordinator, run.num_processes, run.process_id)
     upfront.check_devices(fit_cfg.devices)
     made, previous = not run.out, rundir.latest_target()  # made: a fresh runs/MODEL-DATASET-N
     out = rundir.fresh(run.model, run.dataset) if made else Path(run.out)
@@ -277,8 +279,6 @@ def cmd_train(args) -> int:
         with rundir.claim(
             out, resume=run.resume, overwrite=run.overwrite, main=run.process_id == 0
         ):  # fmt: skip
-            if run.num_processes > 1:
-                parallel.initialize_distributed(run.coordinator, run.num_processes, run.process_id)
             return _train(out, made, run, fit_cfg, overrides, options, history, vars(args))
     finally:
         if made and not any(p.name != ".lock" for p in out.iterdir()):
