@@ -112,15 +112,14 @@ def _read_mnist1d_cache(path: Path, expected: str | None):
 def _write_mnist1d_cache(path: Path, args_digest: str, arrays) -> None:
     """Write the cache (and, for arguments without a pinned digest, its digest file) through a
     new file renamed into place, never through a link."""
-    from jaxnn._contained import write_replacing
-
     buf = io.BytesIO()
     np.savez(buf, x=arrays[0], y=arrays[1], x_test=arrays[2], y_test=arrays[3])
     try:
         _contained.ensure_dir("load('mnist1d')", path.parent)
-        write_replacing(path, buf.getvalue())
+        _contained.write_replacing(path, buf.getvalue())
         if args_digest not in MNIST1D_SHA256:
-            write_replacing(path.with_suffix(".sha256"), _arrays_sha256(arrays).encode() + b"\n")
+            digest = _arrays_sha256(arrays).encode() + b"\n"
+            _contained.write_replacing(path.with_suffix(".sha256"), digest)
     except OSError:
         pass  # an unwritable cache directory only costs the regeneration time
 
