@@ -3,6 +3,7 @@ own, resume from the saved config, and one line (never a traceback) for every ex
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from jaxnn.app import cli
+from jaxnn.train import FitConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -201,6 +203,17 @@ def test_resume_accepts_flags_given_with_their_saved_values(moons_run):
         "mlp", "synthetic:moons", 64, 2
     )  # fmt: skip
     assert list(overrides["hidden"]) == [128] and history == []
+
+
+def test_a_run_saved_before_last_batch_existed_resumes_dropping_its_last_batch(tmp_path):
+    run = tmp_path / "old"
+    run.mkdir()
+    fit = {k: v for k, v in dataclasses.asdict(FitConfig()).items() if k != "last_batch"}
+    config = {"model": "mlp", "model_config": {}, "dataset": "synthetic:moons", "fit": fit}
+    (run / "config.json").write_text(json.dumps(config))
+    argv = ["train", "--out", str(run), "--resume"]
+    _, fit_cfg, _, _, _ = cli._resolve_train(cli.build_parser().parse_args(argv))
+    assert fit_cfg.last_batch == "drop" and FitConfig().last_batch == "train"
 
 
 @pytest.mark.parametrize("flag,value", [("--patience", "3"), ("--no-progress", None)])

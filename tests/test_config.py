@@ -33,7 +33,7 @@ def test_the_fit_record_keeps_its_fields_and_their_order():
         "epochs", "batch_size", "lr", "optimizer", "schedule", "warmup_steps", "weight_decay",
         "clip_norm", "seed", "patience", "min_delta", "monitor", "keep_last", "keep_best", "scan",
         "device_data", "devices", "augment", "divergence_factor", "dtype", "eval_batch_size",
-        "progress", "checkpoint",
+        "progress", "checkpoint", "last_batch",
     ]  # fmt: skip
 
 

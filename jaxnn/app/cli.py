@@ -130,6 +130,7 @@ def _saved_settings(path: Path) -> dict:
         "normalize": data.get("normalize", True),
         "model_config": dict(config["model_config"]),
         "data_option": dict(data.get("options", {})),
+        "last_batch": "drop",  # a run saved before the setting existed dropped its last batch
         **config["fit"],
     }
 
@@ -257,6 +258,7 @@ def cmd_train(args) -> int:
         parallel.initialize_distributed(run.coordinator, run.num_processes, run.process_id)
     _check_out_dir(Path(run.out))
     splits = _load_data(run.dataset, fit_cfg.seed, options, run.normalize)
+    run, fit_cfg, recipe, notice = _small_data_recipe(args, run, fit_cfg, splits)
     with _user_input("--model-config"):
         model = models.build(run.model, splits.info, **overrides)
     info = splits.info
@@ -268,11 +270,37 @@ def cmd_train(args) -> int:
     )
     if run.doctor and not _preflight_passes(model, splits, fit_cfg):
         return 1
+    if notice:
+        say(notice, flush=True)
     run_info = {"data": _data_record(run.dataset, options, run.normalize), "history": history}
+    run_info.update(recipe)
     result = fit(model, splits, fit_cfg, out_dir=run.out, resume=run.resume, run_info=run_info)
     keys = ("best_epoch", "best_val_accuracy", "test_accuracy", "test_loss", "epochs_run")
     say(json.dumps({k: result.summary[k] for k in (*keys, "stopped_reason")}), flush=True)
     return 1 if result.summary["stopped_reason"] == "diverged" else 0
+
+
+def _small_data_recipe(args, run: RunConfig, fit_cfg: FitConfig, splits):
+    """A file or folder of the user's own, trained with nothing saved: the settings not given
+    come from :func:`jaxnn.app.recipes.for_data` (its size). Returns ``(run, fit_cfg, record,
+    notice)``: ``{"recipe": ...}`` for ``config.json`` and a one-line notice, ``{}`` and ``""``
+    when no recipe applied."""
+    from jaxnn.data import sources
+
+    given = _given_settings(args)
+    if _start_from(given)[0] or not sources.parse_spec(sources.resolve_spec(run.dataset)):
+        return run, fit_cfg, {}, ""
+    chosen = recipes.for_data(splits.info, len(splits.train), given)
+    if not chosen:
+        return run, fit_cfg, {}, ""
+    run = dataclasses.replace(run, **_fields(RunConfig, chosen))
+    fit_cfg = dataclasses.replace(fit_cfg, **_fields(FitConfig, chosen))
+    words = ", ".join(f"{flags.flag_name(k)} {v}" for k, v in chosen.items())
+    notice = (
+        f"small-data recipe for {len(splits.train)} training examples: {words} (flags override it)"
+    )
+    record = {"name": "small_data", "train_examples": len(splits.train), "chosen": chosen}
+    return run, fit_cfg, {"recipe": record}, notice
 
 
 def _preflight_passes(model, splits, fit_cfg) -> bool:
