@@ -154,6 +154,31 @@ def test_custom_text_language_model_then_sample_and_predict_the_next_token(tmp_p
     assert rows[0]["prediction"] == "t" and 0 < rows[0]["probability"] <= 1
 
 
+def test_a_gru_language_model_on_text_trains_and_samples(tmp_path, capsys):
+    text = tmp_path / "book.txt"
+    text.write_text("the cat sat on the mat. " * 200)
+    run = tmp_path / "gru"
+    code, _, err = _main(capsys, "train", "--model", "rnn", "--dataset", f"text:{text}",
+                         "--data-option", "seq_len=16", "--model-config", "hidden=(32,)",
+                         "--epochs", "2", "--batch-size", "32", "--lr", "1e-2",
+                         "--out", run)  # fmt: skip
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())
+    assert (
+        config["model_config"]["task"] == "language_model"
+        and config["model_config"]["cell"] == "gru"
+    )
+    assert _summary(run)["best_val_accuracy"] > 0.5  # next characters of a repeated sentence
+    code, out, _ = _main(capsys, "sample", "--out", run, "--prompt", "the c", "--length", "12",
+                         "--temperature", "0")  # fmt: skip
+    assert code == 0 and out.startswith("the c") and len(out.rstrip("\n")) == 17
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the ca\n")
+    code, out, _ = _main(capsys, "predict", "--out", run, "--input", prompts, "--format", "jsonl")
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and row["prediction"] == "t"
+
+
 # ---------------------------------------------------------------------------------------------
 # Resume from the run directory, --config.
 

@@ -264,9 +264,12 @@ def test_examine_run_full_checklist_passes_the_clean_run(runs):
 
 
 @pytest.mark.slow
-def test_examine_run_of_a_run_with_lr_10_ranks_the_lr_range_test_first(runs):
+def test_examine_run_of_a_run_with_lr_10_ranks_its_divergence_then_the_lr_range_test(runs):
     report = doctor.examine_run(runs("lr_far_too_high"), progress=False)
-    assert report.top.check == "lr_range" and report.top.verdict == "too_high", report.text()
+    # the run diverged: that comes first, and the learning rate that made it second
+    first, second = report.ranked[:2]
+    assert (first.check, first.verdict) == ("divergence", "diverged"), report.text()
+    assert (second.check, second.verdict) == ("lr_range", "diverges"), report.text()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ OPTIONS = {
 _HELP = {  # the doctor's parser is jaxnn.app.doctor.add_parser
     "eval": "score a run's best-validation model on a split or a file",
     "predict": "predict classes (or values) for new inputs with a run",
-    "sample": "generate text from a trained transformer LM",
+    "sample": "generate text from a trained language model (transformer or rnn)",
 }
 
 
@@ -405,22 +405,24 @@ def cmd_predict(opts: PredictOptions) -> int:
 
 
 def cmd_sample(opts: SampleOptions) -> int:
-    """``jaxnn sample``: continue ``--prompt`` with a trained transformer language model."""
+    """``jaxnn sample``: continue ``--prompt`` with a trained language model (a transformer, or
+    the GRU of ``--model rnn``)."""
     import jax
     import jax.numpy as jnp
 
-    from jaxnn.models import transformer
+    from jaxnn import models
 
     run = predict.load_run(opts.out)
     tokenizer = run.info.tokenizer
-    if run.config["model"] != "transformer" or tokenizer is None:
+    name = run.config["model"]
+    if name not in ("transformer", "rnn") or tokenizer is None:
         raise UserError(
-            f"sample: expected a transformer language-model run, got model "
-            f"{run.config['model']!r} on {run.config['dataset']!r}"
+            f"sample: expected a language-model run (transformer or rnn on text), got model "
+            f"{name!r} on {run.config['dataset']!r}"
         )
     with _user_input("--prompt"):
         prompt = jnp.asarray(tokenizer.encode(opts.prompt), jnp.int32)
-    ids = transformer.generate(
+    ids = models.get(name).generate(
         run.params, prompt, cfg=run.model.cfg, key=jax.random.PRNGKey(opts.seed),
         length=opts.length, temperature=opts.temperature,
     )  # fmt: skip

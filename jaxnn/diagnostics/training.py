@@ -231,6 +231,11 @@ def _lr_verdict(lr, no_signal, min_lr, div_lr, low_factor, edge) -> tuple[str, s
         return "too_high", f"lr {lr:.2g} is past the loss minimum of the sweep at {min_lr:.2g}"
     if edge is not None and lr >= min_lr:
         return "inconclusive", f"lr {lr:.2g} is at the sweep's end, where the loss still fell"
+    return _low_or_ok(lr, min_lr, low_factor, edge)
+
+
+def _low_or_ok(lr, min_lr, low_factor, edge) -> tuple[str, str]:
+    """``too_low`` or ``ok`` for a rate below the sweep's minimum (see :func:`_lr_verdict`)."""
     reference, what = (min_lr, "the loss minimum") if edge is None else (edge, "the steepest fall")
     if lr < low_factor * reference:
         return (
@@ -243,6 +248,19 @@ def _lr_verdict(lr, no_signal, min_lr, div_lr, low_factor, edge) -> tuple[str, s
             f"lr {lr:.2g}: the loss falls fastest at {edge:.2g}, still falls at {min_lr:.2g}",
         )
     return "ok", f"lr {lr:.2g} is below the loss minimum of the sweep at {min_lr:.2g}"
+
+
+def _suggestions(min_lr: float, steepest: float, no_signal: bool) -> dict:
+    """The report's rates: the minimum, the steepest fall and the suggestions (None when the
+    loss fell at no rate)."""
+    if no_signal:
+        return dict.fromkeys(("min_loss_lr", "steepest_lr", "suggested_lr", "suggested_range"))
+    return {
+        "min_loss_lr": min_lr,
+        "steepest_lr": steepest,
+        "suggested_lr": min_lr / 10,
+        "suggested_range": (min_lr / 100, min_lr / 3),
+    }
 
 
 def _probe_divergence(losses, factor: float) -> str:
@@ -357,14 +375,11 @@ def lr_range_test(
     )  # fmt: skip
     return LRRangeReport(
         verdict=verdict,
-        message=why + (f"; diverges at {div_lr:.2g}" if div_lr is not None else ""),
+        message=why + (f"; the sweep diverges at {div_lr:.2g}" if div_lr is not None else ""),
         lrs=tuple(lrs.tolist()),
         losses=tuple(losses.tolist()),
         smoothed=tuple(smoothed.tolist()),
-        min_loss_lr=None if no_signal else min_lr,
-        steepest_lr=None if no_signal else steepest,
-        suggested_lr=None if no_signal else min_lr / 10,
-        suggested_range=None if no_signal else (min_lr / 100, min_lr / 3),
+        **_suggestions(min_lr, steepest, no_signal),
         divergence_lr=div_lr,
         lr=lr,
     )
