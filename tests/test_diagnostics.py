@@ -75,6 +75,16 @@ def test_fit_diagnosis_calls_falling_train_and_val_healthy():
     assert out.reasons == () and out.ok
 
 
+def test_fit_diagnosis_takes_a_rise_of_thousandths_of_a_nat_for_noise_not_overfitting():
+    # a run at 100% validation accuracy: its val loss went from 0.0034 to 0.0074 near the end
+    val = [0.5, 0.05, 0.0034, 0.006, 0.005, 0.0074]
+    hist = _history(
+        [0.9, 0.1, 0.01, 0.005, 0.003, 0.002], val, [0.7, 1, 1, 1, 1, 1], [0.8] + [1] * 5
+    )
+    assert D.fit_diagnosis(hist).verdict == "healthy"
+    assert D.fit_diagnosis(hist, min_val_rise=0.0).verdict == "overfitting"
+
+
 def test_fit_diagnosis_thresholds_are_keywords_that_change_the_verdict():
     hist = _history([2.0, 1.0, 0.6], [2.0, 1.1, 0.7], [0.3, 0.6, 0.7], [0.3, 0.6, 0.65])
     assert D.fit_diagnosis(hist).verdict == "healthy"

@@ -122,3 +122,10 @@ def test_the_bare_command_on_small_data_of_ones_own_reaches_90_percent(
     assert summary["test_accuracy"] >= 0.9, summary
     assert config["recipe"]["name"] == "small_data"
     assert config["model"] == ("cnn" if source == "shapes" else "mlp")
+    # and the doctor, on the finished run, is quiet and counts epochs as summary.json does
+    from jaxnn.app import doctor
+
+    (run,) = {p.parent for p in tmp_path.glob("runs/**/summary.json")}
+    report = doctor.examine_run(run, progress=False)
+    assert report.ok, report.text()
+    assert report.details["fit"].best_epoch == summary["best_epoch"]
