@@ -334,11 +334,12 @@ def doctor_section(exp):
     exp.save(
         figs,
         "doctor.png",
-        caption="The doctor's range test calls lr 10 too high for the default MLP, and its "
+        caption="The doctor's range test finds that lr 10 diverges for the default MLP, and its "
         "per-layer gradient norms show the sigmoid stack's vanishing toward the input.",
         alt=[
             "Smoothed loss against the swept learning rate for three setups, with the judged "
-            "rate dotted: lr 10 lies past the loss minimum.",
+            "rate dotted: the sweep reaches 10x each judged rate, and lr 10 lies past the loss "
+            "minimum.",
             "Gradient norm per layer at initialization for three setups on a log axis: the "
             "sigmoid stack's norms fall by orders of magnitude toward the input.",
         ],

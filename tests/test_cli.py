@@ -209,7 +209,7 @@ def test_sample_refuses_a_classifier_run(tmp_path, capsys):
         capsys=capsys,
     )
     code, captured = _main("sample", "--out", str(out), capsys=capsys)
-    assert code == 2 and "expected a transformer language-model run" in captured.err
+    assert code == 2 and "expected a language-model run (transformer or rnn" in captured.err
 
 
 def test_the_cli_standardizes_with_train_statistics_only(monkeypatch):

@@ -3,6 +3,7 @@ own, resume from the saved config, and one line (never a traceback) for every ex
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from jaxnn.app import cli
+from jaxnn.train import FitConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -153,6 +155,31 @@ def test_custom_text_language_model_then_sample_and_predict_the_next_token(tmp_p
     assert rows[0]["prediction"] == "t" and 0 < rows[0]["probability"] <= 1
 
 
+def test_a_gru_language_model_on_text_trains_and_samples(tmp_path, capsys):
+    text = tmp_path / "book.txt"
+    text.write_text("the cat sat on the mat. " * 200)
+    run = tmp_path / "gru"
+    code, _, err = _main(capsys, "train", "--model", "rnn", "--dataset", f"text:{text}",
+                         "--data-option", "seq_len=16", "--model-config", "hidden=(32,)",
+                         "--epochs", "2", "--batch-size", "32", "--lr", "1e-2",
+                         "--out", run)  # fmt: skip
+    assert code == 0, err
+    config = json.loads((run / "config.json").read_text())
+    assert (
+        config["model_config"]["task"] == "language_model"
+        and config["model_config"]["cell"] == "gru"
+    )
+    assert _summary(run)["best_val_accuracy"] > 0.5  # next characters of a repeated sentence
+    code, out, _ = _main(capsys, "sample", "--out", run, "--prompt", "the c", "--length", "12",
+                         "--temperature", "0")  # fmt: skip
+    assert code == 0 and out.startswith("the c") and len(out.rstrip("\n")) == 17
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the ca\n")
+    code, out, _ = _main(capsys, "predict", "--out", run, "--input", prompts, "--format", "jsonl")
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and row["prediction"] == "t"
+
+
 # ---------------------------------------------------------------------------------------------
 # Resume from the run directory, --config.
 
@@ -202,6 +229,17 @@ def test_resume_accepts_flags_given_with_their_saved_values(moons_run):
         "mlp", "synthetic:moons", 64, 2
     )  # fmt: skip
     assert list(overrides["hidden"]) == [128] and history == []
+
+
+def test_a_run_saved_before_last_batch_existed_resumes_dropping_its_last_batch(tmp_path):
+    run = tmp_path / "old"
+    run.mkdir()
+    fit = {k: v for k, v in dataclasses.asdict(FitConfig()).items() if k != "last_batch"}
+    config = {"model": "mlp", "model_config": {}, "dataset": "synthetic:moons", "fit": fit}
+    (run / "config.json").write_text(json.dumps(config))
+    argv = ["train", "--out", str(run), "--resume"]
+    _, fit_cfg, _, _, _ = cli._resolve_train(cli.build_parser().parse_args(argv))
+    assert fit_cfg.last_batch == "drop" and FitConfig().last_batch == "train"
 
 
 @pytest.mark.parametrize("flag,value", [("--patience", "3"), ("--no-progress", None)])

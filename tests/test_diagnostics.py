@@ -75,6 +75,16 @@ def test_fit_diagnosis_calls_falling_train_and_val_healthy():
     assert out.reasons == () and out.ok
 
 
+def test_fit_diagnosis_takes_a_rise_of_thousandths_of_a_nat_for_noise_not_overfitting():
+    # a run at 100% validation accuracy: its val loss went from 0.0034 to 0.0074 near the end
+    val = [0.5, 0.05, 0.0034, 0.006, 0.005, 0.0074]
+    hist = _history(
+        [0.9, 0.1, 0.01, 0.005, 0.003, 0.002], val, [0.7, 1, 1, 1, 1, 1], [0.8] + [1] * 5
+    )
+    assert D.fit_diagnosis(hist).verdict == "healthy"
+    assert D.fit_diagnosis(hist, min_val_rise=0.0).verdict == "overfitting"
+
+
 def test_fit_diagnosis_thresholds_are_keywords_that_change_the_verdict():
     hist = _history([2.0, 1.0, 0.6], [2.0, 1.1, 0.7], [0.3, 0.6, 0.7], [0.3, 0.6, 0.65])
     assert D.fit_diagnosis(hist).verdict == "healthy"
@@ -453,11 +463,22 @@ def _lr_reports():
     }
 
 
-def test_lr_range_test_calls_lr_10_too_high_and_1e_7_too_low_for_adam():
+def test_lr_range_test_calls_lr_10_diverging_and_1e_7_too_low_for_adam():
     reports = _lr_reports()
-    assert reports[10.0].verdict == "too_high"
+    assert reports[10.0].verdict == "diverges"  # training at 10 itself trips the loop's guard
+    assert "training at lr 10 diverges" in reports[10.0].message
     assert reports[1e-7].verdict == "too_low"
     assert not reports[10.0].ok and not reports[1e-7].ok
+
+
+def test_lr_range_test_judges_a_rate_at_the_sweeps_end_from_a_sweep_past_it():
+    # the sweep used to end at the judged rate, its loss still falling there: "below the
+    # minimum" and no problem found; it now reaches 10x the rate and sees the loss turn up
+    splits = _digits()
+    model = _mlp(splits, hidden=(64,))
+    out = D.lr_range_test(model, splits.train, lr=10.0, end_lr=10.0, steps=100, probe_steps=0)
+    assert max(out.lrs) > 10.0 or out.divergence_lr is not None
+    assert out.verdict == "too_high" and not out.ok, out.message
 
 
 def test_lr_range_test_passes_the_default_adam_rate_and_suggests_a_range_around_it():
@@ -642,7 +663,7 @@ def test_reports_serialize_to_plain_json():
 def test_lr_range_test_is_inconclusive_and_quiet_when_no_rate_of_the_sweep_is_large_enough():
     splits = _digits()
     out = D.lr_range_test(
-        _mlp(splits, hidden=(64,)), splits.train, lr=1e-3, steps=40, start_lr=1e-9, end_lr=1e-8
+        _mlp(splits, hidden=(64,)), splits.train, lr=1e-9, steps=40, start_lr=1e-10, end_lr=1e-8
     )
     assert out.verdict == "inconclusive" and out.ok
     assert out.suggested_lr is None and out.divergence_lr is None
@@ -655,7 +676,7 @@ REPORTS = [getattr(D, name) for name in D.__all__ if name.endswith("Report")]
 
 
 def test_every_report_class_is_a_report_with_ok_verdicts_apart_from_its_problems():
-    assert D.Report in REPORTS and len(REPORTS) == 13
+    assert D.Report in REPORTS and len(REPORTS) == 15
     for cls in REPORTS:
         assert issubclass(cls, D.Report) and dataclasses.is_dataclass(cls), cls
         assert cls.OK and not set(cls.OK) & set(cls.PROBLEMS), cls

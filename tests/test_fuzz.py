@@ -743,12 +743,28 @@ def fuzz_model_cnn(draw, run):
     "models.rnn.apply",
     "models.rnn.param_count",
     "models.rnn.config_for",
+    "models.rnn.generate",
     **MODEL,
 )
 def fuzz_model_rnn(draw, run):
     shape = draw(st.sampled_from(((4,), (3, 2))))
-    if draw(st.integers(0, 4)) == 0:
+    choice = draw(st.integers(0, 5))
+    if choice == 0:
         run(rnn.config_for, _info(shape, small(draw)), hidden=2)
+        return
+    if choice == 1:  # the character language model and its sampler
+        cfg = run(
+            rnn.Config, input_shape=(small(draw),), num_classes=small(draw, 2, 4),
+            cell=draw(st.sampled_from(("gru", "lstm", "rnn"))), hidden=(small(draw, 1, 3),),
+            task="language_model", embed_dim=small(draw, 1, 3),
+        )  # fmt: skip
+        params = run(rnn.init, keys(draw), cfg)
+        prompt = draw(arrays((small(draw, 1, 3),), np.int32, low=0, high=cfg.num_classes - 1))
+        run(rnn.apply, params, prompt[None], cfg=cfg)
+        run(
+            rnn.generate, params, prompt, cfg=cfg, key=keys(draw), length=small(draw, 0, 2),
+            temperature=draw(st.sampled_from((0.0, 0.5, 1.0))),
+        )  # fmt: skip
         return
     fields = {
         "input_shape": shape,

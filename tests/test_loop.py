@@ -124,9 +124,90 @@ def test_early_stopping_stops_an_overfitting_run_and_restores_the_best_epoch(dig
     assert min(r["val_loss"] for r in result.history) == pytest.approx(best["val_loss"])
 
 
-def test_batch_size_larger_than_the_train_split_is_refused(digits):
-    with pytest.raises(ValueError, match="batch_size"):
-        fit(_mlp(digits), digits, _cfg(batch_size=10**6), verbose=False)
+def test_batch_size_larger_than_the_train_split_is_clipped_with_one_line_of_notice(digits, capsys):
+    n = len(digits.train)
+    result = fit(_mlp(digits), digits, _cfg(batch_size=10**6), verbose=True)
+    notices = [line for line in capsys.readouterr().out.splitlines() if "clipped" in line]
+    assert notices == [
+        f"batch size 1000000 is more than the {n} training examples: clipped to {n} "
+        "(one step per epoch)"
+    ]
+    assert result.summary["steps"] == 2  # one step of all n examples per epoch
+
+
+def _small(splits, n):
+    return splits.replace(train=splits.train.take(range(n)))
+
+
+@pytest.mark.parametrize("last_batch, steps", [("train", 4), ("drop", 3)])
+def test_the_last_partial_batch_is_one_more_step_unless_dropped(digits, last_batch, steps):
+    small = _small(digits, 100)  # 100 = 3 x 32 + 4
+    cfg = _cfg(epochs=3, batch_size=32, last_batch=last_batch)
+    result = fit(_mlp(small), small, cfg, verbose=False)
+    assert result.summary["steps"] == 3 * steps
+
+
+def test_the_last_batch_changes_the_params_it_trains(digits):
+    small = _small(digits, 100)
+    kept = fit(_mlp(small), small, _cfg(batch_size=32), verbose=False).summary
+    dropped = fit(_mlp(small), small, _cfg(batch_size=32, last_batch="drop"), verbose=False)
+    assert kept["params_sha256"] != dropped.summary["params_sha256"]
+
+
+def test_with_no_remainder_train_and_drop_give_the_same_params(digits):
+    small = _small(digits, 96)  # 3 x 32: no last batch to train or drop
+    a = fit(_mlp(small), small, _cfg(batch_size=32), verbose=False).summary
+    b = fit(_mlp(small), small, _cfg(batch_size=32, last_batch="drop"), verbose=False).summary
+    assert a["params_sha256"] == b["params_sha256"] and a["steps"] == b["steps"] == 6
+
+
+def _count_train_traces(model):
+    """The model with an ``apply`` that counts its training traces (one per compiled step)."""
+    import dataclasses
+
+    traces = []
+
+    def apply(params, x, *, state=None, train=False, key=None):
+        if train:
+            traces.append(x.shape)
+        return model.apply(params, x, state=state, train=train, key=key)
+
+    return dataclasses.replace(model, apply=apply), traces
+
+
+@pytest.mark.parametrize(
+    "placement", [{"device_data": False}, {"device_data": True}, {"scan": True}]
+)
+def test_every_execution_path_compiles_two_train_steps_and_sees_every_example(digits, placement):
+    small = _small(digits, 100)
+    model, traces = _count_train_traces(_mlp(small))
+    cfg = _cfg(epochs=3, batch_size=32, **placement)
+    result = fit(model, small, cfg, verbose=False)
+    shape = small.info.input_shape
+    assert sorted(set(traces)) == [(4, *shape), (32, *shape)] and len(traces) == 2, traces
+    assert result.summary["steps"] == 12
+
+
+@pytest.mark.parametrize("placement", [{"device_data": False}, {"scan": True}])
+def test_every_execution_path_gives_the_same_params_with_a_last_batch(digits, placement):
+    small = _small(digits, 100)
+    indexed = fit(_mlp(small), small, _cfg(batch_size=32), verbose=False)
+    other = fit(_mlp(small), small, _cfg(batch_size=32, **placement), verbose=False)
+    assert other.summary["params_sha256"] == indexed.summary["params_sha256"]
+    assert other.history[-1]["train_loss"] == indexed.history[-1]["train_loss"]
+
+
+def test_the_epoch_train_loss_weights_each_step_by_its_real_examples(digits):
+    small = _small(digits, 100)
+    result = fit(_mlp(small), small, _cfg(epochs=1, batch_size=32, lr=1e-9), verbose=False)
+    # with lr 1e-9 the params barely move: the epoch's loss is the mean over its 100 examples
+    import optax
+
+    from jaxnn.train.state import create_train_state
+
+    start = create_train_state(_mlp(small), optax.adam(1e-9), 0)
+    whole = evaluate(_mlp(small), start.params, start.model_state, small.train)
+    assert result.history[0]["train_loss"] == pytest.approx(whole["loss"], rel=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -205,9 +286,13 @@ def _resume_and_compare(straight, killed, epochs: int) -> None:
     assert rows == list(range(1, epochs + 1))
 
 
-def test_resume_after_sigkill_is_bit_exact(tmp_path):
+def test_resume_after_sigkill_is_bit_exact(tmp_path, digits):
     epochs = 4
+    n = len(digits.train)
+    assert n % 64, "the resumed run must have a last, partial batch each epoch"
     _run(_train_cmd(tmp_path / "straight", epochs))
+    steps = json.loads((tmp_path / "straight" / "summary.json").read_text())["steps"]
+    assert steps == epochs * -(-n // 64)
     killed = tmp_path / "killed"
     assert _kill_after_an_epoch(_train_cmd(killed, epochs), 0.0, epochs_logged=2)
     done = len((killed / "metrics.jsonl").read_text().splitlines())

@@ -81,6 +81,16 @@ def test_four_devices_give_the_one_device_result(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_four_devices_with_scan_and_a_padded_last_batch_give_the_one_device_result(tmp_path):
+    # digits: 1294 training examples, batch 64: a last batch of 14 each epoch, which four devices
+    # cannot split, padded to 16 with two rows of weight 0 that add nothing to the update
+    one = _run(tmp_path / "one.npz", 0, 4)
+    four = _run(tmp_path / "four.npz", 4, 4, "--scan")
+    assert int(four["devices"]) == 4
+    for a, b in zip(_params(one), _params(four), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_two_processes_on_localhost_give_the_one_process_result(tmp_path):
     single = _run(tmp_path / "single.npz", 4, 4)
     port = _free_port()

@@ -13,10 +13,12 @@ from jaxnn.data.pipeline import (
     apply_statistics,
     batches,
     epoch_permutation,
+    epoch_plan,
     eval_batches,
     num_batches,
     prefetch_to_device,
     standardize,
+    steps_per_epoch,
 )
 
 GRAD_CASES = {}  # Standardizer.apply is a method (an affine map); batching is not differentiable
@@ -197,6 +199,39 @@ def test_start_resumes_with_the_remaining_batches_of_the_same_epoch():
 def test_batch_size_larger_than_split_is_rejected_with_drop_remainder():
     with pytest.raises(ValueError, match="batch_size <= 23"):
         batches(_toy(), 24, seed=0, epoch=0)
+
+
+@pytest.mark.parametrize("multiple", [1, 2, 4])
+def test_epoch_plan_sees_every_example_once_with_the_last_batch(multiple):
+    plan = epoch_plan(23, 4, seed=0, epoch=1, last_batch="train", multiple=multiple)
+    assert plan.steps == steps_per_epoch(23, 4) == 6 and plan.sizes == [4] * 5 + [3]
+    real = plan.last[plan.last_weight == 1]
+    seen = np.concatenate([plan.full.ravel(), real])
+    assert sorted(seen.tolist()) == list(range(23))  # 5 x 4 + 3 = 23, each once
+    assert len(plan.last) % multiple == 0 and len(plan.last) == -(-3 // multiple) * multiple
+    assert plan.last_weight.sum() == 3 and set(plan.last_weight[3:].tolist()) <= {0.0}
+
+
+def test_epoch_plan_full_batches_are_those_batches_yields():
+    ds = _toy(23)
+    plan = epoch_plan(23, 4, seed=5, epoch=2)
+    for idx, (_, y) in zip(plan.full, batches(ds, 4, seed=5, epoch=2), strict=True):
+        np.testing.assert_array_equal(ds.y[idx], y)
+
+
+def test_epoch_plan_drops_the_last_batch_when_asked():
+    plan = epoch_plan(23, 4, seed=0, epoch=0, last_batch="drop")
+    assert plan.last is None and plan.steps == steps_per_epoch(23, 4, "drop") == 5
+    assert plan.sizes == [4] * 5
+    whole = epoch_plan(24, 4, seed=0, epoch=0)  # no remainder: nothing to train or drop
+    assert whole.last is None and whole.steps == 6
+
+
+def test_epoch_plan_rejects_a_batch_larger_than_the_split_and_an_unknown_mode():
+    with pytest.raises(ValueError, match="batch_size <= 23"):
+        epoch_plan(23, 24, seed=0, epoch=0)
+    with pytest.raises(ValueError, match="last_batch"):
+        epoch_plan(23, 4, seed=0, epoch=0, last_batch="pad")
 
 
 def test_start_outside_the_epoch_is_rejected():

@@ -32,3 +32,100 @@ def test_the_old_name_jaxnn_models_recipe_still_answers_with_a_deprecation_warni
     with pytest.warns(DeprecationWarning, match="jaxnn.app.recipes.recipe"):
         old = models.recipe
     assert old("cnn", "mnist1d") == recipes.recipe("cnn", "mnist1d")
+
+
+# ---------------------------------------------------------------------------------------------
+# the small-data recipe: a file or folder of the user's own
+
+
+def _info(modality="tabular", task="classification"):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(modality=modality, task=task)
+
+
+@pytest.mark.parametrize(
+    "n, batch, epochs",
+    [(128, 16, 75), (156, 16, 60), (40, 16, 200), (1000, 62, 36), (100_000, 128, 20)],
+)
+def test_the_small_data_recipe_sizes_batch_and_epochs_from_the_training_examples(n, batch, epochs):
+    chosen = recipes.for_data(_info(), n)
+    assert chosen == {"batch_size": batch, "epochs": epochs, "monitor": "val_loss"}
+    steps = -(-n // batch)
+    assert epochs in (20, 200) or (epochs - 1) * steps < 600 <= epochs * steps
+
+
+def test_the_small_data_recipe_gives_images_the_cnn_and_shifts_and_keeps_what_was_given():
+    assert recipes.for_data(_info("image"), 156)["model"] == "cnn"
+    assert recipes.for_data(_info("image"), 156)["augment"] == "shift"
+    kept = recipes.for_data(_info("image"), 156, {"model": "mlp", "batch_size": 52})
+    assert "model" not in kept and "batch_size" not in kept
+    assert kept["epochs"] == 200  # 3 steps per epoch: 600 steps would be 200 epochs
+    assert recipes.for_data(_info("text", "language_model"), 5000) == {}
+
+
+def _summary_of_the_bare_run(root):
+    (summary,) = root.glob("runs/**/summary.json")
+    return json.loads(summary.read_text()), json.loads(summary.with_name("config.json").read_text())
+
+
+def test_the_bare_command_on_a_small_csv_trains_every_example_each_epoch(
+    tmp_path, monkeypatch, capsys
+):
+    from _small_data import write_wine
+
+    monkeypatch.chdir(tmp_path)
+    write_wine(tmp_path / "wine.csv", rows=150)
+    assert cli.main(["train", "--dataset", "wine.csv", "--epochs", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    summary, config = _summary_of_the_bare_run(tmp_path)
+    n = config["recipe"]["train_examples"]
+    assert n == 108  # 150 rows: 120 after the test split, 108 after validation
+    assert config["fit"]["batch_size"] == 16 and config["fit"]["epochs"] == 2
+    assert config["recipe"]["chosen"] == {"batch_size": 16, "monitor": "val_loss"}
+    assert summary["steps"] == 2 * 7  # 6 batches of 16 and the last 12 examples, each epoch
+    assert f"small-data recipe for {n} training examples: --batch-size 16" in out
+
+
+def test_a_batch_larger_than_the_training_split_is_clipped_with_one_line(
+    tmp_path, monkeypatch, capsys
+):
+    from _small_data import write_wine
+
+    monkeypatch.chdir(tmp_path)
+    write_wine(tmp_path / "wine.csv")
+    argv = ["train", "--dataset", "wine.csv", "--epochs", "3", "--batch-size", "500"]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    notices = [line for line in lines if "clipped" in line]
+    assert notices == [
+        "batch size 500 is more than the 128 training examples: clipped to 128 (one step per epoch)"
+    ]
+    summary, config = _summary_of_the_bare_run(tmp_path)
+    assert summary["steps"] == 3 and config["fit"]["batch_size"] == 128
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["shapes", "wine.csv"])
+def test_the_bare_command_on_small_data_of_ones_own_reaches_90_percent(
+    source, tmp_path, monkeypatch
+):
+    from _small_data import write_shapes, write_wine
+
+    monkeypatch.chdir(tmp_path)
+    if source == "shapes":
+        write_shapes(tmp_path / "shapes")
+    else:
+        write_wine(tmp_path / source)
+    assert cli.main(["train", "--dataset", source, "--no-progress"]) == 0
+    summary, config = _summary_of_the_bare_run(tmp_path)
+    assert summary["test_accuracy"] >= 0.9, summary
+    assert config["recipe"]["name"] == "small_data"
+    assert config["model"] == ("cnn" if source == "shapes" else "mlp")
+    # and the doctor, on the finished run, is quiet and counts epochs as summary.json does
+    from jaxnn.app import doctor
+
+    (run,) = {p.parent for p in tmp_path.glob("runs/**/summary.json")}
+    report = doctor.examine_run(run, progress=False)
+    assert report.ok, report.text()
+    assert report.details["fit"].best_epoch == summary["best_epoch"]

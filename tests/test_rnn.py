@@ -136,9 +136,53 @@ def test_config_for_takes_input_shape_and_classes_from_the_dataset():
     assert dataclasses.replace(cfg, hidden=3).hidden == (3,)
 
 
-def test_config_for_rejects_a_language_model_dataset():
-    with pytest.raises(ValueError, match="expected a classification dataset, got task"):
-        model.config_for(_Info(task="language_model"))
+def test_config_for_rejects_a_regression_dataset():
+    with pytest.raises(ValueError, match="expected a classification or language-model dataset"):
+        model.config_for(_Info(task="regression"))
+
+
+def _lm(**overrides):
+    cfg = model.config_for(_Info(task="language_model", input_shape=(12,), num_classes=7))
+    return dataclasses.replace(cfg, hidden=(16,), embed_dim=8, **overrides)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_a_language_model_gives_next_token_logits_at_every_position(cell):
+    cfg = _lm(cell=cell)
+    assert cfg.task == "language_model"
+    params = model.init(jax.random.key(0), cfg)
+    ids = jnp.asarray(np.random.default_rng(0).integers(0, 7, (3, 12)), jnp.int32)
+    logits, _ = model.apply(params, ids, cfg=cfg)
+    assert logits.shape == (3, 12, 7) and bool(jnp.isfinite(logits).all())
+    # causal by construction: the logits at position t do not depend on tokens after t
+    later = ids.at[:, 6:].set((ids[:, 6:] + 1) % 7)
+    changed, _ = model.apply(params, later, cfg=cfg)
+    np.testing.assert_allclose(logits[:, :6], changed[:, :6], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(logits[:, 6:], changed[:, 6:])
+
+
+def test_generate_greedy_continues_with_the_argmax_of_the_full_forward_pass():
+    cfg = _lm()
+    params = model.init(jax.random.key(1), cfg)
+    prompt = jnp.asarray([1, 2, 3], jnp.int32)
+    out = model.generate(params, prompt, cfg=cfg, key=jax.random.key(0), length=5, temperature=0)
+    assert out.shape == (8,) and list(out[:3]) == [1, 2, 3]
+    for t in range(3, 8):  # each new token is the argmax after the tokens before it
+        logits, _ = model.apply(params, out[None, :t], cfg=cfg)
+        assert int(out[t]) == int(jnp.argmax(logits[0, -1]))
+
+
+def test_generate_refuses_a_classifier_and_an_empty_prompt():
+    cfg = model.Config(input_shape=(12,), num_classes=3, hidden=(8,))
+    params = model.init(jax.random.key(0), cfg)
+    with pytest.raises(ValueError, match="expected a language model"):
+        model.generate(params, jnp.asarray([1]), cfg=cfg, key=jax.random.key(0), length=2)
+    lm = _lm()
+    with pytest.raises(ValueError, match="non-empty prompt"):
+        model.generate(
+            model.init(jax.random.key(0), lm), jnp.zeros((0,), jnp.int32), cfg=lm,
+            key=jax.random.key(0), length=2,
+        )  # fmt: skip
 
 
 def test_config_for_rejects_unknown_fields():

@@ -119,6 +119,21 @@ def test_update_norm_is_the_norm_of_the_parameter_change_when_asked_and_nan_by_d
     np.testing.assert_allclose(m_default["grad_norm"], m["grad_norm"], rtol=1e-6)
 
 
+def test_padded_rows_of_weight_0_change_nothing_in_the_update():
+    state, step = _setup()
+    x, y = _batch(3, n=5)
+    real, _ = jax.jit(step)(state, x, y)
+    garbage = np.full((3, 6), 1e3, np.float32)  # padding rows far from the data
+    x_pad, y_pad = np.concatenate([x, garbage]), np.concatenate([y, [2, 2, 2]]).astype(np.int32)
+    weight = np.array([1, 1, 1, 1, 1, 0, 0, 0], np.float32)
+    state, _ = _setup()
+    padded, metrics = jax.jit(step)(state, x_pad, y_pad, weight)
+    for a, b in zip(jax.tree.leaves(real.params), jax.tree.leaves(padded.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    loss, _ = per_example_metrics("classification", MODEL.apply(state.params, x)[0], y)
+    assert float(metrics["loss"]) == pytest.approx(float(loss.mean()), rel=1e-6)
+
+
 def test_eval_step_ignores_padded_examples():
     state, _ = _setup()
     ev = jax.jit(make_eval_step(MODEL))

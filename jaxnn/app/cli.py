@@ -74,7 +74,7 @@ OPTIONS = {
 _HELP = {  # the doctor's parser is jaxnn.app.doctor.add_parser
     "eval": "score a run's best-validation model on a split or a file",
     "predict": "predict classes (or values) for new inputs with a run",
-    "sample": "generate text from a trained transformer LM",
+    "sample": "generate text from a trained language model (transformer or rnn)",
 }
 
 
@@ -154,6 +154,7 @@ def _saved_settings(path: Path) -> dict:
         "normalize": data.get("normalize", True),
         "model_config": dict(config["model_config"]),
         "data_option": dict(data.get("options", {})),
+        "last_batch": "drop",  # a run saved before the setting existed dropped its last batch
         **config["fit"],
     }
 
@@ -294,6 +295,7 @@ def _train(out: Path, made: bool, run, fit_cfg, overrides, options, history, giv
 
     run = dataclasses.replace(run, out=str(out))
     splits, data_record = rundata.training_data(run, fit_cfg.seed, options, given=given)
+    run, fit_cfg, recipe, notice = _small_data_recipe(given, run, fit_cfg, splits)
     with _user_input("--model-config"):
         model = models.build(run.model, splits.info, **overrides)
     upfront.check_augment(fit_cfg.augment, splits.info)
@@ -309,11 +311,46 @@ def _train(out: Path, made: bool, run, fit_cfg, overrides, options, history, giv
         return 1
     if made and (note := rundir.point_latest(out)):
         say(note, flush=True)
-    run_info = {"data": data_record, "history": history}
+    if notice:
+        say(notice, flush=True)
+    run_info = {"data": data_record, "history": history, **recipe}
     result = fit(model, splits, fit_cfg, out_dir=out, resume=run.resume, run_info=run_info)
     keys = ("best_epoch", "best_val_accuracy", "test_accuracy", "test_loss", "epochs_run")
     say(json.dumps({k: result.summary[k] for k in (*keys, "stopped_reason")}), flush=True)
     return 1 if result.summary["stopped_reason"] == "diverged" else 0
+
+
+def _small_data_recipe(args: dict, run: RunConfig, fit_cfg: FitConfig, splits):
+    """A file or folder of the user's own, trained with nothing saved: the settings not given
+    (``args``: the parsed flags) come from :func:`jaxnn.app.recipes.for_data` (its size). Returns
+    ``(run, fit_cfg, record, notice)``: ``{"recipe": ...}`` for ``config.json`` and a one-line
+    notice, ``{}`` and ``""`` when no recipe applied."""
+    from jaxnn.data import sources
+
+    given = _given_settings(argparse.Namespace(**args))
+    if _start_from(given)[0]:  # settings saved: a resumed run keeps the record of its recipe
+        saved = _saved_recipe(Path(run.out)) if run.resume else None
+        return run, fit_cfg, {"recipe": saved} if saved else {}, ""
+    if not sources.parse_spec(sources.resolve_spec(run.dataset)):
+        return run, fit_cfg, {}, ""
+    chosen = recipes.for_data(splits.info, len(splits.train), given)
+    if not chosen:
+        return run, fit_cfg, {}, ""
+    run = dataclasses.replace(run, **_fields(RunConfig, chosen))
+    fit_cfg = dataclasses.replace(fit_cfg, **_fields(FitConfig, chosen))
+    words = ", ".join(f"{flags.flag_name(k)} {v}" for k, v in chosen.items())
+    notice = (
+        f"small-data recipe for {len(splits.train)} training examples: {words} (flags override it)"
+    )
+    record = {"name": "small_data", "train_examples": len(splits.train), "chosen": chosen}
+    return run, fit_cfg, {"recipe": record}, notice
+
+
+def _saved_recipe(out: Path) -> dict | None:
+    """The small-data recipe record of the run in ``out`` (None: it had none)."""
+    from jaxnn.train.run import read_config
+
+    return read_config(out).get("recipe") if (out / "config.json").exists() else None
 
 
 def _preflight_passes(model, splits, fit_cfg) -> bool:
@@ -424,22 +461,24 @@ def cmd_predict(opts: PredictOptions) -> int:
 
 
 def cmd_sample(opts: SampleOptions) -> int:
-    """``jaxnn sample``: continue ``--prompt`` with a trained transformer language model."""
+    """``jaxnn sample``: continue ``--prompt`` with a trained language model (a transformer, or
+    the GRU of ``--model rnn``)."""
     import jax
     import jax.numpy as jnp
 
-    from jaxnn.models import transformer
+    from jaxnn import models
 
     run = predict.load_run(opts.out)
     tokenizer = run.info.tokenizer
-    if run.config["model"] != "transformer" or tokenizer is None:
+    name = run.config["model"]
+    if name not in ("transformer", "rnn") or tokenizer is None:
         raise UserError(
-            f"sample: expected a transformer language-model run, got model "
-            f"{run.config['model']!r} on {run.config['dataset']!r}"
+            f"sample: expected a language-model run (transformer or rnn on text), got model "
+            f"{name!r} on {run.config['dataset']!r}"
         )
     with _user_input("--prompt"):
         prompt = jnp.asarray(tokenizer.encode(opts.prompt), jnp.int32)
-    ids = transformer.generate(
+    ids = models.get(name).generate(
         run.params, prompt, cfg=run.model.cfg, key=jax.random.PRNGKey(opts.seed),
         length=opts.length, temperature=opts.temperature,
     )  # fmt: skip

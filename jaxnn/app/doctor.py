@@ -31,6 +31,7 @@ from jaxnn.diagnostics.doctor import (
     BUDGETS,
     CHECKS,
     PREFLIGHT,
+    RUN_CHECKS,
     Budget,
     DoctorReport,
     Finding,
@@ -45,6 +46,7 @@ from jaxnn.train.config import FitConfig, check_field_choices, check_field_types
 
 __all__ = [
     "CHECKS",
+    "RUN_CHECKS",
     "PREFLIGHT",
     "Finding",
     "Budget",
@@ -115,6 +117,8 @@ def examine_run(out_dir, *, report_dir=None, checks=None, progress: bool = True)
     model, splits, params, model_state, restored = _restore(out, config)
     metrics = out / "metrics.jsonl"
     history = read_metrics(metrics) if metrics.is_file() else []
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     tx, _ = optim.make_optimizer(
         fit["optimizer"],
         fit["lr"],
@@ -133,11 +137,13 @@ def examine_run(out_dir, *, report_dir=None, checks=None, progress: bool = True)
         checks=checks,
         seed=fit["seed"],
         progress=progress,
+        summary=summary,
+        monitor=fit.get("monitor", "val_accuracy"),
+        min_delta=fit.get("min_delta", 0.0),
     )
     context = {**report.context, "run": str(out), "params": restored}
-    summary = out / "summary.json"
-    if summary.is_file():
-        context["summary"] = json.loads(summary.read_text())
+    if summary is not None:
+        context["summary"] = summary
     report = dataclasses.replace(report, context=context)
     write_report(report, out if report_dir is None else report_dir)
     return report

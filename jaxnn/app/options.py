@@ -144,7 +144,7 @@ class PredictOptions:
 
 @dataclasses.dataclass(frozen=True)
 class SampleOptions:
-    """``jaxnn sample``: continue a prompt with a trained transformer language model.
+    """``jaxnn sample``: continue a prompt with a trained language model (transformer or rnn).
 
     Raises:
       UserError: for a temperature that is not a number >= 0, a length that is not an int in

@@ -7,6 +7,9 @@
 - :func:`epoch_permutation`, :func:`num_batches`, :func:`batches`: shuffled training batches in
   which every example appears exactly once per epoch, deterministic from ``(seed, epoch)`` and
   resumable mid-epoch with ``start``.
+- :class:`EpochPlan` and :func:`epoch_plan`: the example indices of one epoch's training steps,
+  the last, smaller batch kept (padded with weight-0 rows to a size the devices divide) or
+  dropped.
 - :func:`eval_batches`: fixed-shape evaluation batches with a weight mask, so every example counts
   exactly once and ``jax.jit`` compiles a single shape.
 - :func:`prefetch_to_device`: moves upcoming batches to the device on a background thread.
@@ -32,6 +35,9 @@ __all__ = [
     "epoch_permutation",
     "num_batches",
     "batches",
+    "EpochPlan",
+    "epoch_plan",
+    "steps_per_epoch",
     "eval_batches",
     "prefetch_to_device",
 ]
@@ -291,6 +297,83 @@ def _batch_iter(ds, order, batch_size, start, total):
     for b in range(start, total):
         idx = order[b * batch_size : (b + 1) * batch_size]  # (B,)
         yield ds.x[idx], ds.y[idx]
+
+
+LAST_BATCH = ("train", "drop")
+
+
+def steps_per_epoch(n: int, batch_size: int, last_batch: str = "train") -> int:
+    """Training steps of an epoch over ``n`` examples: ``ceil(n / B)`` when the last, smaller
+    batch is trained on (``last_batch="train"``), ``floor(n / B)`` when it is dropped."""
+    if last_batch not in LAST_BATCH:
+        raise ValueError(
+            f"steps_per_epoch: expected last_batch in {LAST_BATCH}, got {last_batch!r}"
+        )
+    return num_batches(n, batch_size, drop_remainder=last_batch == "drop")
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochPlan:
+    """The example indices of one epoch's training steps.
+
+    Attributes:
+      full: int64 ``(S, B)``, the ``S = floor(n / B)`` full batches in visiting order.
+      last: int64 ``(R,)``, the last batch (the ``n mod B`` examples left, then padding up to a
+        multiple of the device count), or ``None`` when there is none or it is dropped.
+      last_weight: float32 ``(R,)``: 1 for a real example of ``last``, 0 for a padded row.
+    """
+
+    full: np.ndarray
+    last: np.ndarray | None
+    last_weight: np.ndarray | None
+
+    @property
+    def steps(self) -> int:
+        """Steps of the epoch."""
+        return len(self.full) + (self.last is not None)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Real examples of each step, in order (they add up to ``n`` with the last batch)."""
+        tail = [] if self.last_weight is None else [int(self.last_weight.sum())]
+        return [self.full.shape[1]] * len(self.full) + tail
+
+
+def epoch_plan(
+    n: int, batch_size: int, *, seed: int, epoch: int, last_batch: str = "train", multiple: int = 1
+) -> EpochPlan:
+    """Split epoch ``epoch``'s order of ``n`` examples into steps (Chapters 6 and 9).
+
+    The order is :func:`epoch_permutation`; the full batches are its consecutive runs of ``B``,
+    exactly those :func:`batches` yields. With ``last_batch="train"`` the ``r = n mod B``
+    examples left form one more, smaller step, so that every example is seen once per epoch
+    (as Keras, PyTorch's ``DataLoader`` and Lightning do by default); its size is rounded up
+    to a multiple of ``multiple`` (the devices of a mesh, which must divide a batch) with the
+    first examples of the order, marked by weight 0 so that they add nothing to the update.
+    With ``"drop"`` those ``r`` examples are skipped this epoch (a different set each epoch).
+
+    Raises:
+      ValueError: for ``batch_size > n`` (the loop clips it first) or a bad ``last_batch``.
+    """
+    n = check_positive_int("epoch_plan", n, "n")
+    batch_size = check_positive_int("epoch_plan", batch_size, "batch_size")
+    multiple = check_positive_int("epoch_plan", multiple, "multiple")
+    if batch_size > n:
+        raise ValueError(
+            f"epoch_plan: expected batch_size <= {n} (the split size), got {batch_size}"
+        )
+    if last_batch not in LAST_BATCH:
+        raise ValueError(f"epoch_plan: expected last_batch in {LAST_BATCH}, got {last_batch!r}")
+    order = epoch_permutation(n, seed=seed, epoch=epoch)
+    steps = n // batch_size
+    full = order[: steps * batch_size].reshape(steps, batch_size)
+    rest = order[steps * batch_size :]
+    if last_batch == "drop" or len(rest) == 0:
+        return EpochPlan(full, None, None)
+    pad = -len(rest) % multiple
+    last = np.concatenate([rest, order[:pad]])
+    weight = np.concatenate([np.ones(len(rest), np.float32), np.zeros(pad, np.float32)])
+    return EpochPlan(full, last, weight)
 
 
 def eval_batches(

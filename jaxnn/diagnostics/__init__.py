@@ -4,7 +4,8 @@
 what a run leaves behind (per-epoch history, gradients, per-example losses, the data itself) and
 returns a verdict with the numbers behind it. Every threshold is a keyword argument.
 
-- :func:`fit_diagnosis`: underfitting, overfitting or healthy, from ``fit``'s history
+- :func:`fit_diagnosis`: underfitting, overfitting or healthy, from ``fit``'s history;
+  :func:`divergence_report`: a run the divergence guard stopped, or with a non-finite loss
   (:mod:`~jaxnn.diagnostics.curves`).
 - :func:`layer_grad_norms`, :func:`gradient_health`: vanishing and exploding gradients
   (:mod:`~jaxnn.diagnostics.gradients`).
@@ -17,8 +18,9 @@ returns a verdict with the numbers behind it. Every threshold is a keyword argum
   label in training much better than in test (a shortcut); :func:`leakage_check`: exact and
   near duplicates across train, validation and test (:mod:`~jaxnn.diagnostics.data`).
 - :func:`overfit_tiny_batch`: "verify that loss decreases on a tiny subset of examples";
-  :func:`lr_range_test`: a learning rate too high or too low, from one exponential sweep
-  (:mod:`~jaxnn.diagnostics.training`).
+  :func:`lr_range_test`: a learning rate too high or too low, from one exponential sweep and a
+  short run at the rate itself; :func:`learning_signal`: whether the model, briefly trained,
+  beats chance on validation (the label probe for images) (:mod:`~jaxnn.diagnostics.training`).
 - :func:`activation_report`: dead ReLUs, saturated sigmoid and tanh units, per layer
   (:mod:`~jaxnn.diagnostics.activations`).
 - :func:`find_nonfinite`: the first op (and layer) that produced a NaN or infinity, and the
@@ -49,7 +51,7 @@ evaluated as one step.
 """
 
 from jaxnn.diagnostics.activations import ActivationReport, LayerActivation, activation_report
-from jaxnn.diagnostics.curves import FitReport, fit_diagnosis
+from jaxnn.diagnostics.curves import DivergenceReport, FitReport, divergence_report, fit_diagnosis
 from jaxnn.diagnostics.data import (
     LeakageReport,
     ShiftReport,
@@ -73,8 +75,10 @@ from jaxnn.diagnostics.labels import (
 from jaxnn.diagnostics.nonfinite import NonfiniteReport, find_nonfinite
 from jaxnn.diagnostics.report import Report, jsonable
 from jaxnn.diagnostics.training import (
+    LearningSignalReport,
     LRRangeReport,
     OverfitReport,
+    learning_signal,
     lr_range_test,
     overfit_tiny_batch,
 )
@@ -93,6 +97,8 @@ __all__ = [
     "leakage_check",
     "overfit_tiny_batch",
     "lr_range_test",
+    "learning_signal",
+    "divergence_report",
     "activation_report",
     "find_nonfinite",
     "class_report",
@@ -107,6 +113,8 @@ __all__ = [
     "LeakageReport",
     "OverfitReport",
     "LRRangeReport",
+    "LearningSignalReport",
+    "DivergenceReport",
     "LayerActivation",
     "ActivationReport",
     "NonfiniteReport",

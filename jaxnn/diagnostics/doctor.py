@@ -3,7 +3,8 @@
 "Inspect the data and labels, then verify that loss decreases on a tiny subset of examples."
 :func:`diagnose` runs the detectors of :mod:`jaxnn.diagnostics` in the book's order,
 
-1. data and labels (:func:`~jaxnn.diagnostics.label_signal`,
+1. data and labels (:func:`~jaxnn.diagnostics.label_signal`, confirmed by the model's own
+   :func:`~jaxnn.diagnostics.learning_signal`, which alone judges images;
    :func:`~jaxnn.diagnostics.class_balance`);
 2. leakage across the splits (:func:`~jaxnn.diagnostics.leakage_check`);
 3. the tiny-subset overfit (:func:`~jaxnn.diagnostics.overfit_tiny_batch`);
@@ -11,14 +12,19 @@
 5. gradients: the first NaN (:func:`~jaxnn.diagnostics.find_nonfinite`) and per-layer norms
    (:func:`~jaxnn.diagnostics.gradient_health`);
 6. activations (:func:`~jaxnn.diagnostics.activation_report`);
-7. the fit verdict from the curves (:func:`~jaxnn.diagnostics.fit_diagnosis`) and the classes
-   the model ignores (:func:`~jaxnn.diagnostics.class_report`), for a finished run;
+7. the fit verdict from the curves (:func:`~jaxnn.diagnostics.fit_diagnosis`), the classes
+   the model ignores (:func:`~jaxnn.diagnostics.class_report`) and whether the run diverged
+   (:func:`~jaxnn.diagnostics.divergence_report`), for a finished run;
 
-and ranks what it finds, the most likely cause first. Causes come before their symptoms: a
-non-finite op, leaked or meaningless labels and skewed classes are faults of the code and data;
-a bad learning rate is a setting; dead or saturated units explain vanishing gradients; bad
-gradients explain a model that cannot memorize a tiny subset; and all of them end in an
-underfitting or overfitting curve. Each finding carries its evidence and the book's usual fix.
+and ranks what it finds, the most likely cause first. A divergence comes first, the run's own or
+one the learning rate is found to cause in training: it is what the user saw fail, and every
+other finding on a diverged run (untrained weights, classes never predicted) follows from it.
+Then causes come before their symptoms: a non-finite op, leaked data, skewed classes and
+meaningless labels are faults of the code and data (skewed classes first: they also weaken the
+label probe); a bad learning rate is a setting; dead or saturated units explain vanishing
+gradients; bad gradients explain a model that cannot memorize a tiny subset; and all of them
+end in an underfitting or overfitting curve. Each finding carries its evidence and the book's
+usual fix.
 
 - :func:`diagnose` is the engine, for any model and splits in memory;
 - :func:`preflight` runs the cheap checks (data, leakage, tiny subset) before a run;
@@ -39,21 +45,23 @@ import jax
 
 from jaxnn.diagnostics._common import default_loss
 from jaxnn.diagnostics.activations import activation_report
-from jaxnn.diagnostics.curves import fit_diagnosis
+from jaxnn.diagnostics.curves import divergence_report, fit_diagnosis
 from jaxnn.diagnostics.data import leakage_check
 from jaxnn.diagnostics.gradients import gradient_health
 from jaxnn.diagnostics.labels import class_balance, class_report, label_signal
 from jaxnn.diagnostics.nonfinite import find_nonfinite
 from jaxnn.diagnostics.report import Report, jsonable
-from jaxnn.diagnostics.training import lr_range_test, overfit_tiny_batch
+from jaxnn.diagnostics.training import learning_signal, lr_range_test, overfit_tiny_batch
 from jaxnn.errors import UserError
 
 __all__ = [
     "CHECKS",
+    "RUN_CHECKS",
     "PREFLIGHT",
     "Finding",
     "Budget",
     "BUDGETS",
+    "budget_for",
     "DoctorReport",
     "diagnose",
     "preflight",
@@ -62,7 +70,7 @@ __all__ = [
     "rank",
 ]
 
-# the book's order; a finished run adds "fit" and "classes"
+# the book's order; a finished run adds RUN_CHECKS
 CHECKS = (
     "labels",
     "class_balance",
@@ -74,14 +82,17 @@ CHECKS = (
     "activations",
     "fit",
     "classes",
+    "divergence",
 )
+RUN_CHECKS = ("fit", "classes", "divergence")  # need a finished run's records
 PREFLIGHT = ("labels", "class_balance", "leakage", "tiny_overfit")
 # most likely cause first: faults of code and data, then settings, then symptoms
 _CAUSE_ORDER = (
+    "divergence",
     "nonfinite",
     "leakage",
+    "class_balance",  # a skewed split explains a weak label probe, not the reverse
     "labels",
-    "class_balance",
     "lr_range",
     "activations",
     "gradients",
@@ -91,12 +102,17 @@ _CAUSE_ORDER = (
 )
 _FIXES = {
     "labels": "inspect the labels: check that inputs and labels are joined and shuffled "
-    "together; relabel or drop the examples a trained model finds hardest",
+    "together; relabel or drop the examples a trained model finds hardest; if they are right, "
+    "the model does not learn from these inputs (try another: the cnn for images)",
     "class_balance": "reweight the loss or resample the minority classes; report per-class "
     "recall, not accuracy alone",
     "leakage": "deduplicate before splitting (keep near-duplicates in one split) and re-split",
     "nonfinite": "use the stable form (log_softmax / log-sum-exp instead of log(softmax), "
     "where-safe sqrt and division); then lower the learning rate or clip gradients",
+    "diverged": "lower the learning rate (10x or more), add warm-up and gradient clipping; "
+    "then run `jaxnn doctor --model M --dataset D --lr NEW` before training again",
+    "diverges": "lower the learning rate (about {suggested:.2g}); add warm-up and gradient "
+    "clipping",
     "too_high": "lower the learning rate (about {suggested:.2g}); add warm-up and gradient "
     "clipping",
     "too_low": "raise the learning rate (about {suggested:.2g})",
@@ -147,6 +163,9 @@ class Budget:
       sweep_steps: steps of the learning-rate sweep.
       sweep_batch: examples per sweep step, and the batch of the non-finite check.
       sample: examples for the gradient and activation checks.
+      signal_steps: training steps of the model's learning-signal probe (the labels check on
+        images, and its confirmation elsewhere).
+      probe_steps: steps of training at the judged learning rate (the divergence probe).
     """
 
     tiny_examples: int = 16
@@ -154,17 +173,39 @@ class Budget:
     sweep_steps: int = 150
     sweep_batch: int = 64
     sample: int = 256
+    signal_steps: int = 200
+    probe_steps: int = 50
 
 
 # per model: convolutions, recurrences and attention cost more per example on a CPU
 BUDGETS = {
     "mlp": Budget(tiny_steps=500),  # 500 steps of 16 examples cost milliseconds
-    "cnn": Budget(tiny_steps=150, sweep_steps=100, sweep_batch=32, sample=128),
+    "cnn": Budget(tiny_steps=150, sweep_steps=100, sweep_batch=32, sample=128, signal_steps=100),
     "rnn": Budget(sweep_steps=100, sweep_batch=32, sample=128),
     "transformer": Budget(
         tiny_examples=8, tiny_steps=100, sweep_steps=100, sweep_batch=8, sample=8
     ),
 }
+
+
+SMALL_DATA = 1000  #: a training split below this many examples gets :func:`budget_for`'s cut
+
+
+def budget_for(model_name: str, n_train: int) -> Budget:
+    """The budget of ``model_name`` (:data:`BUDGETS`), cut for a training split of fewer than
+    :data:`SMALL_DATA` examples: fewer steps of the tiny-subset overfit and of the run at the
+    judged rate, fewer examples for the gradient and activation checks, so that the checklist
+    stays under 30 s of CPU for the CNN on 32x32 images. (The sweep keeps its steps and batch:
+    a shorter or noisier sweep moves its minimum.)"""
+    budget = BUDGETS.get(model_name, Budget())
+    if n_train >= SMALL_DATA:
+        return budget
+    return dataclasses.replace(
+        budget,
+        tiny_steps=min(budget.tiny_steps, 100),
+        sample=min(budget.sample, 64),
+        probe_steps=min(budget.probe_steps, 30),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,6 +276,9 @@ class _Case:
     loss_fn: Callable | None
     seed: int
     budget: Budget
+    summary: dict | None = None
+    monitor: str = "val_loss"
+    min_delta: float = 0.0
 
     @property
     def task(self) -> str:
@@ -255,9 +299,21 @@ def _needs_classes(case: _Case, what: str = "class labels") -> None:
 
 
 def _check_labels(case) -> Report:
+    """The k-NN probe, confirmed by the model's own learning signal before it flags; on images
+    the learning signal alone (distances between raw pixels are no evidence of a label)."""
     _needs_classes(case)
     s = case.splits
-    return label_signal(s.train, s.val, num_classes=s.info.num_classes)
+    image = s.info.modality == "image"
+    knn = None if image else label_signal(s.train, s.val, num_classes=s.info.num_classes)
+    if knn is not None and knn.ok:
+        return knn
+    b = case.budget
+    probe = learning_signal(
+        case.model, s.train, s.val, num_classes=s.info.num_classes, steps=b.signal_steps,
+        batch_size=b.sweep_batch, seed=case.seed,
+    )  # fmt: skip
+    before = "no k-NN probe on images" if image else knn.message
+    return dataclasses.replace(probe, message=f"{probe.message}; {before}")
 
 
 def _check_class_balance(case) -> Report:
@@ -295,6 +351,7 @@ def _check_lr_range(case) -> Report:
         batch_size=case.budget.sweep_batch,
         task=case.task,
         seed=case.seed,
+        probe_steps=case.budget.probe_steps,
     )
 
 
@@ -334,7 +391,7 @@ def _check_fit(case) -> Report:
     ]
     if len(history) < 2:
         raise _Skipped(f"{len(history)} epoch(s) of history: the curves need at least 2")
-    return fit_diagnosis(history)
+    return fit_diagnosis(history, monitor=case.monitor, min_delta=case.min_delta)
 
 
 def _check_classes(case) -> Report:
@@ -342,6 +399,10 @@ def _check_classes(case) -> Report:
     val = case.splits.val
     logits, _ = case.model.apply(case.params, val.x[:2000], state=case.model_state, train=False)
     return class_report(logits, val.y[:2000], case.splits.info.num_classes)
+
+
+def _check_divergence(case) -> Report:
+    return divergence_report(case.summary, case.history or [])
 
 
 _RUNNERS = {
@@ -355,6 +416,7 @@ _RUNNERS = {
     "activations": _check_activations,
     "fit": _check_fit,
     "classes": _check_classes,
+    "divergence": _check_divergence,
 }
 
 
@@ -394,7 +456,8 @@ class _Progress:
 
 def _fix(name: str, report: Report, lr: float) -> str:
     """The book's usual fix for a flagged report: by its verdict, else by its check."""
-    suggested = getattr(report, "suggested_lr", None) or lr
+    fallback = lr / 10 if report.verdict == "diverges" else lr
+    suggested = getattr(report, "suggested_lr", None) or fallback
     return _FIXES.get(report.verdict, _FIXES.get(name, "")).format(suggested=suggested)
 
 
@@ -415,14 +478,18 @@ def _run_check(name: str, case: _Case) -> tuple[Finding, Report | None]:
 def rank(findings) -> tuple:
     """The flagged findings, most likely cause first (see the module docstring).
 
-    Chapter 14: causes before their symptoms.
+    Chapter 14: what failed first (a divergence, the run's own or one the learning rate causes
+    in training), then causes before their symptoms.
     """
     flagged = [f for f in findings if f.flagged]
-    return tuple(sorted(flagged, key=lambda f: _CAUSE_ORDER.index(f.check)))
+    first = ("diverged", "diverges")
+    return tuple(
+        sorted(flagged, key=lambda f: (f.verdict not in first, _CAUSE_ORDER.index(f.check)))
+    )
 
 
 def _check_names(checks, history) -> tuple:
-    default = CHECKS if history is not None else CHECKS[:-2]
+    default = CHECKS if history is not None else tuple(c for c in CHECKS if c not in RUN_CHECKS)
     names = tuple(checks) if checks is not None else default
     unknown = sorted(set(names) - set(CHECKS))
     if unknown:
@@ -458,6 +525,9 @@ def diagnose(
     seed: int = 0,
     budget: Budget | None = None,
     progress: bool = True,
+    summary: dict | None = None,
+    monitor: str = "val_loss",
+    min_delta: float = 0.0,
 ) -> DoctorReport:
     """Run the checklist on a model and its data; rank what it finds.
 
@@ -471,12 +541,16 @@ def diagnose(
       tx: the optax optimizer of the run (default ``make_optimizer(optimizer, lr)``).
       lr, optimizer: the learning rate and optimizer name the LR range test judges.
       params, model_state: the parameters to examine (default: ``model.init``, before training).
-      history: per-epoch records of a run (adds the ``fit`` and ``classes`` checks).
+      history: per-epoch records of a run (adds the :data:`RUN_CHECKS`).
       loss_fn: ``(outputs, y) -> per-example loss`` if the run uses its own.
       checks: names from :data:`CHECKS` to run (default: all that apply).
       seed: initialization and sampling seed.
-      budget: how much work each check does (default: :data:`BUDGETS` for the model).
+      budget: how much work each check does (default: :func:`budget_for` the model and the
+        training split's size).
       progress: show progress on stderr.
+      summary: the run's ``summary.json`` (the ``divergence`` check reads its stop reason).
+      monitor, min_delta: the run's monitored metric and smallest improvement, so that the
+        ``fit`` check's best epoch is the run's.
 
     Returns:
       A :class:`DoctorReport`.
@@ -492,10 +566,11 @@ def diagnose(
         model_state = model.init(jax.random.key(seed))[1]
     tx = tx if tx is not None else optim.make_optimizer(optimizer, lr)[0]
     names = _check_names(checks, history)
-    budget = budget or BUDGETS.get(model.name, Budget())
+    budget = budget or budget_for(model.name, len(splits.train))
     case = _Case(
-        model, splits, tx, lr, optimizer, params, model_state, history, loss_fn, seed, budget
-    )
+        model, splits, tx, lr, optimizer, params, model_state, history, loss_fn, seed, budget,
+        summary, monitor, min_delta,
+    )  # fmt: skip
     findings, details = _run_all(names, case, progress)
     context = {"model": model.name, "dataset": splits.info.name, "lr": lr, "optimizer": optimizer}
     return DoctorReport(tuple(findings), rank(findings), details, context)

@@ -8,8 +8,8 @@ a small frozen view derived from the config (Chapter 15's loop, taken apart):
   decay, gradient clipping);
 - :class:`LoopPolicy`: how long to train and when to stop (epochs, early stopping, the divergence
   guard);
-- :class:`Execution`: how the steps run (batch size, scan, data placement, devices, precision,
-  augmentation, the seed);
+- :class:`Execution`: how the steps run (batch size and the last batch, scan, data placement,
+  devices, precision, augmentation, the seed);
 - :class:`Output`: what the run leaves behind (checkpoints kept, the progress bar).
 
 Every field is declared with :func:`setting`, which keeps its help text (and its choices, if it
@@ -41,6 +41,8 @@ __all__ = [
 MONITORS = ("val_accuracy", "val_loss")
 #: the augmentations a run may name (which apply depends on the data: jaxnn.data.augment)
 _AUGMENTS = ("none", "shift", "circular_shift", "crop", "noise")
+#: what an epoch does with its last, smaller batch
+LAST_BATCH = ("train", "drop")
 _MAX_SEED = 2**32 - 1
 REQUIRED = dataclasses.MISSING  #: the default of a setting that must be given
 
@@ -73,7 +75,11 @@ class FitConfig:
     """
 
     epochs: int = setting(20, "passes over the training split.")
-    batch_size: int = setting(128, "global examples per step (split over devices and processes).")
+    batch_size: int = setting(
+        128,
+        "global examples per step (split over devices and processes); one larger than the "
+        "training split is clipped to it, with a notice.",
+    )
     lr: float = setting(1e-3, "peak learning rate.")
     optimizer: str = setting("adam", "the optimizer.", choices=optim.OPTIMIZERS)
     schedule: str = setting("constant", "the learning-rate schedule.", choices=optim.SCHEDULES)
@@ -150,6 +156,13 @@ class FitConfig:
         "PATTERN=none, comma-separated, e.g. embed/w=none,*/wq=1.",
         metavar="PATTERN=DIM,...",
     )
+    last_batch: str = setting(
+        "train",
+        "the last, smaller batch of each epoch: train on it (every example once per epoch, a "
+        "second compiled shape) or drop it (every step the same shape; the built-in MNIST-1D "
+        "recipes were measured so).",
+        choices=LAST_BATCH,
+    )
 
     def __post_init__(self):
         check_field_types(self)
@@ -223,6 +236,7 @@ class Execution:
     compute dtype, augmentation and the seed of every random draw."""
 
     batch_size: int
+    last_batch: str
     scan: bool
     device_data: bool
     devices: int

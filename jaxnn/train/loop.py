@@ -111,32 +111,44 @@ class FitResult(NamedTuple):
 # Plain functions: one epoch of training, scoring a split, the divergence guard.
 
 
-def train_epoch(step_fn, state: TrainState, inputs, *, scan: bool, bar=None, check=None):
+def train_epoch(step_fn, state: TrainState, inputs, *, scan: bool, bar=None, check=None, last=None):
     """Run one epoch: ``step_fn(state, *batch)`` for each batch of ``inputs``.
 
     With ``scan`` the epoch is one call of a scanned step (``inputs`` yields one item) whose
-    metrics come back stacked. The metrics stay on the device until the epoch ends, then come to
+    metrics come back stacked. ``last``, if given, is ``(last_fn, batch)``: the epoch's last,
+    smaller batch and the step compiled for its shape, run after the others (Chapter 9: every
+    example once per epoch). The metrics stay on the device until the epoch ends, then come to
     the host in one transfer. ``check()``, if given, runs after each step is dispatched (``fit``
     passes :meth:`jaxnn.train.agree.Agreed.check`, which raises on Ctrl-C or SIGTERM).
 
     Returns:
       ``(state, rows)``: the new state and one host dict of metrics per step.
     """
+    check = check or (lambda: None)
     rows = []
     for batch in inputs:
         state, metrics = step_fn(state, *batch)
         rows.append(metrics)
         if bar is not None and not scan:
             bar.update(1)
-        if check is not None:
-            check()
-    rows = parallel.to_host(rows)
-    if scan:
-        (stacked,) = rows
-        rows = [{k: v[i] for k, v in stacked.items()} for i in range(len(stacked["loss"]))]
-        if bar is not None:
-            bar.update(len(rows))
+        check()
+    if last is not None:
+        state, metrics = last[0](state, *last[1])
+        rows.append(metrics)
+        check()
+    rows = _unstacked(parallel.to_host(rows), scan)
+    if bar is not None:
+        bar.update(len(rows) if scan else int(last is not None))
     return state, rows
+
+
+def _unstacked(rows, scan: bool) -> list:
+    """The host metrics of an epoch as one dict per step: a scanned epoch's first item holds
+    the stacked rows of its steps."""
+    if not scan:
+        return rows
+    stacked, *tail = rows
+    return [{k: v[i] for k, v in stacked.items()} for i in range(len(stacked["loss"]))] + tail
 
 
 @functools.lru_cache(maxsize=16)
@@ -215,18 +227,32 @@ def check_divergence(rows, first_step: int, loop: LoopState, policy: LoopPolicy,
 # Setting up: checks, the compiled step and its inputs, checkpoints.
 
 
-def _check_fit_args(model, splits, cfg: FitConfig, out_dir, resume) -> FitConfig:
-    if len(splits.train) < cfg.batch_size:
+def _clip_batch(cfg: FitConfig, n: int) -> tuple[FitConfig, str]:
+    """A batch size above the ``n`` training examples, clipped to them (rounded down to a
+    multiple of the devices), and the one-line notice; unchanged otherwise."""
+    devices = max(cfg.devices, 1)
+    if cfg.batch_size <= n:
+        return cfg, ""
+    clipped = n // devices * devices
+    if clipped == 0:
         raise UserError(
-            f"fit: expected batch_size <= {len(splits.train)} (the training examples), "
-            f"got {cfg.batch_size}"
+            f"fit: expected at least {devices} training examples for {devices} devices, got {n}"
         )
+    notice = (
+        f"batch size {cfg.batch_size} is more than the {n} training examples: clipped to "
+        f"{clipped} (one step per epoch)"
+    )
+    return dataclasses.replace(cfg, batch_size=clipped), notice
+
+
+def _check_fit_args(model, splits, cfg: FitConfig, out_dir, resume) -> tuple[FitConfig, str]:
+    cfg, notice = _clip_batch(cfg, len(splits.train))
     if resume and (out_dir is None or not cfg.checkpoint):
         raise UserError("fit: resume=True needs out_dir and checkpoints (checkpoint=True)")
     _check_model_fits_data(model, splits)
     if cfg.monitor == "val_accuracy" and splits.info.task == "regression":
         cfg = dataclasses.replace(cfg, monitor="val_loss")
-    return cfg
+    return cfg, notice
 
 
 def _check_model_fits_data(model, splits) -> None:
@@ -255,44 +281,68 @@ def _data_on_device(run: Execution) -> bool:
     return run.scan or (run.device_data and jax.process_count() == 1)
 
 
-def _compile_step(model, tx, schedule, splits, run: Execution, mesh, compiler_options, state):
-    """The jitted step ``fit`` runs, and the training split on the device (None: host batches).
-    On a mesh the step returns the state with the shardings ``state`` has."""
+class _Steps(NamedTuple):
+    """The compiled steps of ``fit``: ``full`` for the batches of ``batch_size`` (or, with scan,
+    the epoch's full batches), ``last`` for the epoch's last, smaller batch (compiled on first
+    use, a second shape), and the training split on the device (None: host batches)."""
+
+    full: Any
+    last: Any
+    data: Any
+
+
+def _compile_step(
+    model, tx, schedule, splits, run: Execution, mesh, compiler_options, state
+) -> _Steps:
+    """The jitted steps ``fit`` runs, and the training split on the device (None: host batches).
+    On a mesh the steps return the state with the shardings ``state`` has."""
     augment = None if run.augment == "none" else augment_lib.get(run.augment, splits.info)
     step = make_train_step(
         model, tx, task=splits.info.task, schedule=schedule, augment=augment, jitted=False,
         compute_dtype=None if run.dtype == "float32" else run.dtype,
     )  # fmt: skip
-    data = None
+    data, last = None, step
     if _data_on_device(run):
         sharding = None if mesh is None else parallel.batch_sharding(mesh)
-        step = (make_epoch_step if run.scan else make_indexed_step)(step, batch_sharding=sharding)
+        last = make_indexed_step(step, batch_sharding=sharding)
+        step = make_epoch_step(step, batch_sharding=sharding) if run.scan else last
         train = (splits.train.x, splits.train.y)
         data = jax.device_put(train) if mesh is None else parallel.replicate(train, mesh)
-    workload = getattr(model, "name", None)
-    jitted = _xla.jit(
-        step, workload=workload, compiler_options=compiler_options, donate_argnums=0,
-        **placement.jit_kwargs(mesh, state),
+    jit = functools.partial(
+        _xla.jit, workload=getattr(model, "name", None), compiler_options=compiler_options,
+        donate_argnums=0, **placement.jit_kwargs(mesh, state),
     )  # fmt: skip
-    return jitted, data
+    return _Steps(jit(step), jit(last), data)
 
 
-def _epoch_inputs(train, run: Execution, epoch: int, mesh, data, steps: int):
-    """This epoch's step inputs: ``(x, y)`` host batches, or ``(x_all, y_all, idx)`` on device."""
-    if data is None:
-        for x, y in pipeline.batches(train, run.batch_size, seed=run.seed, epoch=epoch):
-            if mesh is None:
-                yield x, y  # jit's dispatch moves NumPy inputs faster than device_put
-            else:
-                rows = parallel.process_slice(len(x))
-                yield parallel.shard_batch((x[rows], y[rows]), mesh)
-        return
-    perm = pipeline.epoch_permutation(len(train), seed=run.seed, epoch=epoch)
-    idx = perm[: steps * run.batch_size].reshape(steps, run.batch_size)
-    if run.scan:
-        yield (*data, idx)
+def _planner(n: int, run: Execution, mesh):
+    """``epoch -> EpochPlan`` of the run: the last batch padded to a multiple of the devices."""
+    return functools.partial(
+        pipeline.epoch_plan, n, run.batch_size, seed=run.seed, last_batch=run.last_batch,
+        multiple=1 if mesh is None else mesh.size,
+    )  # fmt: skip
+
+
+def _host_batch(train, idx, mesh, *weight):
+    """The host batch of examples ``idx`` (and its weights), sharded over a mesh if any."""
+    batch = (train.x[idx], train.y[idx], *weight)
+    if mesh is None:
+        return batch  # jit's dispatch moves NumPy inputs faster than device_put
+    rows = parallel.process_slice(len(idx))
+    return parallel.shard_batch(tuple(b[rows] for b in batch), mesh)
+
+
+def _epoch_inputs(train, run: Execution, plan: pipeline.EpochPlan, mesh, steps: _Steps):
+    """This epoch's step inputs and its last batch: ``(inputs, last)``, with inputs ``(x, y)``
+    host batches or ``(x_all, y_all, idx)`` on device, and ``last`` the ``(last step, batch)``
+    pair :func:`train_epoch` takes (None without a last batch)."""
+    if steps.data is None:
+        inputs = (_host_batch(train, idx, mesh) for idx in plan.full)
+        last = None if plan.last is None else _host_batch(train, plan.last, mesh, plan.last_weight)
     else:
-        yield from ((*data, row) for row in idx)  # B int32 per step, moved with the call
+        inputs = [(*steps.data, plan.full)] if run.scan else ((*steps.data, i) for i in plan.full)
+        last = None if plan.last is None else (*steps.data, plan.last, plan.last_weight)
+    return inputs, None if last is None else (steps.last, last)
 
 
 def make_optimizer(opt: Optimization, *, total_steps: int):
@@ -408,14 +458,24 @@ def _write_json(out: Path | None, name: str, obj) -> None:
     run_lib.write_json(_contained.ensure_dir("fit", out) / name, obj)
 
 
-def _epoch_record(epoch, state, rows, val, clocks) -> dict:
+def _epoch_mean(rows, key: str, sizes) -> float:
+    """The epoch's mean of a step metric, each step weighted by its real examples (a plain mean
+    when every step has as many)."""
+    values = [float(r[key]) for r in rows]
+    if len(set(sizes)) <= 1:
+        return float(np.mean(values))
+    return float(np.average(values, weights=sizes))
+
+
+def _epoch_record(epoch, state, rows, val, clocks, sizes) -> dict:
     """The epoch's record. ``clocks`` is ``(start, previous)``: when this epoch started and when
     the previous record was made; ``seconds`` is this epoch's training plus evaluation,
     ``wall_seconds`` the clock time since the previous record (its logging, curves and
-    checkpoint included), so the ``wall_seconds`` of a run add up to its time on the clock."""
+    checkpoint included), so the ``wall_seconds`` of a run add up to its time on the clock.
+    ``sizes`` are the real examples of each step, the weights of the epoch's means."""
     now = time.perf_counter()
     start, previous = clocks
-    mean = {k: float(np.mean([float(r[k]) for r in rows])) for k in rows[0] if k != "bad_leaf"}
+    mean = {k: _epoch_mean(rows, k, sizes) for k in rows[0] if k not in ("bad_leaf", "finite")}
     return {
         "epoch": epoch + 1,
         "step": int(state.step),
@@ -448,7 +508,7 @@ class _Host(NamedTuple):
         return cls(out if main else None, verbose and main, progress and main)
 
     def say(self, message: str) -> None:
-        if self.verbose:
+        if self.verbose and message:
             print(message, flush=True)
 
 
@@ -494,13 +554,14 @@ def fit(
         is complete and ``resume=True`` continues from it).
     """
     # The settings, checked against the data, by concern; who writes and who speaks.
-    cfg = _check_fit_args(model, splits, cfg, out_dir, resume)
+    cfg, notice = _check_fit_args(model, splits, cfg, out_dir, resume)
     policy, run = cfg.policy, cfg.execution
     out = Path(out_dir) if out_dir is not None else None
     host = _Host.of(out, verbose=verbose, progress=cfg.output.progress)
+    host.say(notice)
     # The optimizer and the train state: fresh, or where a resumed run stopped.
     mesh = _mesh(run)
-    steps = pipeline.num_batches(len(splits.train), run.batch_size, drop_remainder=True)
+    steps = pipeline.steps_per_epoch(len(splits.train), run.batch_size, run.last_batch)
     tx, schedule = make_optimizer(cfg.optimization, total_steps=policy.epochs * steps)
     state = create_train_state(model, tx, run.seed)
     run_id = agree.shared_run_id(_run_id(out, resume))
@@ -519,7 +580,8 @@ def fit(
         verbose=host.verbose,
     )  # fmt: skip
     # The compiled train step and scoring.
-    step_fn, data = _compile_step(model, tx, schedule, splits, run, mesh, compiler_options, state)
+    compiled = _compile_step(model, tx, schedule, splits, run, mesh, compiler_options, state)
+    plan_of = _planner(len(splits.train), run, mesh)
     score = functools.partial(
         evaluate, model, task=splits.info.task, batch_size=run.eval_batch_size, mesh=mesh,
         compiler_options=compiler_options,
@@ -528,18 +590,19 @@ def fit(
     stopped, message, walls, clock = "completed", "", [], time.perf_counter()
     with agree.deferred() as flags, _closing(logger, ckpt):
         for epoch in range(loop.epoch, policy.epochs):
-            t0, first_step = time.perf_counter(), int(state.step)
-            inputs = _epoch_inputs(splits.train, run, epoch, mesh, data, steps)
+            t0, first_step, plan = time.perf_counter(), int(state.step), plan_of(epoch=epoch)
+            inputs, last = _epoch_inputs(splits.train, run, plan, mesh, compiled)
             with _progress(steps, epoch, policy.epochs, host.bar, walls) as bar:
                 state, rows = train_epoch(
-                    step_fn, state, inputs, scan=run.scan, bar=bar, check=flags.check
-                )
+                    compiled.full, state, inputs, scan=run.scan, bar=bar, check=flags.check,
+                    last=last,
+                )  # fmt: skip
             if message := check_divergence(rows, first_step, loop, policy, best[0]):
                 stopped = "diverged"
                 break
             val = score(state.params, state.model_state, splits.val)
             flags.check()
-            record = _epoch_record(epoch, state, rows, val, (t0, clock))
+            record = _epoch_record(epoch, state, rows, val, (t0, clock), plan.sizes)
             walls.append(record["wall_seconds"])
             clock = t0 + record["seconds"]
             if loop.add(record, policy):

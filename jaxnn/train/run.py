@@ -42,7 +42,7 @@ ENTRIES = (CONFIG, DATA_INFO, METRICS, SUMMARY, CURVES, "tensorboard", "checkpoi
 #: a directory holding one of these holds a run: a new training there needs --resume or --overwrite
 MARKS = (CONFIG, METRICS, SUMMARY, "checkpoints")
 #: the keys of config.json, and of its "data" record
-CONFIG_KEYS = ("run_id", "model", "model_config", "dataset", "fit", "data", "history")
+CONFIG_KEYS = ("run_id", "model", "model_config", "dataset", "fit", "data", "history", "recipe")
 DATA_KEYS = ("options", "normalize", "source")
 
 
@@ -79,7 +79,7 @@ def write_json(path, obj) -> Path:
 
 
 _CONFIG_FIELDS = {"model": str, "model_config": dict, "dataset": str, "fit": dict}
-_OPTIONAL_FIELDS = {"run_id": str, "data": dict, "history": list}
+_OPTIONAL_FIELDS = {"run_id": str, "data": dict, "history": list, "recipe": dict}
 
 
 def read_config(out) -> dict:

@@ -66,6 +66,13 @@ def _cast_floats(tree, dtype):
     return jax.tree.map(cast, tree)
 
 
+def _weighted_mean(values, weight):
+    """``sum_i w_i v_i / sum_i w_i``: the mean over the real examples (weight 1) of a batch padded
+    with weight-0 rows, which then contribute nothing to the loss or its gradient."""
+    weight = weight.astype(jnp.float32)
+    return jnp.sum(values * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
 def _update(tx, grads, opt_state, params):
     updates, new_opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), new_opt_state, updates
@@ -98,7 +105,8 @@ def make_train_step(
     compute_dtype=None,
     compiler_options: dict | None = None,
 ):
-    """Build the train step ``(state, x, y) -> (state, metrics)``, jitted with the state donated.
+    """Build the train step ``(state, x, y[, weight]) -> (state, metrics)``, jitted with the state
+    donated.
 
     Chapter 6: ``theta <- theta - eta * update(grad L(theta))``. The step key is
     ``fold_in(state.rng, state.step)``, split into a dropout key and an augmentation key (XLA
@@ -131,6 +139,12 @@ def make_train_step(
       compiler_options: XLA options for the jitted step; ``None`` (the default) takes jaxnn's
         choice for the model's name from :mod:`jaxnn._xla` (CPU only), ``{}`` none at all.
 
+    The optional ``weight`` (B,) of 1s and 0s marks the real examples of a batch padded to a
+    shape the devices divide (the last batch of an epoch, :func:`jaxnn.train.fit`): the loss and
+    accuracy are then ``sum_i w_i l_i / sum_i w_i``, so a padded row adds nothing to the update.
+    Without it they are plain means over the batch. (A padded row still enters batch-norm batch
+    statistics; the loop pads only on a device mesh, by fewer rows than there are devices.)
+
     Returns:
       The step. Metrics: ``loss``, ``accuracy``, ``grad_norm``, ``update_norm``, ``lr``,
       ``finite`` (bool) and ``bad_leaf`` (index of the first parameter leaf whose gradient is
@@ -139,7 +153,7 @@ def make_train_step(
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
 
-    def train_step(state: TrainState, x, y):
+    def train_step(state: TrainState, x, y, weight=None):
         drop_key, aug_key = jax.random.split(step_key(state))
         if augment is not None:
             x = augment(aug_key, x)
@@ -153,7 +167,9 @@ def make_train_step(
             )
             outputs = outputs.astype(jnp.float32)
             loss, correct = per_example_metrics(task, outputs, y)
-            return loss.mean(), (model_state, correct.mean())
+            if weight is None:
+                return loss.mean(), (model_state, correct.mean())
+            return _weighted_mean(loss, weight), (model_state, _weighted_mean(correct, weight))
 
         (loss, (model_state, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         sq = _leaf_sq_norms(grads)  # (num_leaves,): the guard and grad_norm in one pass
@@ -217,20 +233,22 @@ def make_eval_step(model, *, task: str = "classification"):
 
 
 def make_indexed_step(train_step, *, batch_sharding=None):
-    """Build ``(state, x_all, y_all, idx) -> (state, metrics)``: a step that gathers its own batch.
+    """Build ``(state, x_all, y_all, idx[, weight]) -> (state, metrics)``: a step that gathers its
+    own batch.
 
     ``x_all``/``y_all`` hold the whole training split on device and ``idx`` (B,) the batch's
-    example indices, so the only input a step needs from the host is B integers (Chapter 9: the
-    pipeline must not be the bottleneck). On a mesh the gathered batch is constrained to
+    example indices (``weight``, if given, goes on to ``train_step``), so the only input a step
+    needs from the host is B integers (Chapter 9: the pipeline must not be the bottleneck). On a
+    mesh the gathered batch is constrained to
     ``batch_sharding`` (split over the ``"data"`` axis).
     """
 
-    def indexed_step(state, x_all, y_all, idx):
+    def indexed_step(state, x_all, y_all, idx, *weight):
         x, y = x_all[idx], y_all[idx]
         if batch_sharding is not None:
             x = jax.lax.with_sharding_constraint(x, batch_sharding)
             y = jax.lax.with_sharding_constraint(y, batch_sharding)
-        return train_step(state, x, y)
+        return train_step(state, x, y, *weight)
 
     return indexed_step
 
