@@ -409,7 +409,7 @@ def bench(args) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     """The arguments of ``python -m benchmarks`` (and of ``jaxnn bench``, which runs it)."""
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks", description=" ".join(__doc__.split("\n\n")[0].split()).replace("``", "")
     )
     _add_arguments(parser)
     return parser

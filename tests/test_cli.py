@@ -136,6 +136,20 @@ def test_book_and_bench_forward_every_argument(capfd):
     assert "python -m benchmarks: error:" in err and "resnet" in err
 
 
+@pytest.mark.checkout
+@pytest.mark.parametrize(
+    "command", ["", "train", "eval", "predict", "sample", "doctor", "export", "book", "bench"]
+)
+def test_help_is_plain_text(command, capfd):
+    try:
+        code = cli.main([*command.split(), "--help"])  # book and bench forward it
+    except SystemExit as exit:  # argparse's own --help
+        code = exit.code
+    shown = capfd.readouterr().out
+    assert code == 0
+    assert "usage:" in shown and not any(m in shown for m in ("``", ":func:", ":class:", ":mod:"))
+
+
 def test_book_and_bench_without_a_checkout_say_so_in_one_line(monkeypatch, capsys):
     from jaxnn.app import checkout
 
