@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +70,35 @@ def test_a_run_resumed_on_another_mesh_continues_the_loss_trajectory(tmp_path):
         assert got == pytest.approx(want, rel=1e-5), run.name
         history = json.loads((run / "config.json").read_text())["history"]
         assert any("mesh" in h.get("resume_changed", {}) for h in history)
+
+
+def _two_processes(out, *flags):
+    """``jaxnn train`` on two local processes (gloo), each with 2 fake devices."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cluster = ["--num-processes", "2", "--coordinator", f"127.0.0.1:{port}"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, *_TRAIN, "--out", str(out), *flags, *cluster, "--process-id", str(i)],
+            env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+
+
+@pytest.mark.slow
+def test_a_two_process_run_resumed_in_one_process_continues_the_loss_trajectory(tmp_path):
+    straight = tmp_path / "straight"
+    _train(straight, 4, "--epochs", "4", "--mesh", "data=2,fsdp=2")
+    run = tmp_path / "two_to_one"
+    _two_processes(run, "--epochs", "2", "--mesh", "data=2,fsdp=2")
+    assert len(_losses(run)) == 2
+    _train(run, 1, "--resume", "--epochs", "4", "--mesh", "", "--num-processes", "1")
+    got, want = _losses(run), _losses(straight)
+    assert len(want) == 4 and got == pytest.approx(want, rel=1e-5)
+    history = json.loads((run / "config.json").read_text())["history"]
+    assert any("mesh" in h.get("resume_changed", {}) for h in history)
