@@ -78,13 +78,9 @@ def _two_processes(out, *flags):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cluster = ["--num-processes", "2", "--coordinator", f"127.0.0.1:{port}"]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, *_TRAIN, "--out", str(out), *flags, *cluster, "--process-id", str(i)],
-            env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        for i in range(2)
-    ]
+    cmd = [sys.executable, *_TRAIN, "--out", str(out), *flags, *cluster, "--process-id"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    procs = [subprocess.Popen([*cmd, str(i)], env=_env(2), **pipes) for i in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]
