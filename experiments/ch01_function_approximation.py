@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import BASELINE, TRAIN, VAL, baseline_line, panels, threshold_line, train_val
 from jaxnn.data import Dataset, load, pipeline
 from jaxnn.models import build, get, param_count
-from jaxnn.train import FitConfig, evaluate, fit
+from jaxnn.train import evaluate, fit
 
 CLAIM = (
     "Chapter 1: a network learns a parameterized function (its approximation error falls as it "
@@ -53,7 +53,7 @@ NOISE = 0.1
 def width_sweep(widths, n: int, epochs: int, seed: int) -> tuple[dict, object]:
     """Validation MSE and the fitted model of a ``1-w-1`` ReLU MLP for each width ``w``."""
     splits = load("synthetic:sine", seed=seed, n=n, noise=NOISE)
-    cfg = FitConfig(
+    cfg = fit_config(
         epochs=epochs,
         batch_size=16,
         lr=1e-2,
@@ -92,7 +92,7 @@ def random_label_splits(n_train: int, seed: int):
 def memorize(splits, epochs: int, seed: int) -> dict:
     """Train a wide MLP; accuracy of its *final* parameters on train and validation."""
     model = build("mlp", splits.info, hidden=(512, 512))
-    cfg = FitConfig(
+    cfg = fit_config(
         epochs=epochs, batch_size=50, lr=1e-3, seed=seed, progress=False, checkpoint=False
     )
     result = fit(model, splits, cfg, verbose=False)

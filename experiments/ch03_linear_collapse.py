@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import panels
 from jaxnn.data import load, pipeline
 from jaxnn.models import build, mlp, param_count
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 3: a stack of linear layers equals one linear layer, so without a nonlinearity a "
@@ -70,7 +70,7 @@ def main(argv=None) -> None:
 
     n, epochs = (600, 40) if exp.quick else (2000, 150)
     splits, standardizer = pipeline.standardize(load("synthetic:spirals", seed=0, n=n))
-    fit_cfg = FitConfig(epochs=epochs, batch_size=32, lr=1e-2, progress=False, checkpoint=False)
+    fit_cfg = fit_config(epochs=epochs, batch_size=32, lr=1e-2, progress=False, checkpoint=False)
     runs = {
         "linear (one layer)": train(splits, (), "identity", fit_cfg),
         "4-layer, identity": train(splits, (64, 64, 64), "identity", fit_cfg),

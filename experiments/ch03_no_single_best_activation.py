@@ -7,9 +7,12 @@ failure mode where gradients become too small to train early layers effectively.
 Measured here with the same five activations (:data:`ACTIVATIONS`) on two tasks:
 
 1. **A deep classifier.** An MLP with 8 hidden layers of 64 units on the 8x8 ``digits``, trained
-   by ``fit`` (Adam, the same epochs and seed for each activation). Asserted: ReLU's best
-   validation accuracy is within 2 points of the best activation's (a good default), and sigmoid
-   trails ReLU by at least 30 points. Why sigmoid fails: at initialization, the gradient that
+   by ``fit`` (Adam, the same epochs and the same three seeds for each activation; the mean of
+   the seeds' best validation accuracies is compared). Asserted: ReLU trains it well, to at least
+   90% (a good default), and sigmoid trails ReLU by at least 30 points. ReLU is not the best here
+   either: over the three seeds tanh leads it by about 2 points (recorded, not asserted; a single
+   seed put ReLU within 2 points of the best at one seed and 3 points behind at another). Why
+   sigmoid fails: at initialization, the gradient that
    reaches its first layer is at most a hundredth of its last layer's
    (:func:`jaxnn.diagnostics.layer_grad_norms`), where ReLU's stays within a factor of 10.
 2. **A physics-informed network.** An MLP ``1-32-32-1`` ``u(x)`` trained (Adam, full batch of
@@ -19,8 +22,8 @@ Measured here with the same five activations (:data:`ACTIVATIONS`) on two tasks:
    linear, so its ``u''`` is exactly 0 at every collocation point (asserted) and the residual
    cannot fall below the mean of ``sin^2``; its solution error stays at least 0.5. The smooth
    activations solve it: the best reaches a maximum error of at most 0.02 against ``sin x``.
-   Asserted: ReLU and leaky ReLU rank last on this task, while ReLU is within 2 points of the
-   best on the first: the better activation depends on the task.
+   Asserted: ReLU and leaky ReLU rank last on this task, while ReLU trains the first well: the
+   better activation depends on the task.
 
 ``--quick`` trains the classifier 15 epochs (full: 20) and the physics network 1,500 steps (full:
 3,000); the assertions are the same.
@@ -39,36 +42,42 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import PALETTE, legend_below, panels, threshold_line
 from jaxnn import diagnostics, losses
 from jaxnn.data import load, pipeline
 from jaxnn.models import build, get, mlp
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
-    "Chapter 3: no activation is best everywhere: ReLU is within 2 points of the best on a deep "
-    "classifier (where sigmoid's gradients vanish), yet ranks last on a physics-informed network, "
-    "whose second derivative a piecewise-linear ReLU network cannot have."
+    "Chapter 3: no activation is best everywhere: ReLU trains a deep classifier well (where "
+    "sigmoid's gradients vanish), yet ranks last on a physics-informed network, whose second "
+    "derivative a piecewise-linear ReLU network cannot have."
 )
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "tanh", "sigmoid")
 COLORS = dict(zip(ACTIVATIONS, PALETTE, strict=False))
 DEPTH, WIDTH = 8, 64
+SEEDS = (0, 1, 2)  # the deep classifier's seeds: one seed's ranking is noise (144 val examples)
+GOOD = 0.90  # a good default trains the deep classifier to at least this mean accuracy
 
 
 def deep_classifier(splits, activation: str, epochs: int) -> dict:
     cfg = get("mlp").config_for(splits.info, hidden=(WIDTH,) * DEPTH, activation=activation)
     model = build("mlp", cfg)
-    fit_cfg = FitConfig(epochs=epochs, batch_size=64, lr=1e-3, seed=0, progress=False,
-                        checkpoint=False)  # fmt: skip
-    result = fit(model, splits, fit_cfg, verbose=False)
+    results = [
+        fit(model, splits, fit_config(epochs=epochs, batch_size=64, lr=1e-3, seed=seed,
+                                      progress=False, checkpoint=False), verbose=False)
+        for seed in SEEDS
+    ]  # fmt: skip
+    seeds = [r.summary["best_val_accuracy"] for r in results]
     params, state = model.init(jax.random.PRNGKey(0))
     x, y = jnp.asarray(splits.train.x[:256]), jnp.asarray(splits.train.y[:256])
     grads = jax.grad(lambda p: losses.cross_entropy(model.apply(p, x, state=state)[0], y))(params)
     norms = [float(v) for v in diagnostics.layer_grad_norms(grads).values()]  # input side first
     return {
-        "val_accuracy": result.summary["best_val_accuracy"],
-        "history": [h["val_accuracy"] for h in result.history],
+        "val_accuracy": float(np.mean(seeds)),
+        "seeds": seeds,
+        "history": [h["val_accuracy"] for h in results[0].history],
         "grad_norms": norms,
     }
 
@@ -120,9 +129,12 @@ def draw(exp, deep, physics, rank):
     bars = ax.bar([a.replace("_", "\n") for a in ACTIVATIONS], vals,
                   color=[COLORS[a] for a in ACTIVATIONS])  # fmt: skip
     ax.bar_label(bars, fmt="%.3f")
-    threshold_line(ax, max(vals) - 0.02, "asserted: ReLU >= best - 2 points")
+    for i, a in enumerate(ACTIVATIONS):
+        ax.plot([i] * len(SEEDS), deep[a]["seeds"], "o", color="black", ms=3,
+                label="one seed" if i == 0 else None)  # fmt: skip
+    threshold_line(ax, GOOD, f"asserted: ReLU >= {GOOD:.2f}")
     ax.set_ylim(0, 1.25)
-    ax.set_ylabel("best validation accuracy")
+    ax.set_ylabel(f"best validation accuracy (mean of {len(SEEDS)} seeds)")
     ax.set_title(f"Deep classifier ({DEPTH} x {WIDTH}, digits)")
     ax.legend(loc="upper left")
     for a in ("relu", "sigmoid"):
@@ -151,12 +163,14 @@ def draw(exp, deep, physics, rank):
     exp.save(
         figs,
         "activations.png",
-        caption="On the deep classifier ReLU is at the top and sigmoid at the bottom; on the "
-        "physics-informed network the order flips: ReLU's second derivative is zero, so it "
-        "never leaves u = 0, while the smooth activations find sin x.",
+        caption="On the deep classifier ReLU trains well (tanh a little better) and sigmoid "
+        "stays near chance; on the physics-informed network ReLU falls to the bottom: its "
+        "second derivative is zero, so it never leaves u = 0, while the smooth activations find "
+        "sin x.",
         alt=[
-            "Bars of validation accuracy of an 8-layer MLP on digits per activation: ReLU, leaky "
-            "ReLU, GELU and tanh near the top, sigmoid near chance.",
+            "Bars of validation accuracy of an 8-layer MLP on digits per activation, the mean "
+            "of three seeds with each seed a dot: ReLU, leaky ReLU, GELU and tanh near the "
+            "top, sigmoid near chance.",
             "Gradient norm per layer at initialization on a log axis: ReLU's flat, sigmoid's "
             "falling by orders of magnitude toward the input.",
             "Loss per Adam step of the physics-informed network per activation: the smooth ones "
@@ -180,6 +194,7 @@ def main(argv=None) -> None:
     exp.record(
         activations=list(ACTIVATIONS),
         deep_val_accuracy={a: deep[a]["val_accuracy"] for a in ACTIVATIONS},
+        deep_val_accuracy_per_seed={a: deep[a]["seeds"] for a in ACTIVATIONS},
         first_over_last_layer_grad_norm=ratio,
         physics_max_error={a: physics[a]["max_error"] for a in ACTIVATIONS},
         physics_final_loss={a: physics[a]["loss"][-1] for a in ACTIVATIONS},
@@ -188,12 +203,11 @@ def main(argv=None) -> None:
     )
     draw(exp, deep, physics, rank)
 
-    best = max(deep[a]["val_accuracy"] for a in ACTIVATIONS)
     relu, sigmoid = deep["relu"]["val_accuracy"], deep["sigmoid"]["val_accuracy"]
     exp.check(
-        relu >= best - 0.02,
-        f"deep classifier: ReLU's validation accuracy {relu:.3f} is within 2 points of the best "
-        f"{best:.3f}",
+        relu >= GOOD,
+        f"deep classifier: ReLU trains it well, mean best validation accuracy {relu:.3f} over "
+        f"{len(SEEDS)} seeds (>= {GOOD:.2f})",
     )
     exp.check(
         relu - sigmoid >= 0.30,

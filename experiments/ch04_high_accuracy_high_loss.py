@@ -41,12 +41,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import PALETTE, baseline_line, panels, threshold_line
 from jaxnn import losses
 from jaxnn.data import load, pipeline
 from jaxnn.models import build
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 4: high accuracy and high loss can happen together when a few wrong predictions are "
@@ -60,7 +60,7 @@ SCALES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 def val_logits(epochs: int, seed: int):
     splits, _ = pipeline.standardize(load("digits", seed=seed))
     model = build("mlp", splits.info, hidden=(128,))
-    cfg = FitConfig(
+    cfg = fit_config(
         epochs=epochs, batch_size=32, lr=1e-3, seed=seed, progress=False, checkpoint=False
     )
     result = fit(model, splits, cfg, verbose=False)

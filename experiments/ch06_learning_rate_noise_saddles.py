@@ -47,7 +47,7 @@ import numpy as np
 import optax
 from matplotlib.ticker import NullFormatter
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import (
     BASELINE,
     PALETTE,
@@ -60,7 +60,7 @@ from experiments.style import (
 from jaxnn import losses, optim
 from jaxnn.data import load, pipeline
 from jaxnn.models import build
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 6: a small step against the gradient lowers the loss; too small a learning rate "
@@ -77,7 +77,7 @@ def lr_sweep(splits, epochs: int) -> dict:
     model = build("mlp", splits.info, hidden=(64,))
     runs = {}
     for lr in LRS:
-        cfg = FitConfig(
+        cfg = fit_config(
             epochs=epochs,
             batch_size=32,
             lr=lr,

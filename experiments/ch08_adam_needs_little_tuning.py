@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import BASELINE, PALETTE, legend_below, panels, threshold_line
 from jaxnn.data import load, pipeline
 from jaxnn.models import build
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 8: Adam works with little tuning: one learning rate keeps it within 3 points of its "
@@ -65,7 +65,7 @@ def sweep(splits, make, epochs: int, optimizers) -> dict:
         name = OPTIMIZERS[label]
         out[label] = []
         for lr in LRS:
-            cfg = FitConfig(epochs=epochs, batch_size=50, lr=lr, optimizer=name, seed=0,
+            cfg = fit_config(epochs=epochs, batch_size=50, lr=lr, optimizer=name, seed=0,
                             progress=False, checkpoint=False)  # fmt: skip
             summary = fit(make(splits), splits, cfg, verbose=False).summary
             out[label].append(summary["best_val_accuracy"] or 0.0)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import (
     BASELINE,
     PALETTE,
@@ -50,7 +50,7 @@ from experiments.style import (
 )
 from jaxnn.data import corrupt, load, pipeline
 from jaxnn.models import build
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 8: a better optimizer does not guarantee better generalization: the one that lowers "
@@ -72,7 +72,7 @@ def train_all(epochs: int, seed: int) -> dict:
     model = build("mlp", splits.info, hidden=(256, 256))
     results = {}
     for label, (name, lr, wd) in OPTIMIZERS.items():
-        cfg = FitConfig(
+        cfg = fit_config(
             epochs=epochs,
             batch_size=32,
             lr=lr,

@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import PALETTE, baseline_line, panels, threshold_line
 from jaxnn.data import Dataset, DatasetInfo, Splits, corrupt, load, pipeline, split_indices
 from jaxnn.data.text import CharTokenizer
 from jaxnn.models import build, get
-from jaxnn.train import FitConfig, evaluate, fit
+from jaxnn.train import evaluate, fit
 
 CLAIM = (
     "Chapter 9: normalization statistics must come from the training data only (test-set "
@@ -81,7 +81,7 @@ def tabular_scores(seed: int) -> dict:
     raw = breast_cancer_splits(seed)
     splits, train_stats = pipeline.standardize(raw)
     model = build("mlp", splits.info, hidden=(64,))
-    cfg = FitConfig(epochs=30, batch_size=32, lr=3e-3, seed=seed, progress=False, checkpoint=False)
+    cfg = fit_config(epochs=30, batch_size=32, lr=3e-3, seed=seed, progress=False, checkpoint=False)
     result = fit(model, splits, cfg, verbose=False)
     test = raw.test.unseal("ch09: score the test split under several preprocessings")
 
@@ -121,7 +121,7 @@ def tokenizer_scores(quick: bool, seed: int = 0) -> dict:
     splits = splits.replace(train=splits.train.take(range(min(n_train, len(splits.train)))))
     cfg = get("transformer").config_for(splits.info, dim=32, num_heads=4, num_layers=1)
     model = build("transformer", cfg)
-    fit_cfg = FitConfig(
+    fit_cfg = fit_config(
         epochs=epochs, batch_size=32, lr=3e-3, optimizer="adamw", weight_decay=0.01, seed=seed,
         progress=False, checkpoint=False,
     )  # fmt: skip

@@ -41,12 +41,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import PALETTE, legend_below, panels, threshold_line
 from jaxnn.data import Dataset, DatasetInfo, Splits, pipeline
 from jaxnn.layers import embedding, init_embedding, init_transformer_block
 from jaxnn.models import Model, build, mlp, param_count
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 10: an MLP over learned embeddings of categorical columns matches a one-hot MLP "
@@ -147,7 +147,7 @@ def table_models(rows: int, epochs: int) -> dict:
     codes = _standardize_numbers(_splits(x, y, "sales", n_train, n_val), first=3)
     hot, _ = pipeline.standardize(_splits(one_hot(x), y, "sales_one_hot", n_train, n_val))
     raw_codes, _ = pipeline.standardize(_splits(x, y, "sales_codes", n_train, n_val))
-    cfg = FitConfig(epochs=epochs, batch_size=64, lr=3e-3, seed=0, progress=False,
+    cfg = fit_config(epochs=epochs, batch_size=64, lr=3e-3, seed=0, progress=False,
                     checkpoint=False)  # fmt: skip
     out = {}
     for name, model, data in (

@@ -38,11 +38,11 @@ import types
 import jax
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import PALETTE, THRESHOLD, baseline_line, legend_below, panels
 from jaxnn.data import Dataset, DatasetInfo, Splits, pipeline, split_indices
 from jaxnn.models import build, get, param_count
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 10: a dense layer wires every pixel to every unit, so an MLP needs many more "
@@ -105,7 +105,7 @@ def table_scores(name: str, seed: int) -> dict:
     from sklearn.ensemble import RandomForestClassifier
 
     splits, _ = pipeline.standardize(table_splits(name, seed))
-    cfg = FitConfig(epochs=100, batch_size=32, lr=1e-2, monitor="val_loss", seed=seed,
+    cfg = fit_config(epochs=100, batch_size=32, lr=1e-2, monitor="val_loss", seed=seed,
                     progress=False, checkpoint=False)  # fmt: skip
     scores = {}
     for label, hidden in (("linear", ()), ("mlp", (64, 64))):

@@ -28,7 +28,7 @@ Run: ``python -m experiments.ch11_cnn_vs_mlp [--quick] [--out DIR]``.
 
 from __future__ import annotations
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import (
     PALETTE,
     baseline_line,
@@ -39,7 +39,7 @@ from experiments.style import (
 )
 from jaxnn.data import load, pipeline
 from jaxnn.models import build, get, param_count
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 11: on grid-like data a CNN (shared local filters) beats a fully connected network "
@@ -54,7 +54,7 @@ def train(name: str, splits, n: int, steps: int, seed: int = 0):
     subset = splits.replace(train=splits.train.take(range(n)))
     batch = min(100, n)
     epochs = max(1, round(steps / (n // batch)))
-    cfg = FitConfig(epochs=epochs, batch_size=batch, lr=3e-3, progress=False, checkpoint=False,
+    cfg = fit_config(epochs=epochs, batch_size=batch, lr=3e-3, progress=False, checkpoint=False,
                     seed=seed)  # fmt: skip
     overrides = {"hidden": (256, 256)} if name == "mlp" else {}
     return fit(build(name, get(name).config_for(subset.info, **overrides)), subset, cfg,

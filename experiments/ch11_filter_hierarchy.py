@@ -35,12 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import BASELINE, PALETTE, panels, show_image
 from jaxnn.data import load, pipeline
 from jaxnn.layers import conv2d, max_pool2d
 from jaxnn.models import build, get
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 11: a CNN extracts features in a hierarchy: each layer's units see a larger region "
@@ -172,7 +172,7 @@ def main(argv=None) -> None:
     order = np.random.default_rng(0).permutation(len(splits.train))  # the split is sorted by digit
     data = splits.replace(train=splits.train.take(order[:n_train]))
     cfg = get("cnn").config_for(data.info, channels=CHANNELS, kernel_size=KERNEL, hidden=(64,))
-    result = fit(build("cnn", cfg), data, FitConfig(epochs=epochs, batch_size=64, lr=3e-3,
+    result = fit(build("cnn", cfg), data, fit_config(epochs=epochs, batch_size=64, lr=3e-3,
                  progress=False, checkpoint=False), verbose=False)  # fmt: skip
     params = result.best_params
     images = jnp.asarray(splits.train.x[:16])

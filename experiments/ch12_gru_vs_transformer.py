@@ -39,11 +39,11 @@ import jax
 import numpy as np
 import optax
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import PALETTE, baseline_line, panels, threshold_line
 from jaxnn.data import Dataset, DatasetInfo, Splits
 from jaxnn.models import build, get
-from jaxnn.train import FitConfig, create_train_state, fit, make_train_step
+from jaxnn.train import create_train_state, fit, make_train_step
 
 CLAIM = (
     "Chapter 12: a Transformer recalls a token far back that a GRU of the same budget loses "
@@ -187,7 +187,7 @@ def main(argv=None) -> None:
         for name in MODELS:
             splits = recall_splits(length, onehot=name == "gru")
             model = model_for(name, splits)
-            cfg = FitConfig(epochs=epochs, batch_size=50, lr=3e-3, progress=False,
+            cfg = fit_config(epochs=epochs, batch_size=50, lr=3e-3, progress=False,
                             checkpoint=False)  # fmt: skip
             acc[name].append(fit(model, splits, cfg, verbose=False).summary["test_accuracy"])
             cost[name][length] = step_cost(model, splits, repeats)

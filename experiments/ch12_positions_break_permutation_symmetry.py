@@ -29,12 +29,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import legend_below, panels, threshold_line, train_val
 from jaxnn.data import load
 from jaxnn.layers import init_transformer_block, sinusoidal_positions, transformer_block
 from jaxnn.models import build, get, param_count
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 12: self-attention without positional information is permutation-equivariant "
@@ -91,7 +91,7 @@ def main(argv=None) -> None:
     else:
         overrides, epochs = {"dim": 64, "num_heads": 4, "num_layers": 2}, 3
     cfg = get("transformer").config_for(splits.info, **overrides)
-    fit_cfg = FitConfig(
+    fit_cfg = fit_config(
         epochs=epochs,
         batch_size=32,
         lr=3e-3,

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import BASELINE, PALETTE, legend_below, panels, threshold_line, train_val
 from jaxnn.data import load, pipeline
 from jaxnn.models import build
-from jaxnn.train import FitConfig, evaluate, fit
+from jaxnn.train import evaluate, fit
 
 CLAIM = (
     "Chapter 13: training loss keeps falling after validation loss turns up (overfitting); "
@@ -127,7 +127,7 @@ def main(argv=None) -> None:
     model = build("mlp", splits.info, hidden=(512, 512))
 
     def run(p: int):
-        cfg = FitConfig(epochs=max_epochs, batch_size=50, lr=1e-3, monitor="val_loss",
+        cfg = fit_config(epochs=max_epochs, batch_size=50, lr=1e-3, monitor="val_loss",
                         patience=p, progress=False, checkpoint=False)  # fmt: skip
         return fit(model, splits, cfg, verbose=False)
 

@@ -39,11 +39,11 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import BASELINE, PALETTE, TRAIN, VAL, legend_below, panels, threshold_line
 from jaxnn.data import load, pipeline
 from jaxnn.models import build
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 13: more data narrows the train-validation gap; dropout, weight decay and "
@@ -65,7 +65,7 @@ def run(splits, epochs, *, n=BASE_N, hidden=HIDDEN, dropout=0.0, weight_decay=0.
     """Final-epoch train and validation accuracy, and the final parameters' L2 norm."""
     data = splits.replace(train=splits.train.take(range(n)))
     model = build("mlp", data.info, hidden=hidden, dropout=dropout)
-    cfg = FitConfig(epochs=epochs, batch_size=50, lr=1e-3,
+    cfg = fit_config(epochs=epochs, batch_size=50, lr=1e-3,
                     optimizer="adamw" if weight_decay else "adam", weight_decay=weight_decay,
                     augment=augment, seed=seed, progress=False, checkpoint=False)  # fmt: skip
     result = fit(model, data, cfg, verbose=False)

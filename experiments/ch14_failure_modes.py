@@ -42,13 +42,13 @@ import jax
 import numpy as np
 import optax
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import PALETTE, legend_below, panels, split_legend, threshold_line, train_val
 from jaxnn import diagnostics as D
 from jaxnn.data import corrupt, load, pipeline
 from jaxnn.diagnostics import doctor
 from jaxnn.models import build, get
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 14: failure modes are diagnosable; each detector fires on its injected fault "
@@ -61,7 +61,7 @@ def _fit(splits, *, hidden, lr, epochs, n_train=None):
     if n_train is not None:
         splits = splits.replace(train=splits.train.take(range(n_train)))
     model = build("mlp", splits.info, hidden=hidden)
-    cfg = FitConfig(epochs=epochs, batch_size=50, lr=lr, progress=False, checkpoint=False)
+    cfg = fit_config(epochs=epochs, batch_size=50, lr=lr, progress=False, checkpoint=False)
     return model, fit(model, splits, cfg, verbose=False)
 
 

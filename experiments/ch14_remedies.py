@@ -58,14 +58,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import PALETTE, legend_below, panels
 from jaxnn import diagnostics as D
 from jaxnn import initializers, losses
 from jaxnn.data import corrupt, load, pipeline
 from jaxnn.layers import dense, init_dense, init_layer_norm, layer_norm
 from jaxnn.models import Model, build
-from jaxnn.train import FitConfig, fit
+from jaxnn.train import fit
 
 CLAIM = (
     "Chapter 14: each remedy fixes the fault it answers: the fixed pipeline memorizes a tiny "
@@ -121,7 +121,7 @@ def blocks_model(cfg: BlocksConfig) -> Model:
 
 
 def _fit(model, splits, **options):
-    cfg = FitConfig(batch_size=50, progress=False, checkpoint=False, **options)
+    cfg = fit_config(batch_size=50, progress=False, checkpoint=False, **options)
     return fit(model, splits, cfg, verbose=False)
 
 

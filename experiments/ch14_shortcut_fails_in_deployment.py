@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import PALETTE, legend_below, panels, threshold_line
 from jaxnn import diagnostics as D
 from jaxnn.data import Dataset, corrupt, load, pipeline
 from jaxnn.models import build
-from jaxnn.train import FitConfig, evaluate, fit
+from jaxnn.train import evaluate, fit
 
 CLAIM = (
     "Chapter 14: a model can look accurate on its benchmark and fail in deployment: a shortcut "
@@ -57,7 +57,7 @@ STRENGTH, GROUP_SHARE, REMEDY_SHARE = 0.95, 0.03, 0.3
 
 def _train(splits, hidden, epochs, lr=1e-3, seed=0):
     model = build("mlp", splits.info, hidden=hidden)
-    cfg = FitConfig(epochs=epochs, batch_size=50, lr=lr, seed=seed, progress=False,
+    cfg = fit_config(epochs=epochs, batch_size=50, lr=lr, seed=seed, progress=False,
                     checkpoint=False)  # fmt: skip
     result = fit(model, splits, cfg, verbose=False)
     return lambda ds: evaluate(model, result.best_params, result.best_model_state, ds)["accuracy"]

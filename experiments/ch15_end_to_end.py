@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.harness import Experiment
+from experiments.harness import Experiment, fit_config
 from experiments.style import (
     BASELINE,
     PALETTE,
@@ -81,13 +81,13 @@ def train_run(out_dir: str, quick: bool, resume: bool = False) -> dict:
     """
     from jaxnn.data import corrupt, load, pipeline
     from jaxnn.models import build
-    from jaxnn.train import FitConfig, evaluate, fit
+    from jaxnn.train import evaluate, fit
 
     splits, _ = pipeline.standardize(load("digits", seed=0))
     noisy, _ = corrupt.label_noise(splits.train, NOISE, num_classes=10, seed=0)
     splits = splits.replace(train=noisy)
     model = build("mlp", splits.info, hidden=(512, 512))
-    cfg = FitConfig(
+    cfg = fit_config(
         epochs=epochs_for(quick),
         batch_size=50,
         lr=1e-3,

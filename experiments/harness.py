@@ -57,6 +57,15 @@ class FigureError(ValueError):
     """A figure that would read badly on the page (small text, an undrawn legend entry, ...)."""
 
 
+def fit_config(**settings):
+    """The :class:`jaxnn.train.FitConfig` of an experiment: ``settings`` with
+    ``last_batch="drop"`` unless given, the batches the book's figures were measured with (every
+    step one shape, as the MNIST-1D recipes keep it)."""
+    from jaxnn.train import FitConfig
+
+    return FitConfig(**{"last_batch": "drop", **settings})
+
+
 def machine() -> dict:
     """Where the experiment ran: OS, CPU, core count, JAX version, backend and devices."""
     info = {
