@@ -1,7 +1,6 @@
 """Processes that agree: the same run on every process, and one stopping step after a signal."""
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -10,18 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+from _cpu_env import cpu_env
 
 from jaxnn.train import agree, interrupts
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env(devices: int = 1) -> dict:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    env["PYTHONPATH"] = str(ROOT)
-    env["JAX_PLATFORMS"] = "cpu"
-    return env
 
 
 def _free_port() -> int:
@@ -54,7 +46,7 @@ def _train(out, port, i, *flags):
             "--batch-size", "64", "--out", str(out), "--no-progress", "--num-processes", "2",
             "--coordinator", f"127.0.0.1:{port}", "--process-id", str(i), *flags]  # fmt: skip
     return subprocess.Popen(
-        [sys.executable, *argv], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, *argv], env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
 

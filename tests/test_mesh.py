@@ -1,7 +1,6 @@
 """A mesh with a second axis: --mesh data=2,fsdp=2 splits the large parameters and optimizer
 moments along fsdp and the batch over both axes, and trains as one device does."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _cpu_env import cpu_env
 from jax.sharding import PartitionSpec
 
 from jaxnn import parallel, sharding
@@ -21,14 +21,6 @@ from jaxnn.train import FitConfig
 ROOT = Path(__file__).resolve().parents[1]
 MESH_WORKER = Path(__file__).with_name("_mesh_worker.py")
 FIT_WORKER = Path(__file__).with_name("_fit_worker.py")
-
-
-def _env(devices: int) -> dict:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    env["PYTHONPATH"] = str(ROOT)
-    env["JAX_PLATFORMS"] = "cpu"
-    return env
 
 
 class _FakeMesh:
@@ -136,7 +128,7 @@ def test_device_bytes_counts_every_byte_of_a_one_device_tree():
 def _mesh_run(tmp_path, models):
     npz = tmp_path / "mesh.npz"
     cmd = [sys.executable, str(MESH_WORKER), "--npz", str(npz), "--models", ",".join(models)]
-    done = subprocess.run(cmd, env=_env(4), timeout=600, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=cpu_env(4), timeout=600, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return np.load(npz)
 
@@ -175,7 +167,7 @@ def test_every_built_in_model_on_a_two_axis_mesh_trains_as_one_device_does(tmp_p
 def test_fit_on_a_two_axis_mesh_gives_the_one_device_result(tmp_path):
     def run(npz, *flags):
         cmd = [sys.executable, str(FIT_WORKER), "--npz", str(npz), *flags]
-        done = subprocess.run(cmd, env=_env(4), timeout=300, capture_output=True, text=True)
+        done = subprocess.run(cmd, env=cpu_env(4), timeout=300, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
         z = np.load(npz)
         return [z[k] for k in sorted(z.files, key=str) if k.startswith("arr_")], z["split_leaves"]

@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -10,6 +9,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from _cpu_env import cpu_env
 
 from jaxnn import parallel
 
@@ -17,17 +17,9 @@ WORKER = Path(__file__).with_name("_fit_worker.py")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _env(devices: int) -> dict:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    env["PYTHONPATH"] = str(ROOT)
-    env["JAX_PLATFORMS"] = "cpu"
-    return env
-
-
 def _run(npz, devices_flag, host_devices, *extra):
     cmd = [sys.executable, str(WORKER), "--npz", str(npz), "--devices", str(devices_flag), *extra]
-    subprocess.run(cmd, env=_env(host_devices), check=True, timeout=300, capture_output=True)
+    subprocess.run(cmd, env=cpu_env(host_devices), check=True, timeout=300, capture_output=True)
     return np.load(npz)
 
 
@@ -108,7 +100,7 @@ def test_two_processes_on_localhost_give_the_one_process_result(tmp_path):
                 "--process-id",
                 str(i),
             ],
-            env=_env(2),
+            env=cpu_env(2),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -130,7 +122,7 @@ def _two_process_train(out, port, epochs):
     return [
         subprocess.Popen(
             [sys.executable, *argv, "--process-id", str(i)],
-            env=_env(1),
+            env=cpu_env(1),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )  # fmt: skip
@@ -176,7 +168,7 @@ def test_a_two_process_run_killed_in_one_process_resumes_to_the_uninterrupted_re
                 "--process-id",
                 str(i),
             ],
-            env=_env(1),
+            env=cpu_env(1),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )  # fmt: skip

@@ -1,30 +1,22 @@
 """Checkpoints across topologies: saved on one mesh, restored onto another, the run goes on."""
 
 import json
-import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _cpu_env import cpu_env
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("_topology_worker.py")
 
 
-def _env(devices: int) -> dict:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    env["PYTHONPATH"] = str(ROOT)
-    env["JAX_PLATFORMS"] = "cpu"
-    return env
-
-
 def test_a_sharded_checkpoint_restores_onto_another_mesh_with_the_targets_shardings(tmp_path):
     done = subprocess.run(
         [sys.executable, str(WORKER), str(tmp_path)],
-        env=_env(4), timeout=300, capture_output=True, text=True,
+        env=cpu_env(4), timeout=300, capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -44,7 +36,7 @@ _TRAIN = ["-m", "jaxnn", "train", "--model", "mlp", "--dataset", "digits", "--ba
 
 def _train(out, devices: int, *flags):
     cmd = [sys.executable, *_TRAIN, "--out", str(out), *flags]
-    done = subprocess.run(cmd, env=_env(devices), timeout=600, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=cpu_env(devices), timeout=600, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -80,7 +72,7 @@ def _two_processes(out, *flags):
     cluster = ["--num-processes", "2", "--coordinator", f"127.0.0.1:{port}"]
     cmd = [sys.executable, *_TRAIN, "--out", str(out), *flags, *cluster, "--process-id"]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-    procs = [subprocess.Popen([*cmd, str(i)], env=_env(2), **pipes) for i in range(2)]
+    procs = [subprocess.Popen([*cmd, str(i)], env=cpu_env(2), **pipes) for i in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]
