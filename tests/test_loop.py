@@ -161,6 +161,32 @@ def test_with_no_remainder_train_and_drop_give_the_same_params(digits):
     assert a["params_sha256"] == b["params_sha256"] and a["steps"] == b["steps"] == 6
 
 
+@pytest.mark.parametrize("placement", [{}, {"scan": True}])
+def test_max_steps_trains_exactly_that_many_steps_cutting_the_last_epoch_short(digits, placement):
+    small = _small(digits, 100)  # 4 steps an epoch at batch 32 (3 full, one of 4)
+    cut = fit(_mlp(small), small, _cfg(max_steps=10, batch_size=32, **placement), verbose=False)
+    assert cut.summary["steps"] == 10 and [r["epoch"] for r in cut.history] == [1, 2, 3]
+    # the first two epochs are those of a run of two epochs (a constant learning rate)
+    two = fit(_mlp(small), small, _cfg(epochs=2, batch_size=32, **placement), verbose=False)
+    assert [r["train_loss"] for r in cut.history[:2]] == [r["train_loss"] for r in two.history]
+    whole = fit(_mlp(small), small, _cfg(max_steps=8, batch_size=32, **placement), verbose=False)
+    assert whole.summary["params_sha256"] == two.summary["params_sha256"]
+
+
+def test_max_steps_replaces_epochs_and_sets_the_schedule_length(digits):
+    small = _small(digits, 100)
+    cfg = _cfg(epochs=50, max_steps=6, batch_size=32, schedule="cosine", min_lr=1e-5)
+    result = fit(_mlp(small), small, cfg, verbose=False)
+    assert result.summary["steps"] == 6 and result.summary["epochs_run"] == 2
+    # the schedule decays over the 6 steps: the second epoch's mean rate is that of steps 4, 5
+    from jaxnn.train.loop import make_optimizer
+
+    _, schedule = make_optimizer(cfg.optimization, total_steps=6)
+    want = (float(schedule(4)) + float(schedule(5))) / 2
+    assert result.history[-1]["lr"] == pytest.approx(want, rel=1e-5)
+    assert want < 0.3 * cfg.lr  # far below the rate of a 50-epoch decay at step 5
+
+
 def _count_train_traces(model):
     """The model with an ``apply`` that counts its training traces (one per compiled step)."""
     import dataclasses
@@ -211,7 +237,8 @@ def test_the_epoch_train_loss_weights_each_step_by_its_real_examples(digits):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("epochs", 0), ("lr", -1.0), ("monitor", "loss"), ("patience", -1)]
+    "field, value",
+    [("epochs", 0), ("lr", -1.0), ("monitor", "loss"), ("patience", -1), ("max_steps", -1)],
 )
 def test_fit_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):

@@ -38,6 +38,7 @@ __all__ = [
     "EpochPlan",
     "epoch_plan",
     "steps_per_epoch",
+    "first_steps",
     "eval_batches",
     "prefetch_to_device",
 ]
@@ -374,6 +375,15 @@ def epoch_plan(
     last = np.concatenate([rest, order[:pad]])
     weight = np.concatenate([np.ones(len(rest), np.float32), np.zeros(pad, np.float32)])
     return EpochPlan(full, last, weight)
+
+
+def first_steps(plan: EpochPlan, k: int) -> EpochPlan:
+    """The first ``k`` steps of ``plan`` (all of it when it has no more): the last epoch of a
+    run with an exact step count (``FitConfig.max_steps``) stops after them."""
+    k = check_positive_int("first_steps", k, "k")
+    if k >= plan.steps:
+        return plan
+    return EpochPlan(plan.full[:k], None, None)
 
 
 def eval_batches(

@@ -163,6 +163,12 @@ class FitConfig:
         "recipes were measured so).",
         choices=LAST_BATCH,
     )
+    max_steps: int = setting(
+        0,
+        "train exactly this many steps, scored at each epoch's end and after the last step (the "
+        "last epoch is cut short; the schedule decays over them); 0 means the epochs decide, "
+        "and a nonzero value replaces epochs.",
+    )
 
     def __post_init__(self):
         check_field_types(self)
@@ -224,10 +230,20 @@ class LoopPolicy:
     validation metric (Chapter 13) and the divergence guard (Chapter 14)."""
 
     epochs: int
+    max_steps: int
     patience: int
     min_delta: float
     monitor: str
     divergence_factor: float
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Steps of the whole run: ``max_steps`` when set, else ``epochs x steps_per_epoch``."""
+        return self.max_steps or self.epochs * steps_per_epoch
+
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """Epochs the run visits: ``epochs``, or with ``max_steps`` as many as its steps need
+        (``ceil(max_steps / steps_per_epoch)``, the last one cut short)."""
+        return -(-self.max_steps // steps_per_epoch) if self.max_steps else self.epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,7 +322,9 @@ def _check_field_ranges(cfg: FitConfig) -> None:
     checks += [("keep_last", "> 0", lambda v: v > 0)]
     checks += [
         (n, ">= 0", lambda v: v >= 0)
-        for n in ("patience", "devices", "warmup_steps", "decay_steps", "keep_best")
+        for n in (
+            "patience", "devices", "warmup_steps", "decay_steps", "keep_best", "max_steps"
+        )
     ]
     checks += [(n, ">= 0", lambda v: v >= 0) for n in ("weight_decay", "min_lr")]
     checks += [("beta2", "in (0, 1)", lambda v: 0 < v < 1)]

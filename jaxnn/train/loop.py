@@ -354,8 +354,8 @@ def make_optimizer(opt: Optimization, *, total_steps: int):
     """
     if opt.warmup_steps and opt.warmup_steps >= total_steps:
         raise UserError(
-            f"FitConfig: expected warmup_steps < the run's {total_steps} steps (epochs x batches "
-            f"per epoch), got {opt.warmup_steps}"
+            f"FitConfig: expected warmup_steps < the run's {total_steps} steps (max_steps, or "
+            f"epochs x batches per epoch), got {opt.warmup_steps}"
         )
     try:
         return optim.make_optimizer(
@@ -562,7 +562,8 @@ def fit(
     # The optimizer and the train state: fresh, or where a resumed run stopped.
     mesh = _mesh(run)
     steps = pipeline.steps_per_epoch(len(splits.train), run.batch_size, run.last_batch)
-    tx, schedule = make_optimizer(cfg.optimization, total_steps=policy.epochs * steps)
+    total, epochs = policy.total_steps(steps), policy.epochs_for(steps)
+    tx, schedule = make_optimizer(cfg.optimization, total_steps=total)
     state = create_train_state(model, tx, run.seed)
     run_id = agree.shared_run_id(_run_id(out, resume))
     record = _config_record(model, splits, cfg, run_id, run_info)
@@ -576,7 +577,7 @@ def fit(
     _write_json(host.records, run_lib.CONFIG, record)
     _write_json(host.records, run_lib.DATA_INFO, run_lib.info_to_json(splits.info))
     logger = MetricsLogger(
-        host.records, epochs=policy.epochs, history=loop.history if resume else None,
+        host.records, epochs=epochs, history=loop.history if resume else None,
         verbose=host.verbose,
     )  # fmt: skip
     # The compiled train step and scoring.
@@ -589,10 +590,11 @@ def fit(
     # The epochs. Ctrl-C and SIGTERM act at the checks: after each step, evaluation and save.
     stopped, message, walls, clock = "completed", "", [], time.perf_counter()
     with agree.deferred() as flags, _closing(logger, ckpt):
-        for epoch in range(loop.epoch, policy.epochs):
-            t0, first_step, plan = time.perf_counter(), int(state.step), plan_of(epoch=epoch)
+        for epoch in range(loop.epoch, epochs):
+            t0, first_step = time.perf_counter(), int(state.step)
+            plan = pipeline.first_steps(plan_of(epoch=epoch), total - epoch * steps)
             inputs, last = _epoch_inputs(splits.train, run, plan, mesh, compiled)
-            with _progress(steps, epoch, policy.epochs, host.bar, walls) as bar:
+            with _progress(plan.steps, epoch, epochs, host.bar, walls) as bar:
                 state, rows = train_epoch(
                     compiled.full, state, inputs, scan=run.scan, bar=bar, check=flags.check,
                     last=last,
