@@ -322,9 +322,7 @@ def _check_field_ranges(cfg: FitConfig) -> None:
     checks += [("keep_last", "> 0", lambda v: v > 0)]
     checks += [
         (n, ">= 0", lambda v: v >= 0)
-        for n in (
-            "patience", "devices", "warmup_steps", "decay_steps", "keep_best", "max_steps"
-        )
+        for n in ("patience", "devices", "warmup_steps", "decay_steps", "keep_best", "max_steps")
     ]
     checks += [(n, ">= 0", lambda v: v >= 0) for n in ("weight_decay", "min_lr")]
     checks += [("beta2", "in (0, 1)", lambda v: 0 < v < 1)]
