@@ -181,6 +181,19 @@ def test_pydoc_text_splits_are_contiguous_ranges_with_train_only_vocabulary():
     assert len(splits.train) * seq_len + 1 <= a  # no training window reaches the validation range
 
 
+def test_pydoc_text_train_stride_makes_every_training_offset_a_window_and_leaves_val_alone():
+    from jaxnn.data.datasets import pydoc_corpus
+
+    seq_len = 16
+    plain = load("pydoc_text", seq_len=seq_len)
+    every = load("pydoc_text", seq_len=seq_len, train_stride=1)
+    a = int(len(pydoc_corpus()) * 0.8)
+    assert len(every.train) == a - seq_len  # one window per offset whose target fits
+    tok = every.info.tokenizer
+    assert tok.decode(every.train.x[5]) == pydoc_corpus()[5 : 5 + seq_len]
+    assert np.array_equal(every.val.x, plain.val.x) and len(every.test) == len(plain.test)
+
+
 def test_pydoc_text_bpe_option_builds_a_byte_level_vocabulary():
     splits = load("pydoc_text", seq_len=32, tokenizer="bpe", vocab_size=300)
     assert splits.info.num_classes == 300

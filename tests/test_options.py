@@ -86,6 +86,7 @@ def test_a_value_of_the_wrong_type_is_refused_before_data_is_read(source, key, t
         ("mnist1d", {"disk_cache": 1}, "disk_cache to be True or False"),
         ("pydoc_text", {"tokenizer": "word"}, r"tokenizer one of \['char', 'bpe'\]"),
         ("pydoc_text", {"stride": 0}, "stride to be a positive integer"),
+        ("pydoc_text", {"train_stride": -2}, "train_stride to be a positive integer"),
         ("pydoc_text", {"tokenizer": "bpe", "vocab_size": 100}, "vocab_size >= 256 for bpe"),
         ("pydoc_text", {"val_fraction": 0.5, "test_fraction": 0.5}, "val_fraction \\+ test"),
         ("tfds:mnist", {"max_examples": 0}, "max_examples to be a positive integer"),

@@ -114,6 +114,7 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     # pydoc_text, text:PATH
     "seq_len": _POSITIVE,
     "stride": _OPTIONAL_POSITIVE,
+    "train_stride": _OPTIONAL_POSITIVE,
     "tokenizer": _choice("char", "bpe"),
     "vocab_size": _POSITIVE,
     # tfds:<name>

@@ -694,6 +694,7 @@ TEXT_OPTIONS = types.MappingProxyType(
     {
         "seq_len": 128,
         "stride": None,
+        "train_stride": None,
         "tokenizer": "char",
         "vocab_size": 512,
         "val_fraction": 0.1,
@@ -716,7 +717,10 @@ def text_splits(text: str, *, name: str, description: str, where: str | None = N
       description: one line about the text (``info.description``).
       where: the source, to start error messages with (``name`` by default).
       **options: those of :data:`TEXT_OPTIONS`, whose defaults they override: ``seq_len``
-        (128), ``stride`` (None: ``seq_len``), ``tokenizer`` (``"char"`` or ``"bpe"``),
+        (128), ``stride`` (None: ``seq_len``), ``train_stride`` (the training range's own
+        stride, None: ``stride``; ``1`` makes every offset a window, so that each step of a
+        shuffled epoch draws fresh random windows, as nanoGPT's ``get_batch`` does),
+        ``tokenizer`` (``"char"`` or ``"bpe"``),
         ``vocab_size`` (512, bpe only), ``val_fraction`` and ``test_fraction`` (0.1 each).
 
     Returns:
@@ -739,8 +743,11 @@ def text_splits(text: str, *, name: str, description: str, where: str | None = N
         tok = CharTokenizer.fit(parts["train"])
     else:
         tok = BPETokenizer.fit(parts["train"], vocab_size=o["vocab_size"])
+    train_stride = o["stride"] if o["train_stride"] is None else o["train_stride"]
+    strides = {"train": train_stride, "val": o["stride"], "test": o["stride"]}
     sets = {
-        part: _windows(where, part, t, tok, o["seq_len"], o["stride"]) for part, t in parts.items()
+        part: _windows(where, part, t, tok, o["seq_len"], strides[part])
+        for part, t in parts.items()
     }
     info = DatasetInfo(
         name=name,
