@@ -129,3 +129,42 @@ def test_the_bare_command_on_small_data_of_ones_own_reaches_90_percent(
     report = doctor.examine_run(run, progress=False)
     assert report.ok, report.text()
     assert report.details["fit"].best_epoch == summary["best_epoch"]
+
+
+def _resolved(*argv):
+    return cli._resolve_train(cli.build_parser().parse_args(["train", *argv]))
+
+
+def test_a_named_recipe_sets_model_dataset_and_settings_and_flags_override_it_key_by_key():
+    run, fit_cfg, overrides, options, _ = _resolved("--recipe", "nanogpt-char")
+    want = recipes.named("nanogpt-char")
+    assert (run.model, run.dataset) == ("transformer", "pydoc_text")
+    assert (fit_cfg.beta2, fit_cfg.max_steps, fit_cfg.batch_size) == (0.99, 2000, 12)
+    assert overrides == want["model_config"] and options == want["data_option"]
+    run, fit_cfg, overrides, options, _ = _resolved(
+        "--recipe", "nanogpt-char", "--max-steps", "5", "--dataset", "text:x.txt",
+        "--data-option", "seq_len=32", "--model-config", "num_layers=1",
+    )  # fmt: skip
+    assert fit_cfg.max_steps == 5 and fit_cfg.beta2 == 0.99 and run.dataset == "text:x.txt"
+    assert options == {"seq_len": 32, "train_stride": 1}  # the flag's key, the recipe's other
+    assert overrides["num_layers"] == 1 and overrides["tie_embeddings"] is True
+
+
+def test_an_unknown_recipe_is_refused_in_one_line_naming_the_known_ones(capsys):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--recipe", "nanogpt"])
+    assert "nanogpt-char" in capsys.readouterr().err
+
+
+def test_the_nanogpt_recipe_trains_bias_free_and_tied_and_records_its_name(tmp_path):
+    out = tmp_path / "run"
+    code = cli.main(
+        ["train", "--recipe", "nanogpt-char", "--max-steps", "3", "--out", str(out),
+         "--model-config", "num_layers=1", "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert config["recipe"] == {"name": "nanogpt-char"} and summary["steps"] == 3
+    assert config["fit"]["beta2"] == 0.99 and config["model_config"]["tie_embeddings"] is True
+    assert config["data"]["options"]["train_stride"] == 1

@@ -224,14 +224,16 @@ def _resolve_train(args):
     the flags given, in this order; ``--model-config`` fields merge key by key."""
     given = _given_settings(args)
     saved, history = _start_from(given)
-    name = given.get("model", saved.get("model", RunConfig.model))
-    dataset = given.get("dataset", saved.get("dataset", RunConfig.dataset))
-    layers = ({} if saved else recipes.recipe(name, dataset), saved, given)
+    chosen = recipes.named(given["recipe"]) if given.get("recipe") and not saved else {}
+    name = given.get("model", saved.get("model", chosen.get("model", RunConfig.model)))
+    dataset = given.get("dataset", saved.get("dataset", chosen.get("dataset", RunConfig.dataset)))
+    layers = ({} if saved else chosen or recipes.recipe(name, dataset), saved, given)
     settings = {k: v for layer in layers for k, v in layer.items()}
-    settings["model_config"] = {k: v for x in layers for k, v in x.get("model_config", {}).items()}
+    for merged in ("model_config", "data_option"):  # these merge key by key
+        settings[merged] = {k: v for x in layers for k, v in x.get(merged, {}).items()}
     run = RunConfig(**_fields(RunConfig, settings, leave=("model_config", "data_option")))
     fit_cfg = FitConfig(**_fields(FitConfig, settings))
-    return run, fit_cfg, settings["model_config"], settings.get("data_option", {}), history
+    return run, fit_cfg, settings["model_config"], settings["data_option"], history
 
 
 def _fields(cls, settings: dict, leave=()) -> dict:
@@ -331,6 +333,8 @@ def _small_data_recipe(args: dict, run: RunConfig, fit_cfg: FitConfig, splits):
     if _start_from(given)[0]:  # settings saved: a resumed run keeps the record of its recipe
         saved = _saved_recipe(Path(run.out)) if run.resume else None
         return run, fit_cfg, {"recipe": saved} if saved else {}, ""
+    if run.recipe:  # a named recipe, recorded by its name
+        return run, fit_cfg, {"recipe": {"name": run.recipe}}, ""
     if not sources.parse_spec(sources.resolve_spec(run.dataset)):
         return run, fit_cfg, {}, ""
     chosen = recipes.for_data(splits.info, len(splits.train), given)

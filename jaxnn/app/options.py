@@ -18,6 +18,7 @@ import dataclasses
 import math
 
 from jaxnn import models
+from jaxnn.app import recipes
 from jaxnn.app.flags import reuse
 from jaxnn.errors import UserError
 from jaxnn.train.config import (
@@ -83,6 +84,12 @@ class RunConfig:
         False,
         "first run the cheap checks of the chapter-14 checklist (labels, leakage, the tiny-subset "
         "overfit) and stop with the report when one fails.",
+    )
+    recipe: str = setting(
+        "",
+        "start from a named recipe, which sets the model, the dataset and their settings (flags "
+        "override it): nanogpt-char is nanoGPT's CPU character-level language model.",
+        choices=("", *recipes.NAMED),
     )
     model_config: tuple[str, ...] = setting(
         (), "override a model config field, KEY=VALUE (repeatable), e.g. hidden=(256,256)."

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["RECIPES", "SMALL_DATA", "recipe", "for_data", "describe"]
+__all__ = ["RECIPES", "NAMED", "SMALL_DATA", "recipe", "named", "for_data", "describe"]
 
 #: ``(model, dataset) -> settings``.
 RECIPES: dict[tuple[str, str], dict] = {
@@ -37,6 +37,47 @@ RECIPES: dict[tuple[str, str], dict] = {
     ("rnn", "mnist1d"): {"epochs": 40, "lr": 3e-3, "schedule": "cosine", "last_batch": "drop"},
 }
 
+#: Recipes chosen by name (``jaxnn train --recipe NAME``): a model, a dataset and settings, each
+#: overridden by a flag. ``nanogpt-char`` is nanoGPT's CPU configuration of its character-level
+#: Shakespeare model (``config/train_shakespeare_char.py`` with the README's CPU overrides: 4
+#: layers, 4 heads, width 128, block 64, batch 12, 2000 iterations, no dropout), here on the
+#: built-in ``pydoc_text`` (``--dataset text:input.txt`` trains it on another text): AdamW with
+#: beta2 0.99 and weight decay 0.1 on matrices only, a 100-step warm-up and a cosine decay to
+#: 1e-4 over the 2000 steps, gradients clipped at norm 1, learned positions, bias-free layers,
+#: tied embeddings, and a fresh random window for every example of every step
+#: (``train_stride=1``).
+NAMED: dict[str, dict] = {
+    "nanogpt-char": {
+        "model": "transformer",
+        "dataset": "pydoc_text",
+        "data_option": {"seq_len": 64, "train_stride": 1},
+        "model_config": {
+            "num_layers": 4,
+            "num_heads": 4,
+            "dim": 128,
+            "max_len": 64,
+            "mlp_ratio": 4,
+            "dropout": 0.0,
+            "positional": "learned",
+            "bias": False,
+            "tie_embeddings": True,
+        },
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "beta2": 0.99,
+        "weight_decay": 0.1,
+        "weight_decay_mask": "matrices",
+        "schedule": "warmup_cosine",
+        "warmup_steps": 100,
+        "min_lr": 1e-4,
+        "decay_steps": 2000,
+        "max_steps": 2000,
+        "batch_size": 12,
+        "clip_norm": 1.0,
+        "last_batch": "drop",
+    },
+}
+
 #: The small-data recipe's constants: the batch is ``clip(N / per_batch, *batch)``, the epochs
 #: ``clip(ceil(steps / steps_per_epoch), *epochs)``.
 SMALL_DATA = {"per_batch": 16, "batch": (16, 128), "steps": 600, "epochs": (20, 200)}
@@ -46,6 +87,17 @@ def recipe(name: str, dataset: str) -> dict:
     """The training recipe of model ``name`` for ``dataset`` (``{}`` if none), as a fresh dict."""
     found = RECIPES.get((name, dataset), {})
     return {k: dict(v) if isinstance(v, dict) else v for k, v in found.items()}
+
+
+def named(name: str) -> dict:
+    """The recipe called ``name`` in :data:`NAMED`, as a fresh dict.
+
+    Raises:
+      ValueError: for a name that is not there, naming the ones that are.
+    """
+    if name not in NAMED:
+        raise ValueError(f"recipe: expected one of {sorted(NAMED)}, got {name!r}")
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in NAMED[name].items()}
 
 
 def for_data(info, n_train: int, given: dict | None = None) -> dict:
@@ -88,6 +140,10 @@ def describe() -> str:
     rows = [
         f"{name} on {dataset}: " + ", ".join(f"{k}={v}" for k, v in values.items())
         for (name, dataset), values in RECIPES.items()
+    ]
+    rows += [
+        f"--recipe {name}: {values['model']} on {values['dataset']}"
+        for name, values in NAMED.items()
     ]
     rows.append(
         "a file or folder of your own: batch clip(N/16, 16, 128), about 600 steps (20 to 200 "
