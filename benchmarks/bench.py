@@ -409,7 +409,8 @@ def bench(args) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     """The arguments of ``python -m benchmarks`` (and of ``jaxnn bench``, which runs it)."""
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=" ".join(__doc__.split("\n\n")[0].split()).replace("``", "")
+        prog="python -m benchmarks",
+        description=" ".join(__doc__.split("\n\n")[0].split()).replace("``", ""),
     )
     _add_arguments(parser)
     return parser

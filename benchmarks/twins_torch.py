@@ -115,10 +115,10 @@ def _sinusoidal_table(length: int, dim: int, dtype=torch.float32) -> torch.Tenso
 class _Attention(nn.Module):
     """Multi-head self-attention with separate q, k, v, out projections (as jaxnn's)."""
 
-    def __init__(self, dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int, bias: bool = True):
         super().__init__()
         self.num_heads = num_heads
-        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
+        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim, bias=bias) for _ in range(4))
 
     def forward(self, x, is_causal: bool):  # (B, T, D) -> (B, T, D)
         b, t, d = x.shape
@@ -131,11 +131,13 @@ class _Attention(nn.Module):
 class _Block(nn.Module):
     """Pre-norm block: ``x + Drop(MHA(LN(x)))``, then ``x + Drop(W2 GELU(W1 LN(x)))``."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: int, dropout: float):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: int, dropout: float, bias=True):
         super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(dim, eps=1e-5), nn.LayerNorm(dim, eps=1e-5)
-        self.attn = _Attention(dim, num_heads)
-        self.fc, self.proj = nn.Linear(dim, mlp_ratio * dim), nn.Linear(mlp_ratio * dim, dim)
+        self.ln1 = nn.LayerNorm(dim, eps=1e-5, bias=bias)
+        self.ln2 = nn.LayerNorm(dim, eps=1e-5, bias=bias)
+        self.attn = _Attention(dim, num_heads, bias)
+        self.fc = nn.Linear(dim, mlp_ratio * dim, bias=bias)
+        self.proj = nn.Linear(mlp_ratio * dim, dim, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, is_causal: bool):  # (B, T, D) -> (B, T, D)
@@ -146,7 +148,9 @@ class _Block(nn.Module):
 class TorchTransformer(nn.Module):
     """Twin of :mod:`jaxnn.models.transformer`: embedding plus positions, dropout, pre-norm
     blocks (causal for ``task="language_model"``), final LayerNorm, a Linear head (mean over time
-    first for ``task="classification"``)."""
+    first for ``task="classification"``). ``bias=False`` drops every bias; ``tie_embeddings``
+    makes the head's weight the embedding's (``head.weight = embed.weight``, as nanoGPT's
+    ``lm_head``)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -158,11 +162,13 @@ class TorchTransformer(nn.Module):
             self.register_buffer("pos_table", _sinusoidal_table(cfg.max_len, cfg.dim))
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
-            _Block(cfg.dim, cfg.num_heads, cfg.mlp_ratio, cfg.dropout)
+            _Block(cfg.dim, cfg.num_heads, cfg.mlp_ratio, cfg.dropout, cfg.bias)
             for _ in range(cfg.num_layers)
         )
-        self.ln_f = nn.LayerNorm(cfg.dim, eps=1e-5)
-        self.head = nn.Linear(cfg.dim, cfg.out_dim)
+        self.ln_f = nn.LayerNorm(cfg.dim, eps=1e-5, bias=cfg.bias)
+        self.head = nn.Linear(cfg.dim, cfg.out_dim, bias=cfg.bias)
+        if cfg.tie_embeddings:
+            self.head.weight = self.embed.weight  # (V, D): one tensor, two names
 
     def forward(self, ids):  # (B, T) -> (B, T, V) or (B, C)
         t = ids.shape[1]

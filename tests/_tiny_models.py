@@ -45,6 +45,16 @@ VARIANTS = {
         {"vocab_size": 11, "max_len": 6, "dim": 4, "num_heads": 1, "num_layers": 1,
          "positional": "none"},
     ),
+    "transformer_lm_nanogpt": (
+        "transformer",
+        {"vocab_size": 11, "max_len": 8, "dim": 8, "num_heads": 2, "num_layers": 2,
+         "positional": "learned", "bias": False, "tie_embeddings": True},
+    ),
+    "transformer_lm_tied": (
+        "transformer",
+        {"vocab_size": 11, "max_len": 8, "dim": 8, "num_heads": 2, "num_layers": 1,
+         "tie_embeddings": True},
+    ),
 }  # fmt: skip
 
 

@@ -86,9 +86,22 @@ def test_dense_scalar_input_raises_expected_rank():
         dense(params, jnp.float32(1.0))
 
 
-def test_dense_params_missing_bias_raise_listing_keys():
-    with pytest.raises(ValueError, match=r"expected params with keys \['b', 'w'\], got \['w'\]"):
-        dense({"w": jnp.ones((3, 2))}, _x((4, 3)))
+def test_dense_params_missing_the_weights_raise_listing_keys():
+    with pytest.raises(
+        ValueError, match=r"expected params with keys \['b', 'w'\] \(or \['w'\]\), got \['b'\]"
+    ):
+        dense({"b": jnp.ones((2,))}, _x((4, 3)))
+
+
+def test_a_dense_layer_without_bias_is_its_matrix_product():
+    params = init_dense(jax.random.key(0), 3, 2, bias=False)
+    assert sorted(params) == ["w"]
+    x = _x((4, 3))
+    np.testing.assert_array_equal(dense(params, x), x @ params["w"])
+    with_bias = init_dense(jax.random.key(0), 3, 2)
+    np.testing.assert_array_equal(with_bias["w"], params["w"])  # the same draw of w
+    with pytest.raises(ValueError, match="bias"):
+        init_dense(jax.random.key(0), 3, 2, bias="no")
 
 
 def test_dense_mismatched_bias_shape_raises():

@@ -35,6 +35,15 @@ def test_layer_norm_equals_flax_layer_norm_with_same_weights(transform, shape):
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_a_layer_norm_without_bias_equals_flax_use_bias_false(transform):
+    params, x = _params(6), _randn(4, 6, loc=2.0, scale=3.0)
+    scale_only = {"scale": params["scale"]}
+    assert sorted(N.init_layer_norm(6, bias=False)) == ["scale"]
+    y = transform(lambda p, x: N.layer_norm(p, x))(scale_only, x)
+    ref = fnn.LayerNorm(epsilon=1e-5, use_bias=False, use_fast_variance=False)
+    np.testing.assert_allclose(y, ref.apply({"params": scale_only}, x), rtol=1e-5, atol=1e-5)
+
+
 def test_layer_norm_gives_each_example_zero_mean_and_unit_variance(transform):
     x = _randn(5, 16, loc=-4.0, scale=10.0)
     y = transform(N.layer_norm)(N.init_layer_norm(16), x)
@@ -150,7 +159,7 @@ P3, S3 = {"scale": jnp.ones(3), "bias": jnp.zeros(3)}, {"mean": jnp.zeros(3), "v
     [
         (lambda: N.layer_norm(P3, jnp.zeros((2, 4))), "last axis 3, got shape"),
         (lambda: N.layer_norm(P3, jnp.zeros(())), "expected rank >= 1"),
-        (lambda: N.layer_norm({"scale": jnp.ones(3)}, jnp.zeros((2, 3))), "keys"),
+        (lambda: N.layer_norm({"bias": jnp.ones(3)}, jnp.zeros((2, 3))), "keys"),
         (lambda: N.layer_norm(P3, jnp.zeros((2, 3)), eps=0.0), "eps > 0"),
         (lambda: N.layer_norm(P3, jnp.zeros((2, 3), jnp.int32)), "floating-point"),
         (lambda: N.batch_norm(P3, jnp.zeros((3,)), state=S3, train=True), "expected rank >= 2"),

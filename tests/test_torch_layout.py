@@ -22,7 +22,9 @@ def test_the_map_names_every_array_of_the_model_once(variant):
     model, params, state, _ = make(variant)
     entries = weights.torch_names(model)
     names = [e.jaxnn for e in entries if e.jaxnn]
-    assert sorted(names) == sorted(weights.flatten({"params": params, "state": state}))
+    assert sorted(set(names)) == sorted(weights.flatten({"params": params, "state": state}))
+    tied = getattr(model.cfg, "tie_embeddings", False)  # the table is also head.weight
+    assert [n for n in set(names) if names.count(n) > 1] == (["params.embed.table"] if tied else [])
     assert len({e.torch for e in entries}) == len(entries)
     assert {e.layout for e in entries} <= set(weights.LAYOUTS)
 
@@ -170,6 +172,16 @@ def test_a_torch_state_dict_imports_with_the_same_outputs_and_bits_back(variant)
     back = weights.to_torch(model, params, state)
     assert list(back) == list(tensors)  # the module's order
     assert all(_same_bits(back[k], tensors[k]) for k in tensors)
+
+
+def test_a_tied_state_dict_whose_two_names_differ_is_refused_naming_both():
+    model, params, state, _ = make("transformer_lm_nanogpt")
+    tensors = weights.to_torch(model, params, state)
+    assert sorted(k for k in tensors if k.startswith("head")) == ["head.weight"]  # no bias
+    assert not any(k.endswith(".bias") for k in tensors)
+    tensors["head.weight"] = tensors["head.weight"] + 1.0
+    with pytest.raises(ValueError, match=r"expected 'head.weight' to equal 'embed.weight'"):
+        weights.from_torch(model, tensors)
 
 
 def test_a_bfloat16_export_loads_as_bfloat16_torch_tensors(tmp_path):

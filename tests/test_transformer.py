@@ -329,3 +329,60 @@ def _apply_case():
 GRAD_CASES = {"jaxnn.models.transformer.apply": _apply_case}
 
 NOT_DIFFERENTIABLE = {"jaxnn.models.transformer.generate": "samples integer token ids"}
+
+
+def _bias_leaves(tree) -> list[str]:
+    paths = jax.tree_util.tree_leaves_with_path(tree)
+    return [jax.tree_util.keystr(p) for p, _ in paths if p[-1].key in ("b", "bias")]
+
+
+def test_a_bias_free_transformer_has_no_bias_anywhere_and_the_same_matrices():
+    cfg, params = _setup(num_layers=2)
+    free = model.init(jax.random.key(0), dataclasses.replace(cfg, bias=False))
+    assert _bias_leaves(params) and not _bias_leaves(free)
+    biases = sum(int(np.size(a)) for p, a in jax.tree_util.tree_leaves_with_path(params)
+                 if p[-1].key in ("b", "bias"))  # fmt: skip
+    assert model.param_count(free) == model.param_count(params) - biases
+    np.testing.assert_array_equal(
+        free["block_1"]["attn"]["q"]["w"], params["block_1"]["attn"]["q"]["w"]
+    )
+    # zero biases add nothing: the bias-free model computes what the default one does at init
+    x = _ids()
+    np.testing.assert_allclose(
+        model.apply(free, x, cfg=dataclasses.replace(cfg, bias=False))[0],
+        model.apply(params, x, cfg=cfg)[0], rtol=1e-6, atol=1e-6,
+    )  # fmt: skip
+
+
+def test_tied_embeddings_read_the_head_from_the_embedding_table():
+    cfg = _cfg(tie_embeddings=True, bias=False, positional="learned")
+    params, x = model.init(jax.random.key(0), cfg), _ids()
+    assert "head" not in params  # no matrix and, without bias, no b either
+    with_bias = model.init(jax.random.key(0), dataclasses.replace(cfg, bias=True))
+    assert sorted(with_bias["head"]) == ["b"]
+    logits = model.apply(params, x, cfg=cfg)[0]
+    assert logits.shape == (B, T, V)
+    # unit-scale first logits: the table starts at N(0, 1/D)
+    assert 0.2 < float(jnp.std(logits)) < 3.0
+    moved = jax.tree.map(lambda a: a, params)
+    step = jnp.linspace(-1.0, 1.0, cfg.dim)  # not constant: layer-normed h sums to zero
+    moved["embed"] = {"table": params["embed"]["table"].at[3].add(step)}
+    x0 = jnp.zeros_like(x)  # token 0 only: row 3 reaches the logits through the head alone
+    changed = model.apply(moved, x0, cfg=cfg)[0] - model.apply(params, x0, cfg=cfg)[0]
+    assert float(jnp.abs(changed[..., 3]).min()) > 0 and float(jnp.abs(changed[..., 5]).max()) == 0
+
+
+def test_tied_embeddings_are_refused_for_a_classifier():
+    with pytest.raises(ValueError, match="expected tie_embeddings=False for task='classification'"):
+        _cfg(task="classification", num_classes=3, tie_embeddings=True)
+
+
+def test_a_bias_free_tied_transformer_passes_the_gradient_check_with_remat_and_without(x64):
+    from jaxnn.gradcheck import check_grads
+
+    cfg = model.Config(vocab_size=5, max_len=4, dim=4, num_heads=2, num_layers=2, mlp_ratio=1,
+                       positional="learned", bias=False, tie_embeddings=True)  # fmt: skip
+    params = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(1), cfg))
+    x = jnp.array([[0, 3, 1, 4], [2, 2, 0, 1]], jnp.int32)
+    for c in (cfg, dataclasses.replace(cfg, remat=True)):
+        check_grads(lambda p, c=c: model.apply(p, x, cfg=c)[0], (params,), order=1, modes=("rev",))

@@ -61,7 +61,9 @@ def training_bytes(model, optimization) -> dict:
     from jaxnn.train.loop import make_optimizer
 
     params, model_state = jax.eval_shape(model.init, jax.random.key(0))
-    shape_only = dataclasses.replace(optimization, schedule="constant", warmup_steps=0)
+    shape_only = dataclasses.replace(
+        optimization, schedule="constant", warmup_steps=0, min_lr=0.0, decay_steps=0
+    )  # the state's shapes do not depend on the schedule
     tx, _ = make_optimizer(shape_only, total_steps=1)
     opt_state = jax.eval_shape(tx.init, params)
     sizes = {"params": _nbytes(params), "optimizer": _nbytes(opt_state)}

@@ -167,7 +167,13 @@ def _check_heads(name: str, dim: int, num_heads: int) -> int:
 
 
 def init_multi_head_attention(
-    key: jax.Array, dim: int, num_heads: int, *, kv_dim: int | None = None, dtype=jnp.float32
+    key: jax.Array,
+    dim: int,
+    num_heads: int,
+    *,
+    kv_dim: int | None = None,
+    bias: bool = True,
+    dtype=jnp.float32,
 ) -> dict:
     """Create multi-head attention parameters: query, key, value and output projections.
 
@@ -180,6 +186,7 @@ def init_multi_head_attention(
       num_heads: number of heads ``H``.
       kv_dim: width of the sequence keys and values are read from (cross-attention); ``dim`` by
         default.
+      bias: with ``False``, the four projections have no bias (each ``{"w"}`` only).
       dtype: parameter dtype.
 
     Returns:
@@ -195,10 +202,10 @@ def init_multi_head_attention(
     check_key(name, key)
     kq, kk, kv, ko = jax.random.split(key, 4)
     return {
-        "q": init_dense(kq, dim, dim, dtype=dtype),
-        "k": init_dense(kk, kv_dim, dim, dtype=dtype),
-        "v": init_dense(kv, kv_dim, dim, dtype=dtype),
-        "out": init_dense(ko, dim, dim, dtype=dtype),
+        "q": init_dense(kq, dim, dim, bias=bias, dtype=dtype),
+        "k": init_dense(kk, kv_dim, dim, bias=bias, dtype=dtype),
+        "v": init_dense(kv, kv_dim, dim, bias=bias, dtype=dtype),
+        "out": init_dense(ko, dim, dim, bias=bias, dtype=dtype),
     }
 
 
@@ -261,7 +268,13 @@ def multi_head_attention(
 
 
 def init_transformer_block(
-    key: jax.Array, dim: int, num_heads: int, mlp_ratio: int = 4, *, dtype=jnp.float32
+    key: jax.Array,
+    dim: int,
+    num_heads: int,
+    mlp_ratio: int = 4,
+    *,
+    bias: bool = True,
+    dtype=jnp.float32,
 ) -> dict:
     """Create a pre-norm Transformer block.
 
@@ -273,6 +286,8 @@ def init_transformer_block(
       dim: model width ``D``.
       num_heads: attention heads (must divide ``dim``).
       mlp_ratio: hidden width of the MLP as a multiple of ``dim`` (positive int).
+      bias: with ``False``, no dense layer or layer norm of the block has a bias (nanoGPT's
+        ``bias=False``).
       dtype: parameter dtype.
 
     Returns:
@@ -285,12 +300,12 @@ def init_transformer_block(
     check_key(name, key)
     k_attn, k_fc, k_proj = jax.random.split(key, 3)
     return {
-        "ln1": init_layer_norm(dim, dtype=dtype),
-        "attn": init_multi_head_attention(k_attn, dim, num_heads, dtype=dtype),
-        "ln2": init_layer_norm(dim, dtype=dtype),
+        "ln1": init_layer_norm(dim, bias=bias, dtype=dtype),
+        "attn": init_multi_head_attention(k_attn, dim, num_heads, bias=bias, dtype=dtype),
+        "ln2": init_layer_norm(dim, bias=bias, dtype=dtype),
         "mlp": {
-            "fc": init_dense(k_fc, dim, mlp_ratio * dim, dtype=dtype),
-            "proj": init_dense(k_proj, mlp_ratio * dim, dim, dtype=dtype),
+            "fc": init_dense(k_fc, dim, mlp_ratio * dim, bias=bias, dtype=dtype),
+            "proj": init_dense(k_proj, mlp_ratio * dim, dim, bias=bias, dtype=dtype),
         },
     }
 

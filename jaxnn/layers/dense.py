@@ -10,7 +10,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxnn import initializers
-from jaxnn._checks import as_array, check_key, check_min_rank, check_positive_int, param_array
+from jaxnn._checks import (
+    as_array,
+    check_bool,
+    check_key,
+    check_min_rank,
+    check_positive_int,
+    param_array,
+)
 
 __all__ = ["init_dense", "dense"]
 
@@ -21,6 +28,7 @@ def init_dense(
     out_dim: int,
     *,
     w_init=initializers.glorot_uniform,
+    bias: bool = True,
     dtype=jnp.float32,
 ) -> dict:
     """Create dense-layer parameters.
@@ -33,10 +41,11 @@ def init_dense(
       in_dim: number of input features (positive int).
       out_dim: number of output features (positive int).
       w_init: initializer ``(key, shape, dtype) -> array``; Glorot uniform by default.
+      bias: with ``False``, no bias: ``{"w"}`` only (nanoGPT's ``bias=False``).
       dtype: parameter dtype.
 
     Returns:
-      ``{"w": (in_dim, out_dim), "b": (out_dim,)}`` with zero bias.
+      ``{"w": (in_dim, out_dim), "b": (out_dim,)}`` with zero bias (``{"w"}`` without one).
 
     Raises:
       ValueError: if ``key`` is not a PRNG key or a size is not a positive integer.
@@ -44,10 +53,9 @@ def init_dense(
     check_key("init_dense", key)
     check_positive_int("init_dense", in_dim, "in_dim")
     check_positive_int("init_dense", out_dim, "out_dim")
-    return {
-        "w": w_init(key, (in_dim, out_dim), dtype),  # (in, out)
-        "b": jnp.zeros((out_dim,), dtype),  # (out,)
-    }
+    check_bool("init_dense", bias, "bias")
+    w = w_init(key, (in_dim, out_dim), dtype)  # (in, out)
+    return {"w": w, "b": jnp.zeros((out_dim,), dtype)} if bias else {"w": w}  # b: (out,)
 
 
 def dense(params: dict, x: jax.Array) -> jax.Array:
@@ -56,7 +64,8 @@ def dense(params: dict, x: jax.Array) -> jax.Array:
     Chapter 2: each output unit is a weighted sum of every input plus a bias.
 
     Args:
-      params: ``{"w": (in, out), "b": (out,)}`` from :func:`init_dense`.
+      params: ``{"w": (in, out), "b": (out,)}`` (or ``{"w"}``, no bias) from
+        :func:`init_dense`.
       x: inputs ``(..., in)``.
 
     Returns:
@@ -66,15 +75,16 @@ def dense(params: dict, x: jax.Array) -> jax.Array:
       ValueError: if ``x`` is a scalar, the last axis of ``x`` does not match ``w``, or the params
         are malformed.
     """
-    if not isinstance(params, dict) or "w" not in params or "b" not in params:
+    if not isinstance(params, dict) or "w" not in params:
         got = sorted(params) if isinstance(params, dict) else type(params).__name__
-        raise ValueError(f"dense: expected params with keys ['b', 'w'], got {got}")
-    w, b = param_array("dense", params, "w"), param_array("dense", params, "b")
+        raise ValueError(f"dense: expected params with keys ['b', 'w'] (or ['w']), got {got}")
+    w = param_array("dense", params, "w")
+    b = param_array("dense", params, "b") if "b" in params else None
     x = as_array("dense", x)
-    if w.ndim != 2 or b.shape != (w.shape[1],):
+    if w.ndim != 2 or (b is not None and b.shape != (w.shape[1],)):
         raise ValueError(
             f"dense: expected w of shape (in, out) and b of shape (out,), "
-            f"got w {w.shape}, b {b.shape}"
+            f"got w {w.shape}, b {None if b is None else b.shape}"
         )
     check_min_rank("dense", x, 1)
     if x.shape[-1] != w.shape[0]:
@@ -82,4 +92,4 @@ def dense(params: dict, x: jax.Array) -> jax.Array:
             f"dense: expected input with last axis {w.shape[0]} (w is {w.shape}), "
             f"got shape {x.shape}"
         )
-    return x @ w + b
+    return x @ w if b is None else x @ w + b

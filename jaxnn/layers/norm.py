@@ -22,6 +22,7 @@ from jax import lax
 
 from jaxnn._checks import (
     as_array,
+    check_bool,
     check_floating_dtype,
     check_min_rank,
     check_positive_int,
@@ -61,7 +62,7 @@ def _check_eps(name: str, eps) -> None:
         )
 
 
-def init_layer_norm(dim: int, *, dtype=jnp.float32) -> dict:
+def init_layer_norm(dim: int, *, bias: bool = True, dtype=jnp.float32) -> dict:
     """Create layer-norm parameters.
 
     Chapter 11: the learned per-feature scale ``gamma`` (ones) and shift ``beta`` (zeros) let the
@@ -70,13 +71,16 @@ def init_layer_norm(dim: int, *, dtype=jnp.float32) -> dict:
 
     Args:
       dim: size of the normalized (last) axis.
+      bias: with ``False``, no shift: ``{"scale"}`` only (nanoGPT's ``bias=False``).
       dtype: parameter dtype.
 
     Returns:
-      ``{"scale": (dim,) ones, "bias": (dim,) zeros}``.
+      ``{"scale": (dim,) ones, "bias": (dim,) zeros}`` (``{"scale"}`` without a shift).
     """
     dim = check_positive_int("init_layer_norm", dim, "dim")
-    return {"scale": jnp.ones((dim,), dtype), "bias": jnp.zeros((dim,), dtype)}  # (F,), (F,)
+    check_bool("init_layer_norm", bias, "bias")
+    scale = jnp.ones((dim,), dtype)  # (F,)
+    return {"scale": scale, "bias": jnp.zeros((dim,), dtype)} if bias else {"scale": scale}
 
 
 def layer_norm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
@@ -90,7 +94,8 @@ def layer_norm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
     The statistics belong to one example, so the output never depends on the rest of the batch.
 
     Args:
-      params: ``{"scale": (F,), "bias": (F,)}`` from :func:`init_layer_norm`.
+      params: ``{"scale": (F,), "bias": (F,)}`` (or ``{"scale"}``, no shift) from
+        :func:`init_layer_norm`.
       x: ``(..., F)``.
       eps: constant added to the variance, at least float32's tiny (1.2e-38).
 
@@ -101,7 +106,8 @@ def layer_norm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
       ValueError: malformed params, a scalar input, a last axis other than ``F``, or
         ``eps`` below float32's tiny (``eps <= 0`` included).
     """
-    dim = _check_params("layer_norm", params, ("scale", "bias"), "params")
+    keys = ("scale", "bias") if isinstance(params, dict) and "bias" in params else ("scale",)
+    dim = _check_params("layer_norm", params, keys, "params")
     x = as_array("layer_norm", x)
     check_min_rank("layer_norm", x, 1)
     check_floating_dtype("layer_norm", x)
@@ -110,8 +116,8 @@ def layer_norm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
         raise ValueError(f"layer_norm: expected input with last axis {dim}, got shape {x.shape}")
     mean = jnp.mean(x, axis=-1, keepdims=True)  # (..., 1)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)  # (..., 1)
-    scale, bias = (param_array("layer_norm", params, k) for k in ("scale", "bias"))
-    return (x - mean) * lax.rsqrt(var + eps) * scale + bias
+    y = (x - mean) * lax.rsqrt(var + eps) * param_array("layer_norm", params, "scale")
+    return y + param_array("layer_norm", params, "bias") if "bias" in params else y
 
 
 @renamed_arguments(num_features="dim")

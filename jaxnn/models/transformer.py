@@ -14,7 +14,11 @@ Without positional information (``positional="none"``) attention cannot tell wor
 permuting the tokens permutes the outputs, and the classifier's mean-pooled logits do not change.
 
 Params: ``{"embed": {"table": (V, D)}, ["pos": {"table": (max_len, D)}], "block_0", ...,
-"ln_f", "head": {"w": (D, V or C), "b"}}``.
+"ln_f", "head": {"w": (D, V or C), "b"}}``. With ``bias=False`` no dense layer or layer norm
+has a bias (no ``b`` or ``bias`` leaf anywhere); with ``tie_embeddings=True`` the head reads
+the embedding table (``logits = h E^T``), so ``head`` holds only ``b`` (and is absent when
+``bias=False`` too): nanoGPT's ``GPT`` is ``bias=False, tie_embeddings=True,
+positional="learned"``.
 """
 
 from __future__ import annotations
@@ -84,6 +88,11 @@ class Config:
         stacked params (the params keep ``block_0``, ``block_1``, ...); outputs and gradients
         are those without it, so a run may switch it on resume. ``benchmarks/memory.py``
         measures the memory and the time.
+      bias: ``False`` drops every bias of the dense layers and layer norms (nanoGPT's
+        ``bias=False``: a little faster, and no worse).
+      tie_embeddings: the output head reuses the embedding table, ``logits = h E^T`` (language
+        models only; nanoGPT's ``wte.weight = lm_head.weight``). The table then starts at
+        ``N(0, 1/D)`` (and learned positions with it), so that the first logits have unit scale.
     """
 
     vocab_size: int = 256
@@ -97,10 +106,13 @@ class Config:
     num_classes: int = 2
     positional: str = "sinusoidal"
     remat: bool = False
+    bias: bool = True
+    tie_embeddings: bool = False
 
     def __post_init__(self):
         name = "transformer.Config"
-        check_bool(name, self.remat, "remat")
+        for field in ("remat", "bias", "tie_embeddings"):
+            check_bool(name, getattr(self, field), field)
         for field in ("vocab_size", "max_len", "dim", "num_heads", "num_layers", "mlp_ratio"):
             check_positive_int(name, getattr(self, field), field)
         check_positive_int(name, self.num_classes, "num_classes")
@@ -115,6 +127,11 @@ class Config:
         if self.positional not in POSITIONALS:
             raise ValueError(
                 f"{name}: expected positional in {POSITIONALS}, got {self.positional!r}"
+            )
+        if self.tie_embeddings and self.task != "language_model":
+            raise ValueError(
+                f"{name}: expected tie_embeddings=False for task={self.task!r} (the head of a "
+                f"classifier has num_classes outputs, not the vocabulary's), got True"
             )
 
     @property
@@ -140,13 +157,20 @@ def init(key: jax.Array, cfg: Config) -> dict:
     check_cfg("transformer.init", cfg, Config)
     check_key("transformer.init", key)
     k_embed, k_pos, k_head, *k_blocks = jax.random.split(key, 3 + cfg.num_layers)
-    params = {"embed": init_embedding(k_embed, cfg.vocab_size, cfg.dim)}
+    scale = cfg.dim**-0.5 if cfg.tie_embeddings else 1.0  # tied: unit-scale first logits
+    params = {"embed": init_embedding(k_embed, cfg.vocab_size, cfg.dim, stddev=scale)}
     if cfg.positional == "learned":
-        params["pos"] = init_learned_positions(k_pos, cfg.max_len, cfg.dim, stddev=1.0)
+        params["pos"] = init_learned_positions(k_pos, cfg.max_len, cfg.dim, stddev=scale)
     for i, k in enumerate(k_blocks):
-        params[f"block_{i}"] = init_transformer_block(k, cfg.dim, cfg.num_heads, cfg.mlp_ratio)
-    params["ln_f"] = init_layer_norm(cfg.dim)
-    params["head"] = init_dense(k_head, cfg.dim, cfg.out_dim)
+        params[f"block_{i}"] = init_transformer_block(
+            k, cfg.dim, cfg.num_heads, cfg.mlp_ratio, bias=cfg.bias
+        )
+    params["ln_f"] = init_layer_norm(cfg.dim, bias=cfg.bias)
+    head = init_dense(k_head, cfg.dim, cfg.out_dim, bias=cfg.bias)
+    if cfg.tie_embeddings:
+        head.pop("w")  # the embedding table is the head's matrix
+    if head:
+        params["head"] = head
     return params
 
 
@@ -157,7 +181,8 @@ def init_state(cfg: Config) -> dict:
 
 
 def _expected_keys(cfg: Config) -> list[str]:
-    keys = ["embed", "ln_f", "head"] + [f"block_{i}" for i in range(cfg.num_layers)]
+    keys = ["embed", "ln_f"] + [f"block_{i}" for i in range(cfg.num_layers)]
+    keys += ["head"] if cfg.bias or not cfg.tie_embeddings else []
     return sorted(keys + (["pos"] if cfg.positional == "learned" else []))
 
 
@@ -176,7 +201,7 @@ def apply(
 
         h_0 = dropout(E[x] + PE[0:T])
         h_l = block_l(h_{l-1})                l = 1..L   (causal attention for "language_model")
-        lm:       logits = LN(h_L) W + b                  (B, T, V)
+        lm:       logits = LN(h_L) W + b                  (B, T, V)   (W = E^T when tied)
         classify: logits = mean_t(LN(h_L)) W + b          (B, C)
 
     Args:
@@ -229,7 +254,15 @@ def apply(
     h = layer_norm(params["ln_f"], h)  # (B, T, D)
     if cfg.task == "classification":
         h = h.mean(axis=1)  # (B, D)
-    return dense(params["head"], h), state  # (B, T, V) or (B, C)
+    return _head(params, h, cfg), state  # (B, T, V) or (B, C)
+
+
+def _head(params: dict, h: jax.Array, cfg: Config) -> jax.Array:
+    """The output head: a dense layer, or with tied embeddings ``h E^T`` (plus ``b``)."""
+    if not cfg.tie_embeddings:
+        return dense(params["head"], h)
+    logits = h @ params["embed"]["table"].T.astype(h.dtype)  # (B, T, V)
+    return logits + params["head"]["b"] if cfg.bias else logits
 
 
 def _blocks(params: dict, h: jax.Array, cfg: Config, keys, use_dropout: bool) -> jax.Array:

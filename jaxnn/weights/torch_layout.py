@@ -27,7 +27,9 @@ rnn                       ``{cell}.weight_ih_l{i}`` ... of one ``nn.GRU`` / ``nn
                           ``nn.RNN`` named after the cell; ``head``
 transformer               ``embed``, ``pos`` (learned) or ``pos_table`` (sinusoidal),
                           ``blocks.{i}.{ln1, attn.{q, k, v, out}, ln2, fc, proj}``,
-                          ``ln_f``, ``head``
+                          ``ln_f``, ``head`` (with ``bias=False`` no ``.bias`` keys; with
+                          ``tie_embeddings`` ``head.weight`` is ``embed.weight``, and both
+                          keys must hold it on import)
 ========================  ============================================================
 
 Batch norm's running statistics (the model state) are ``running_mean`` and ``running_var``;
@@ -69,18 +71,14 @@ class Entry(NamedTuple):
     layout: str
 
 
-def _linear(name: str, key: str) -> list[Entry]:
-    return [
-        Entry(f"{name}.w", f"{key}.weight", "transpose"),
-        Entry(f"{name}.b", f"{key}.bias", "same"),
-    ]
+def _linear(name: str, key: str, bias: bool = True) -> list[Entry]:
+    weight = Entry(f"{name}.w", f"{key}.weight", "transpose")
+    return [weight, Entry(f"{name}.b", f"{key}.bias", "same")] if bias else [weight]
 
 
-def _norm(name: str, key: str) -> list[Entry]:
-    return [
-        Entry(f"{name}.scale", f"{key}.weight", "same"),
-        Entry(f"{name}.bias", f"{key}.bias", "same"),
-    ]
+def _norm(name: str, key: str, bias: bool = True) -> list[Entry]:
+    scale = Entry(f"{name}.scale", f"{key}.weight", "same")
+    return [scale, Entry(f"{name}.bias", f"{key}.bias", "same")] if bias else [scale]
 
 
 def _mlp(cfg) -> list[Entry]:
@@ -134,14 +132,22 @@ def _transformer(cfg) -> list[Entry]:
     elif cfg.positional == "sinusoidal":
         entries.append(Entry("", "pos_table", "sinusoidal"))
     entries.append(Entry("params.embed.table", "embed.weight", "same"))
+    bias = cfg.bias
     for i in range(cfg.num_layers):
         name, key = f"params.block_{i}", f"blocks.{i}"
-        entries += _norm(f"{name}.ln1", f"{key}.ln1") + _norm(f"{name}.ln2", f"{key}.ln2")
+        entries += _norm(f"{name}.ln1", f"{key}.ln1", bias) + _norm(
+            f"{name}.ln2", f"{key}.ln2", bias
+        )
         for proj in ("q", "k", "v", "out"):
-            entries += _linear(f"{name}.attn.{proj}", f"{key}.attn.{proj}")
-        entries += _linear(f"{name}.mlp.fc", f"{key}.fc")
-        entries += _linear(f"{name}.mlp.proj", f"{key}.proj")
-    return entries + _norm("params.ln_f", "ln_f") + _linear("params.head", "head")
+            entries += _linear(f"{name}.attn.{proj}", f"{key}.attn.{proj}", bias)
+        entries += _linear(f"{name}.mlp.fc", f"{key}.fc", bias)
+        entries += _linear(f"{name}.mlp.proj", f"{key}.proj", bias)
+    entries += _norm("params.ln_f", "ln_f", bias)
+    if not cfg.tie_embeddings:
+        return entries + _linear("params.head", "head", bias)
+    # tied: the head's weight (V, D) is the embedding table itself (nanoGPT's lm_head)
+    tied = [Entry("params.embed.table", "head.weight", "same")]
+    return entries + tied + ([Entry("params.head.b", "head.bias", "same")] if bias else [])
 
 
 _MAPS = {"mlp": _mlp, "cnn": _cnn, "rnn": _rnn, "transformer": _transformer}
@@ -293,10 +299,16 @@ def from_torch(model, tensors) -> tuple[dict, dict]:
     problem = first_mismatch(tensors, want)
     if problem:
         raise ValueError(f"from_torch: {model.name}: {problem}")
-    flat = {}
+    flat, source = {}, {}
     for e in entries:
-        if e.jaxnn:
-            flat[e.jaxnn] = _backward(e.layout, tensors[e.torch])
+        if e.jaxnn in flat:  # a tied weight: both tensors must hold the one array
+            if not np.array_equal(flat[e.jaxnn], _backward(e.layout, tensors[e.torch])):
+                raise ValueError(
+                    f"from_torch: {model.name}: expected {e.torch!r} to equal "
+                    f"{source[e.jaxnn]!r} (tied weights), got different values"
+                )
+        elif e.jaxnn:
+            flat[e.jaxnn], source[e.jaxnn] = _backward(e.layout, tensors[e.torch]), e.torch
         else:
             _check_constant(e, tensors[e.torch], model)
     tree = _nest(flat)
