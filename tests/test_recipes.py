@@ -159,8 +159,8 @@ def test_an_unknown_recipe_is_refused_in_one_line_naming_the_known_ones(capsys):
 def test_the_nanogpt_recipe_trains_bias_free_and_tied_and_records_its_name(tmp_path):
     out = tmp_path / "run"
     code = cli.main(
-        ["train", "--recipe", "nanogpt-char", "--max-steps", "3", "--warmup-steps", "1", "--out", str(out),
-         "--model-config", "num_layers=1", "--no-progress"]
+        ["train", "--recipe", "nanogpt-char", "--max-steps", "3", "--warmup-steps", "1",
+         "--out", str(out), "--model-config", "num_layers=1", "--no-progress"]
     )  # fmt: skip
     assert code == 0
     config = json.loads((out / "config.json").read_text())
