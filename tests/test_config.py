@@ -36,7 +36,7 @@ def test_the_fit_record_keeps_its_fields_and_their_order():
         "progress", "checkpoint",
         # added after the first release, at the end: an older record is a prefix of this one
         "min_lr", "decay_steps", "beta2", "weight_decay_mask", "mesh", "shard_leaf",
-        "last_batch",
+        "last_batch", "max_steps",
     ]  # fmt: skip
 
 
