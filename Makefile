@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 MIN_VENV := .venv-min
 MIN_STAMP := $(MIN_VENV)/.installed-min
 
-.PHONY: train test test-min lint docs clean
+.PHONY: train test test-min typecheck lint docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ train: $(RUNTIME_STAMP)
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest -q -n 2
+
+typecheck: $(DEV_STAMP)
+	$(PY) -m mypy
 
 test-min: $(MIN_STAMP)
 	$(MIN_VENV)/bin/python -m pytest -q -n 2

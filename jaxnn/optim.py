@@ -540,8 +540,11 @@ def _check_optimizer_args(name, impl, learning_rate, weight_decay, clip_norm) ->
 def _update_rule(name, lr, rule: _UpdateRule, *, nesterov, impl) -> list:
     """The chain's last links: the L2 gradient for the SGD family, then the update rule."""
     if name in ("sgd", "momentum", "nesterov"):
-        decay = rule.weight_decay > 0
-        decay = [optax.add_decayed_weights(rule.weight_decay, mask=rule.mask)] if decay else []
+        decay = (
+            [optax.add_decayed_weights(rule.weight_decay, mask=rule.mask)]
+            if rule.weight_decay > 0
+            else []
+        )
         return [*decay, _sgd_family(name, lr, nesterov=nesterov, impl=impl)]
     if name == "adam":
         return [optax.adam(lr, b2=rule.beta2) if impl == "optax" else adam(lr, b2=rule.beta2)]

@@ -26,7 +26,9 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from jaxnn import __version__
 from jaxnn._contained import WriteFailed
@@ -53,7 +55,14 @@ from jaxnn.train.config import FitConfig
 __all__ = ["RunConfig", "main", "build_parser"]
 
 # Fields a resumed run may change (recorded in the config's history); any other is refused.
-RESUMABLE = ("epochs", "patience", "progress", "keep_last", "keep_best", "eval_batch_size")
+RESUMABLE: tuple[str, ...] = (
+    "epochs",
+    "patience",
+    "progress",
+    "keep_last",
+    "keep_best",
+    "eval_batch_size",
+)
 # ... and where it runs: a topology is not what is trained (checkpoints restore onto any mesh).
 RESUMABLE += ("devices", "mesh", "shard_leaf")
 # --model-config fields a resumed run may change: they change how a step computes (remat
@@ -147,7 +156,7 @@ def _saved_settings(path: Path) -> dict:
     config = read_config(path.parent) if path.name == "config.json" else None
     if config is None:
         raise UserError(f"--config: expected a run's config.json, got {path}")
-    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    data = found if isinstance(found := config.get("data"), dict) else {}
     return {
         "model": config["model"],
         "dataset": config["dataset"],
@@ -394,7 +403,10 @@ def _eval_dataset(run, opts: EvalOptions):
 def _csv_path(spec: str) -> str:
     from jaxnn.data import sources
 
-    return str(sources.parse_spec(sources.resolve_spec(spec))[1])
+    parsed = sources.parse_spec(sources.resolve_spec(spec))
+    if parsed is None:
+        raise UserError(f"--dataset: expected a file of your own (csv:PATH), got {spec!r}")
+    return str(parsed[1])
 
 
 def _concat_splits(splits, info):
@@ -526,7 +538,7 @@ def _error_line(name: str, err: UserError, args) -> str:
     return f"{name}: error: {err}{hint}"
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[Any], int]] = {
     "train": cmd_train,
     "eval": cmd_eval,
     "predict": cmd_predict,

@@ -76,7 +76,7 @@ def _restore(out: Path, config: dict):
     from jaxnn.data import pipeline
 
     fit = config["fit"]
-    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    data = found if isinstance(found := config.get("data"), dict) else {}
     splits = run_splits(out, config, command="doctor")  # the snapshot, if the file moved
     if data.get("normalize", True):
         splits = pipeline.standardize(splits)[0]

@@ -13,6 +13,7 @@ the settings from its size instead (the small-data recipe), and the run records 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 __all__ = ["RECIPES", "NAMED", "SMALL_DATA", "recipe", "named", "for_data", "describe"]
 
@@ -80,7 +81,12 @@ NAMED: dict[str, dict] = {
 
 #: The small-data recipe's constants: the batch is ``clip(N / per_batch, *batch)``, the epochs
 #: ``clip(ceil(steps / steps_per_epoch), *epochs)``.
-SMALL_DATA = {"per_batch": 16, "batch": (16, 128), "steps": 600, "epochs": (20, 200)}
+SMALL_DATA: dict[str, Any] = {
+    "per_batch": 16,
+    "batch": (16, 128),
+    "steps": 600,
+    "epochs": (20, 200),
+}
 
 
 def recipe(name: str, dataset: str) -> dict:

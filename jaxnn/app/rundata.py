@@ -97,7 +97,7 @@ def _from_run(run_dir: Path, source: dict, options: dict, seed: int, what: str, 
     return splits.replace(info=splits.info.replace(name=source.get("spec", splits.info.name)))
 
 
-def _refuse_changed(what: str, source: dict, now: str, fix: str) -> None:
+def _refuse_changed(what: str, source: dict, now: str | None, fix: str) -> None:
     raise UserError(
         f"{what}: the training file {source['path']} changed since the run trained on it "
         f"(sha256 {_short(source.get('sha256'))} recorded, {_short(now)} now); {fix}"
@@ -127,7 +127,7 @@ def training_data(run, seed: int, options: dict, *, given: dict):
     saved_dir = Path(run.config).parent if run.config and "dataset" not in given else None
     config = read_config(saved_dir) if saved_dir is not None else None
     source = _saved_record(config)
-    if source is not None:
+    if source is not None and saved_dir is not None:
         changed, now = _changed(source)
         if changed:
             fix = "pass --dataset to train on the file as it is now"
@@ -202,7 +202,7 @@ def run_splits(out, config: dict, *, command: str):
       UserError: if the file is gone and the run keeps no snapshot (the message says where to
         put the file back), or the snapshot fails its digest.
     """
-    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    data = found if isinstance(found := config.get("data"), dict) else {}
     options = data.get("options", {}) if isinstance(data.get("options"), dict) else {}
     seed = int(config["fit"].get("seed", 0))
     source = _saved_record(config)
@@ -244,6 +244,8 @@ def named_csv(run, path: str, options: dict):
         path, source["feature_columns"], target=source["target_column"], delimiter=delimiter,
         **missing_policy(run),
     )  # fmt: skip
+    if found.y is None:  # a target column was given: read_csv_inputs returns its values
+        raise UserError(f"{path}: expected the target column {source['target_column']!r}")
     if run.info.task != "classification":
         y = np.asarray(found.y, np.float32).reshape(len(found.y), -1)
         return data.Dataset(found.x, y)

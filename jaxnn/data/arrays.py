@@ -129,8 +129,8 @@ def read_inputs(path, input_shape) -> np.ndarray:
     path = Path(path)
     where = str(path)
     if path.suffix.lower() == ".npz":
-        x = read_npz(path, where, lambda names: ["x"] if "x" in names else _one(where, names))
-        x = next(iter(x.values()))
+        found = read_npz(path, where, lambda names: ["x"] if "x" in names else _one(where, names))
+        x = next(iter(found.values()))
     else:
         x = np.asarray(read_npy(path, where, mmap=False))
     want = tuple(int(d) for d in input_shape)

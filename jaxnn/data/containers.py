@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -104,7 +105,7 @@ class DatasetInfo:
     input_shape: tuple[int, ...]
     num_classes: int
     class_names: tuple | None = None
-    tokenizer: object | None = None
+    tokenizer: Any = None
     modality: str = "tabular"
     description: str = ""
     normalization: dict | None = None
@@ -187,6 +188,12 @@ class Splits:
     val: Dataset
     test: SealedDataset
     info: DatasetInfo
+
+    if TYPE_CHECKING:  # the generated __init__ takes a Dataset for test too, and seals it
+
+        def __init__(
+            self, train: Dataset, val: Dataset, test: SealedDataset | Dataset, info: DatasetInfo
+        ) -> None: ...
 
     def __post_init__(self):
         if isinstance(self.test, Dataset):

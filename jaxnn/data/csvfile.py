@@ -26,6 +26,7 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 
@@ -214,7 +215,7 @@ def read_table(
     return Table(x, x_missing, y, y_missing, lines)
 
 
-def _loadtxt(path, delimiter: str, usecols, dtype, ndmin: int = 2) -> np.ndarray:
+def _loadtxt(path, delimiter: str, usecols, dtype, ndmin: Literal[1, 2] = 2) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no data": the exact parser reports it
         return np.loadtxt(
@@ -272,7 +273,8 @@ def _string_targets(path, delimiter, features, target):
 
 def _cells(path, where, header, columns, delimiter) -> tuple[np.ndarray, list[list[str]]]:
     """The record start lines and, per column asked for, its stripped cells."""
-    width, lines, cells = len(header), [], [[] for _ in columns]
+    cells: list[list[str]] = [[] for _ in columns]
+    width, lines = len(header), []
     data = records(path, where, delimiter)
     next(data, None)  # the header
     for start, row in data:

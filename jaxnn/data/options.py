@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -30,11 +31,11 @@ __all__ = [
 _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t"}
 
 
-def _is_int(v) -> bool:
+def _is_int(v) -> TypeGuard[int | np.integer]:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def _is_real(v) -> bool:
+def _is_real(v) -> TypeGuard[int | float | np.integer | np.floating]:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
@@ -99,7 +100,7 @@ _FRACTION = (lambda v: _is_real(v) and 0 < v < 1, "{key} to be a number in (0, 1
 _BOOL = (_is_bool, "{key} to be True or False")
 
 # Each option a source takes: (the test its value must pass, what passing means; {key} is its name).
-RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+RULES: dict[str, tuple[Callable[[Any], object], str]] = {
     "val_fraction": _FRACTION,
     "test_fraction": _FRACTION,
     # synthetic:*
@@ -156,7 +157,7 @@ def bpe_vocabulary(where: str, values: Mapping) -> None:
         )
 
 
-def _passes(test: Callable[[object], bool], value) -> bool:
+def _passes(test: Callable[[Any], object], value) -> bool:
     try:
         return bool(test(value))
     except (TypeError, ValueError, OverflowError):  # e.g. a list compared with a number

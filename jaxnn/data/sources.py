@@ -161,6 +161,8 @@ def source_sha256(spec: str) -> str:
     class folder or changing one image changes it.
     """
     parsed = parse_spec(spec)
+    if parsed is None:
+        raise ValueError(f"source_sha256: expected a file of your own (KIND:PATH), got {spec!r}")
     files = source_files(spec)
     if parsed[0] not in ("npy", "images"):
         return _file_sha256(files[0])
@@ -303,14 +305,14 @@ def load_csv(
     Raises:
       UserError: for a missing or malformed file, naming it, the line and the column at fault.
     """
-    path = Path(path).expanduser()
-    where = f"csv:{path}"
+    resolved = Path(path).expanduser()
+    where = f"csv:{resolved}"
     delimiter = csv_delimiter(delimiter)
-    header = csvfile.read_header(_existing_file(path, "csv"), where, delimiter)
+    header = csvfile.read_header(_existing_file(resolved, "csv"), where, delimiter)
     t = _target_column(where, header, target)
     features = [i for i in range(len(header)) if i != t]
     table = csvfile.read_table(
-        path, where, header, features, t, delimiter=delimiter, target_given=target is not None
+        resolved, where, header, features, t, delimiter=delimiter, target_given=target is not None
     )
     table, dropped = _apply_missing(where, table, header, features, t, missing)
     task = _pick_task(where, table.y, task)
@@ -325,14 +327,14 @@ def load_csv(
         seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, stratify=classify,
     )  # fmt: skip
     info = DatasetInfo(
-        name=f"csv:{path}",
+        name=f"csv:{resolved}",
         task=task,
         input_shape=(len(features),),
-        num_classes=len(class_names) if classify else int(y.shape[1]),
+        num_classes=len(class_names) if class_names is not None else int(y.shape[1]),
         class_names=class_names,
         modality="tabular",
         description=(
-            f"CSV file {path} ({len(y)} rows, {len(features)} features, target "
+            f"CSV file {resolved} ({len(y)} rows, {len(features)} features, target "
             f"{header[t]!r}, {task})"
         ),
         notes=_missing_notes(where, record),
@@ -563,10 +565,10 @@ def load_npz(
     Raises:
       UserError: for a missing or malformed archive, naming it and the array at fault.
     """
-    path = Path(path).expanduser()
-    arrays = _read_npz(path)
+    resolved = Path(path).expanduser()
+    arrays = _read_npz(resolved)
     return _arrays_splits(
-        f"npz:{path}",
+        f"npz:{resolved}",
         arrays,
         seed=seed,
         task=task,
@@ -584,10 +586,10 @@ def load_npy(
     Raises:
       UserError: for a missing directory or an unreadable array, naming it.
     """
-    path = Path(path).expanduser()
-    arrays = _read_npy(path)
+    resolved = Path(path).expanduser()
+    arrays = _read_npy(resolved)
     return _arrays_splits(
-        f"npy:{path}",
+        f"npy:{resolved}",
         arrays,
         seed=seed,
         task=task,
@@ -739,6 +741,7 @@ def text_splits(text: str, *, name: str, description: str, where: str | None = N
     parts = {"train": text[:a], "val": text[a:b], "test": text[b:]}
     if not parts["train"]:
         raise UserError(f"{where}: the text is too short to hold a training part")
+    tok: CharTokenizer | BPETokenizer
     if o["tokenizer"] == "char":
         tok = CharTokenizer.fit(parts["train"])
     else:
@@ -796,14 +799,14 @@ def load_text(path: str, *, seed: int, tokenizer: str, **options) -> Splits:
       UserError: for a missing, empty or non-UTF-8 file (the line at fault), or too short a text.
     """
     del seed  # contiguous ranges of one fixed text: nothing is random
-    path = Path(path).expanduser()
-    text = _read_text(path)
+    resolved = Path(path).expanduser()
+    text = _read_text(resolved)
     return text_splits(
         text,
-        name=f"text:{path}",
-        where=f"text:{path}",
+        name=f"text:{resolved}",
+        where=f"text:{resolved}",
         description=(
-            f"text file {path} ({len(text)} chars), contiguous train/val/test ranges, "
+            f"text file {resolved} ({len(text)} chars), contiguous train/val/test ranges, "
             f"{tokenizer} tokenizer fitted on train text"
         ),
         tokenizer=tokenizer,
@@ -874,10 +877,10 @@ def load_images(
       UserError: for a missing folder, a class folder without images, an unreadable image or
         images of different sizes without ``size`` (each names the path).
     """
-    path = Path(path).expanduser()
-    where = f"images:{path}"
+    resolved = Path(path).expanduser()
+    where = f"images:{resolved}"
     image_mod = images.pillow()
-    folders, notes = images.class_folders(path, where)
+    folders, notes = images.class_folders(resolved, where)
     files = [f for _, fs in folders for f in fs]
     size, mode = _images_plan(where, image_mod, files, image_size(size), mode)
     x = np.stack([_read_image(image_mod, f, mode, size) for f in files])  # (N, H, W, C)
@@ -898,7 +901,7 @@ def load_images(
         class_names=tuple(name for name, _ in folders),
         modality="image",
         description=(
-            f"image folder {path} ({len(x)} images, {len(folders)} classes, "
+            f"image folder {resolved} ({len(x)} images, {len(folders)} classes, "
             f"{size[0]}x{size[1]} {mode})"
         ),
         notes=notes,

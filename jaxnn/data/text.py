@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import typing
 from collections import defaultdict
 from pathlib import Path
 
@@ -55,6 +56,11 @@ def _check_ids(name: str, ids, vocab_size: int) -> np.ndarray:
     return ids.astype(np.int64)
 
 
+def _derived() -> typing.Any:
+    """A field that ``__post_init__`` computes from the others: not an argument, not shown."""
+    return dataclasses.field(init=False, repr=False, compare=False)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class CharTokenizer:
     """Character-level tokenizer: id 0 is ``<unk>``, ids ``1..len(chars)`` are ``chars``.
@@ -65,6 +71,7 @@ class CharTokenizer:
 
     chars: tuple[str, ...]
     unk_id: int = dataclasses.field(default=0, init=False)
+    _codes: np.ndarray = _derived()  # (V - 1,) code points, for encode
 
     def __post_init__(self):
         chars = tuple(self.chars)
@@ -172,7 +179,7 @@ def _learn_merges(words: list[list[int]], counts: list[int], max_merges: int) ->
     where: dict[tuple[int, int], set[int]] = defaultdict(set)
     for wi, w in enumerate(words):
         _count_pairs(pair_count, where, w, wi, counts[wi])
-    merges = []
+    merges: list[tuple[int, int]] = []
     while len(merges) < max_merges and pair_count:
         best = max(pair_count, key=lambda p: (pair_count[p], -p[0], -p[1]))
         if pair_count[best] < 2:
@@ -207,6 +214,9 @@ class BPETokenizer:
 
     merges: tuple[tuple[int, int], ...]
     unk_id: None = dataclasses.field(default=None, init=False)
+    _ranks: dict[tuple[int, int], int] = _derived()  # pair -> the id its merge makes
+    _pieces: tuple[bytes, ...] = _derived()  # the bytes of each id
+    _cache: dict[str, list[int]] = _derived()  # a chunk's ids, once encoded
 
     def __post_init__(self):
         merges = tuple((int(a), int(b)) for a, b in self.merges)
@@ -289,7 +299,7 @@ class BPETokenizer:
                 f"BPETokenizer.from_json: expected 'merges' to be a list of [id, id] pairs, got "
                 f"{merges!r:.60}"
             )
-        return cls(tuple(tuple(m) for m in merges))
+        return cls(tuple((int(a), int(b)) for a, b in typing.cast(list, merges)))
 
     def save(self, path) -> None:
         """Write the merges to ``path`` as JSON."""
@@ -308,7 +318,10 @@ def _write_json(path, obj: dict) -> None:
     Path(path).write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
 
 
-_TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer}
+_TOKENIZERS: dict[str, type[CharTokenizer] | type[BPETokenizer]] = {
+    "char": CharTokenizer,
+    "bpe": BPETokenizer,
+}
 
 
 def tokenizer_from_json(data: dict | str) -> CharTokenizer | BPETokenizer:

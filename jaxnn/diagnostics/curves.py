@@ -86,13 +86,13 @@ def _curve_numbers(history: list, monitor: str, min_delta: float) -> dict:
     final_train = _last(_column(name, history, "train_accuracy", required=False))
     final_val = _last(_column(name, history, "val_accuracy", required=False))
     best = int(np.argmin(val_loss))  # 0-based
-    both = final_train is not None and final_val is not None
+    gap = None if final_train is None or final_val is None else final_train - final_val
     return {
         "epochs": len(history),
         "loss_drop": float(1.0 - train_loss[-1] / train_loss[0]) if train_loss[0] > 0 else 0.0,
         "final_train_accuracy": final_train,
         "final_val_accuracy": final_val,
-        "accuracy_gap": final_train - final_val if both else None,
+        "accuracy_gap": gap,
         "best_val_epoch": best + 1,
         "epochs_since_best_val": len(history) - 1 - best,
         "val_loss_rise": float(val_loss[-1] - val_loss[best]),
@@ -238,14 +238,14 @@ def divergence_report(summary: Mapping | None, history: Sequence[Mapping] = ()) 
       A :class:`DivergenceReport`.
     """
     stopped = None if summary is None else summary.get("stopped_reason")
-    if stopped == "diverged":
+    if summary is not None and stopped == "diverged":
         epoch = int(summary.get("epochs_run", 0)) + 1  # the guard stops before logging the epoch
         reason = str(summary.get("message") or "the divergence guard stopped the run")
         return DivergenceReport("diverged", f"{reason} (epoch {epoch})", stopped, epoch, reason)
-    epoch = _nonfinite_epoch(history)
-    if epoch is not None:
-        reason = f"the loss recorded for epoch {epoch} is not finite"
-        return DivergenceReport("diverged", reason, stopped, epoch, reason)
+    nonfinite = _nonfinite_epoch(history)
+    if nonfinite is not None:
+        reason = f"the loss recorded for epoch {nonfinite} is not finite"
+        return DivergenceReport("diverged", reason, stopped, nonfinite, reason)
     where = f"stopped: {stopped}" if stopped else "no summary"
     message = f"every recorded loss is finite ({where})"
     return DivergenceReport("healthy", message, stopped, None, "")

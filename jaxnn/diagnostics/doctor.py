@@ -40,6 +40,7 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -265,9 +266,9 @@ class DoctorReport:
 class _Case:
     """What the checks look at."""
 
-    model: object
-    splits: object
-    tx: object
+    model: Any
+    splits: Any
+    tx: Any
     lr: float
     optimizer: str
     params: object
@@ -312,7 +313,7 @@ def _check_labels(case) -> Report:
         case.model, s.train, s.val, num_classes=s.info.num_classes, steps=b.signal_steps,
         batch_size=b.sweep_batch, seed=case.seed,
     )  # fmt: skip
-    before = "no k-NN probe on images" if image else knn.message
+    before = "no k-NN probe on images" if knn is None else knn.message
     return dataclasses.replace(probe, message=f"{probe.message}; {before}")
 
 

@@ -18,6 +18,8 @@ the one place in jaxnn that does.
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,7 +53,7 @@ def _literal(var) -> bool:
     return isinstance(var, jcore.Literal)
 
 
-def sub_jaxpr(eqn):
+def sub_jaxpr(eqn) -> tuple[Any, Any] | None:
     """``(jaxpr, consts)`` of a call equation, or ``None`` for any other equation.
 
     Chapter 14: a call (``jax.nn.relu``, a jitted layer) is entered to see the layers inside.
@@ -141,6 +143,9 @@ class Interpreter:
         return True
 
 
+_I = TypeVar("_I", bound=Interpreter)
+
+
 def _pass_origin(eqn, origin: dict) -> None:
     sources = [origin[v] for v in eqn.invars if not _literal(v) and v in origin]
     if eqn.primitive.name in _PASS_ORIGIN and sources:
@@ -152,7 +157,7 @@ def _param_origins(params) -> list[str]:
     return [jax.tree_util.keystr(path[:-1] if len(path) > 1 else path) for path, _ in leaves]
 
 
-def evaluate(interpreter: Interpreter, fun, params, *args) -> Interpreter:
+def evaluate(interpreter: _I, fun, params, *args) -> _I:
     """Trace ``fun(params, *args)`` and run its jaxpr through ``interpreter`` (until it stops).
 
     Chapter 14: the intermediate values of a model, read without changing it.
@@ -162,7 +167,7 @@ def evaluate(interpreter: Interpreter, fun, params, *args) -> Interpreter:
     """
     closed = jax.make_jaxpr(fun)(params, *args)
     leaves = jax.tree_util.tree_leaves((params, *args))
-    origins = _param_origins(params)
+    origins: list[str | None] = list(_param_origins(params))
     origins += [None] * (len(leaves) - len(origins))
     try:
         interpreter.run(closed.jaxpr, closed.consts, leaves, origins)

@@ -121,12 +121,12 @@ def class_balance(labels, num_classes: int, *, ratio: float = 0.5) -> BalanceRep
     largest, smallest = int(counts.max()), int(counts.min())
     flagged = tuple(int(c) for c in np.flatnonzero(counts < ratio * largest))
     imbalance = largest / smallest if smallest > 0 else math.inf
-    counts = tuple(int(c) for c in counts)
-    message = f"class counts {list(counts)}, largest/smallest {imbalance:.2g}"
+    per_class = tuple(int(c) for c in counts)
+    message = f"class counts {list(per_class)}, largest/smallest {imbalance:.2g}"
     if flagged:
         message += f"; under-represented: {list(flagged)}"
     verdict = "imbalanced" if flagged else "healthy"
-    return BalanceReport(verdict, message, counts, imbalance, flagged)
+    return BalanceReport(verdict, message, per_class, imbalance, flagged)
 
 
 # ---------------------------------------------------------------------------------------------

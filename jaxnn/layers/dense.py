@@ -75,17 +75,8 @@ def dense(params: dict, x: jax.Array) -> jax.Array:
       ValueError: if ``x`` is a scalar, the last axis of ``x`` does not match ``w``, or the params
         are malformed.
     """
-    if not isinstance(params, dict) or "w" not in params:
-        got = sorted(params) if isinstance(params, dict) else type(params).__name__
-        raise ValueError(f"dense: expected params with keys ['b', 'w'] (or ['w']), got {got}")
-    w = param_array("dense", params, "w")
-    b = param_array("dense", params, "b") if "b" in params else None
+    w, b = _weights(params)
     x = as_array("dense", x)
-    if w.ndim != 2 or (b is not None and b.shape != (w.shape[1],)):
-        raise ValueError(
-            f"dense: expected w of shape (in, out) and b of shape (out,), "
-            f"got w {w.shape}, b {None if b is None else b.shape}"
-        )
     check_min_rank("dense", x, 1)
     if x.shape[-1] != w.shape[0]:
         raise ValueError(
@@ -93,3 +84,18 @@ def dense(params: dict, x: jax.Array) -> jax.Array:
             f"got shape {x.shape}"
         )
     return x @ w if b is None else x @ w + b
+
+
+def _weights(params) -> tuple[jax.Array, jax.Array | None]:
+    """``(w, b)`` of dense params, checked (``b`` is None for a layer without bias)."""
+    if not isinstance(params, dict) or "w" not in params:
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"dense: expected params with keys ['b', 'w'] (or ['w']), got {got}")
+    w = param_array("dense", params, "w")
+    b = param_array("dense", params, "b") if "b" in params else None
+    if w.ndim != 2 or (b is not None and b.shape != (w.shape[1],)):
+        raise ValueError(
+            f"dense: expected w of shape (in, out) and b of shape (out,), "
+            f"got w {w.shape}, b {None if b is None else b.shape}"
+        )
+    return w, b

@@ -28,6 +28,8 @@ Params: ``{"cell_0": {"input": ..., "hidden": ...}, ..., "head": {"w": (H, C), "
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -52,7 +54,11 @@ __all__ = ["Config", "init", "init_state", "apply", "generate", "param_count", "
 
 TASKS = ("classification", "language_model")
 
-_CELLS = {"gru": (init_gru, gru), "lstm": (init_lstm, lstm), "rnn": (init_rnn, rnn)}
+_CELLS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "gru": (init_gru, gru),
+    "lstm": (init_lstm, lstm),
+    "rnn": (init_rnn, rnn),
+}
 
 
 @dataclasses.dataclass(frozen=True)

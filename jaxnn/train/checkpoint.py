@@ -192,7 +192,7 @@ def _fsync_tree(root: Path) -> None:
     paths = []
     for dirpath, _, filenames in os.walk(root):
         paths += [os.path.join(dirpath, name) for name in filenames] + [dirpath]
-    for path in [*paths, root.parent]:
+    for path in [*paths, str(root.parent)]:
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -200,7 +200,7 @@ def _fsync_tree(root: Path) -> None:
             os.close(fd)
 
 
-def _write_failure(err: BaseException) -> str | None:
+def _write_failure(err: BaseException | None) -> str | None:
     """The OS reason (full disk, read-only, no permission) behind a failed save, if any."""
     seen = set()
     while err is not None and id(err) not in seen:
@@ -259,9 +259,15 @@ class _Retention(checkpoint_managers.PreservationPolicy):
     keep_best: int
     rank: Callable[[int], float | None]
 
+    def _ranked(self, step: int) -> float:
+        """The rank of a step known to have one."""
+        value = self.rank(step)
+        assert value is not None
+        return value
+
     def should_preserve(self, checkpoints, *, context) -> list[bool]:
         steps = [info.step for info in checkpoints]
-        ranked = sorted((s for s in steps if self.rank(s) is not None), key=self.rank)
+        ranked = sorted((s for s in steps if self.rank(s) is not None), key=self._ranked)
         keep = set(steps[-self.keep_last :]) | set(ranked[len(ranked) - self.keep_best :])
         return [s in keep for s in steps]
 
@@ -343,8 +349,8 @@ class CheckpointManager:
 
     def best_step(self) -> int | None:
         """The step with the best ``best_metric``, or ``None`` if no checkpoint has metrics."""
-        ranked = [s for s in self.steps() if self._rank(s) is not None]
-        return max(ranked, key=self._rank, default=None)
+        ranked = {s: r for s in self.steps() if (r := self._rank(s)) is not None}
+        return max(ranked, key=ranked.__getitem__, default=None)
 
     def metrics(self, step: int) -> dict | None:
         """The metrics saved with ``step``, or ``None`` if it was saved without (or unreadable)."""

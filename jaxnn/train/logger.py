@@ -226,7 +226,7 @@ class MetricsLogger:
         if not self._writers:
             return
         step = record.get("step", record["epoch"])
-        tags = {"train": {}, "validation": {}}
+        tags: dict[str, dict[str, float]] = {"train": {}, "validation": {}}
         for k, v in record.items():
             if k in ("epoch", "step") or not isinstance(v, (int, float)):
                 continue

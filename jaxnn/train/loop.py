@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -308,11 +309,11 @@ def _compile_step(
         step = make_epoch_step(step, batch_sharding=sharding) if run.scan else last
         train = (splits.train.x, splits.train.y)
         data = jax.device_put(train) if mesh is None else parallel.replicate(train, mesh)
-    jit = functools.partial(
-        _xla.jit, workload=getattr(model, "name", None), compiler_options=compiler_options,
-        donate_argnums=0, **placement.jit_kwargs(mesh, state),
-    )  # fmt: skip
-    return _Steps(jit(step), jit(last), data)
+    settings = {
+        "workload": getattr(model, "name", None), "compiler_options": compiler_options,
+        "donate_argnums": 0, **placement.jit_kwargs(mesh, state),
+    }  # fmt: skip
+    return _Steps(_xla.jit(step, **settings), _xla.jit(last, **settings), data)
 
 
 def _planner(n: int, run: Execution, mesh):
@@ -336,6 +337,7 @@ def _epoch_inputs(train, run: Execution, plan: pipeline.EpochPlan, mesh, steps: 
     """This epoch's step inputs and its last batch: ``(inputs, last)``, with inputs ``(x, y)``
     host batches or ``(x_all, y_all, idx)`` on device, and ``last`` the ``(last step, batch)``
     pair :func:`train_epoch` takes (None without a last batch)."""
+    inputs: Iterable[Any]
     if steps.data is None:
         inputs = (_host_batch(train, idx, mesh) for idx in plan.full)
         last = None if plan.last is None else _host_batch(train, plan.last, mesh, plan.last_weight)
@@ -588,7 +590,8 @@ def fit(
         compiler_options=compiler_options,
     )  # fmt: skip
     # The epochs. Ctrl-C and SIGTERM act at the checks: after each step, evaluation and save.
-    stopped, message, walls, clock = "completed", "", [], time.perf_counter()
+    stopped, message, clock = "completed", "", time.perf_counter()
+    walls: list[float] = []
     with agree.deferred() as flags, _closing(logger, ckpt):
         for epoch in range(loop.epoch, epochs):
             t0, first_step = time.perf_counter(), int(state.step)

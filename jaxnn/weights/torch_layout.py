@@ -299,7 +299,8 @@ def from_torch(model, tensors) -> tuple[dict, dict]:
     problem = first_mismatch(tensors, want)
     if problem:
         raise ValueError(f"from_torch: {model.name}: {problem}")
-    flat, source = {}, {}
+    flat: dict[str, np.ndarray] = {}
+    source: dict[str, str] = {}  # the torch key each array came from
     for e in entries:
         if e.jaxnn in flat:  # a tied weight: both tensors must hold the one array
             if not np.array_equal(flat[e.jaxnn], _backward(e.layout, tensors[e.torch])):
