@@ -10,7 +10,10 @@ Adam on the same synthetic batches:
 * ``jax``: a hand-written pure-JAX step with the same math (:mod:`benchmarks.twins_jax`);
 * ``flax``: Flax nnx twins (:mod:`benchmarks.twins_flax`), skipped when Flax is missing;
 * ``torch``: PyTorch eager twins (:mod:`benchmarks.twins_torch`, ``torch.set_num_threads`` = the
-  core count), skipped when PyTorch is missing.
+  core count), skipped when PyTorch is missing;
+* ``torch_compile``: the same twins under ``torch.compile`` (inductor; on CPU it needs a C++
+  compiler), the compile timed apart as the column's first step; marked unavailable, with the
+  reason, where it cannot compile.
 
 Method: each column is set up and its first step (the compile, for JAX) timed apart, then
 ``--warmup`` steps run. ``--rounds`` rounds follow; each round visits the columns in a shuffled
@@ -45,7 +48,7 @@ from jaxnn.host_memory import reuse_freed_memory
 
 __all__ = ["WORKLOADS", "COLUMNS", "Workload", "build_parser", "run", "main", "bench"]
 
-COLUMNS = ("jaxnn", "jax", "flax", "torch")
+COLUMNS = ("jaxnn", "jax", "flax", "torch", "torch_compile")
 LEARNING_RATE = 1e-3
 NUM_BATCHES = 4  # distinct batches each column cycles through
 SLEEP_S = 0.05
@@ -156,7 +159,11 @@ def _setup_flax(work, cfg, batches, options):
     return twins_flax.make_step(work.model, cfg, lr=LEARNING_RATE)
 
 
-def _setup_torch(work, cfg, batches, options):
+class Unavailable(Exception):
+    """A column that is installed but cannot run here (its reason is the message)."""
+
+
+def _setup_torch(work, cfg, batches, options, *, compiled: bool = False):
     import torch
     import torch.nn.functional as F
 
@@ -165,6 +172,7 @@ def _setup_torch(work, cfg, batches, options):
     torch.manual_seed(0)
     twin = twins_torch.build_torch_twin(models.build(work.model, cfg)).train()
     opt = torch.optim.Adam(twin.parameters(), lr=LEARNING_RATE)
+    model = torch.compile(twin) if compiled else twin  # inductor, the default backend
     lm = work.task == "language_model"
     tb = [
         (torch.as_tensor(x, dtype=torch.long if lm else torch.float32), torch.as_tensor(y).long())
@@ -176,7 +184,7 @@ def _setup_torch(work, cfg, batches, options):
         for _ in range(k):
             x, y = tb[box["i"] % len(tb)]
             opt.zero_grad(set_to_none=True)
-            logits = twin(x)
+            logits = model(x)
             F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)).backward()
             opt.step()
             box["i"] += 1
@@ -184,7 +192,17 @@ def _setup_torch(work, cfg, batches, options):
     return run
 
 
-_SETUP = {"jaxnn": _setup_jaxnn, "jax": _setup_jax, "flax": _setup_flax, "torch": _setup_torch}
+def _setup_torch_compile(work, cfg, batches, options):
+    return _setup_torch(work, cfg, batches, options, compiled=True)
+
+
+_SETUP = {
+    "jaxnn": _setup_jaxnn,
+    "jax": _setup_jax,
+    "flax": _setup_flax,
+    "torch": _setup_torch,
+    "torch_compile": _setup_torch_compile,
+}
 
 
 def _make_column(column, work, cfg, batches, options):
@@ -200,7 +218,13 @@ def _make_column(column, work, cfg, batches, options):
     setup_s = time.perf_counter() - start
     run = made if callable(made) else _jax_runner(*made, batches)  # PyTorch: no compile
     start = time.perf_counter()
-    run(1)
+    try:
+        run(1)  # torch.compile compiles here
+    except Exception as err:
+        if column != "torch_compile":
+            raise
+        reason = f"torch.compile failed at its first step ({type(err).__name__}: {err})"
+        raise Unavailable(reason[:300]) from None
     times = {"setup_s": setup_s, "first_step_s": time.perf_counter() - start}
     flops = None
     if column == "jaxnn":
@@ -273,6 +297,9 @@ def bench_workload(work: Workload, args, peak: float, options: dict) -> dict:
                 "status": "not installed", "reason": f"{missing} is not installed ({err})",
             }  # fmt: skip
             continue
+        except Unavailable as err:
+            record["columns"][column] = {"status": "unavailable", "reason": str(err)}
+            continue
         run(args.warmup)
         runners[column], extra[column] = run, {**times, "flops": flops}
     times, cpu = _time_rounds(runners, rounds=args.rounds, steps=args.steps, seed=args.seed)
@@ -328,6 +355,8 @@ def _cell(row: dict) -> str:
     status = row.get("status")
     if status == "ok":
         return f"{row['median_ms']:.3g} ({row['min_ms']:.3g}–{row['max_ms']:.3g})"
+    if status == "unavailable":
+        return "unavailable"
     return "not installed" if status in ("not installed", "skipped") else "not run"
 
 
@@ -351,11 +380,13 @@ def markdown_table(report: dict) -> str:
     head = ["workload", "per step", *[f"{c} ms" for c in cols]]
     head += [f"jaxnn vs {c}" for c in cols[1:]]
     head += ["jaxnn per s", "jaxnn % of matmul peak", "jaxnn setup s", "jaxnn first step s"]
+    compiled = "torch_compile" in cols
+    head += ["torch.compile first step s"] if compiled else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     missing = {}
     for name, rec in report["workloads"].items():
         row = [rec["columns"].get(c, {}) for c in cols]
-        missing.update({c: r["reason"] for c, r in zip(cols, row, strict=True) if "reason" in r})
+        missing.update({c: r for c, r in zip(cols, row, strict=True) if "reason" in r})
         j = rec["columns"].get("jaxnn", {})
         cells = [name, f"{rec['units_per_step']} {rec['units']}", *map(_cell, row)]
         cells += [_ratio(rec["ratios"].get(f"jaxnn_vs_{c}")) for c in cols[1:]]
@@ -364,8 +395,15 @@ def markdown_table(report: dict) -> str:
             _percent(j.get("fraction_of_peak")) if j.get("status") == "ok" else "n/a",
             *(f"{j[k]:.2f}" if k in j else "n/a" for k in ("setup_s", "first_step_s")),
         ]
+        if compiled:
+            first = rec["columns"].get("torch_compile", {}).get("first_step_s")
+            cells.append(f"{first:.2f}" if first is not None else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [f"\n{c}: {reason}; install it to time this column" for c, reason in missing.items()]
+    lines += [
+        f"\n{c}: {r['reason']}"
+        + ("; install it to time this column" if r.get("status") != "unavailable" else "")
+        for c, r in missing.items()
+    ]
     return "\n".join(lines)
 
 
@@ -418,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", default="", help=f"workloads, comma-separated: {','.join(WORKLOADS)}")
-    p.add_argument("--columns", default=",".join(COLUMNS), help="subset of jaxnn,jax,flax,torch")
+    p.add_argument("--columns", default=",".join(COLUMNS), help="subset of " + ",".join(COLUMNS))
     p.add_argument("--quick", action="store_true", help="tiny sizes and repeats (for CI)")
     p.add_argument("--rounds", type=int, default=7, help="timed rounds per column")
     p.add_argument("--steps", type=int, default=10, help="steps per timed chunk")

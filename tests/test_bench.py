@@ -97,3 +97,33 @@ def test_the_table_columns_agree_and_say_what_is_not_installed():
     assert cells[5] == f"{128 / 2.5e-3:,.0f} examples"  # per step / median ms: they agree
     assert cells[6] == "0.4%"  # 1e6 FLOPs in 2.5 ms = 0.4 GFLOP/s of 100: never a bare 0%
     assert "torch: torch is not installed" in table and "install it" in table
+
+
+def test_an_unavailable_torch_compile_column_says_why_and_its_compile_time_has_a_column():
+    jaxnn_row = {"status": "ok", "setup_s": 0.1, "first_step_s": 0.2, "flops": None,
+                 **bench._summary([2.0], 128, None, None)}  # fmt: skip
+    compiled = {"status": "unavailable", "reason": "torch.compile failed at its first step (X)"}
+    report = {
+        "columns": ["jaxnn", "torch_compile"],
+        "workloads": {"mlp_b128": {
+            "units": "examples", "units_per_step": 128, "ratios": {},
+            "columns": {"jaxnn": jaxnn_row, "torch_compile": compiled},
+        }},
+    }  # fmt: skip
+    table = bench.markdown_table(report)
+    head, _, row = table.splitlines()[:3]
+    assert head.rstrip(" |").endswith("torch.compile first step s")
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "unavailable" and cells[-1] == "n/a"
+    assert "torch_compile: torch.compile failed at its first step (X)" in table
+    assert "install it" not in table
+
+
+@pytest.mark.slow
+def test_the_torch_compile_column_times_a_compiled_twin_with_its_compile_apart(tmp_path):
+    pytest.importorskip("torch")
+    args = _quick_args(tmp_path, "mlp_b128", columns="jaxnn,torch,torch_compile")
+    rec = bench.bench(args)["workloads"]["mlp_b128"]["columns"]["torch_compile"]
+    assert rec["status"] in ("ok", "unavailable"), rec
+    if rec["status"] == "ok":  # the compile is its first step, far longer than a step
+        assert rec["first_step_s"] > 10 * rec["median_ms"] / 1e3
