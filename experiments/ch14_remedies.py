@@ -23,7 +23,9 @@ said otherwise):
    :func:`jaxnn.diagnostics.gradient_health` calls it vanishing and it barely trains. Three
    remedies, each alone: the He initialization, layer normalization in every block, residual
    connections (``h + relu(W h)``); with each, ``gradient_health`` is no longer vanishing and the
-   validation accuracy is at least 30 points above the fault's.
+   network learns faster: in half the epochs it passes the best validation accuracy the fault
+   reaches in all of them (a margin at a fixed budget would depend on the budget: the fault
+   creeps up as it trains, to 0.72 in 20 epochs).
 4. **Learning rates** (plain SGD, ``fit``'s loss-growth guard set out of the way to see where a
    run goes). Learning rate 10 stops learning entirely: its first steps leave every hidden ReLU
    saturated at zero on every training image (dead), and the validation accuracy sits at chance
@@ -161,7 +163,8 @@ def vanishing(digits, epochs) -> dict:
         norms = [float(optax.global_norm(grads[k])) for k in order]  # input side first
         result = _fit(model, digits, epochs=epochs, lr=1e-3)
         out[name] = {"health": health, "norms": norms,
-                     "val_accuracy": result.summary["best_val_accuracy"]}  # fmt: skip
+                     "val_accuracy": result.summary["best_val_accuracy"],
+                     "val_curve": [r["val_accuracy"] for r in result.history]}  # fmt: skip
     return out
 
 
@@ -324,13 +327,14 @@ def main(argv=None) -> None:
         f"the 20-block network at half the He scale has vanishing gradients (first/last "
         f"{fault_v['health'].ratio:.1e})",
     )
+    half = epochs // 2
     for k in remedies:
+        early = max(vanish[k]["val_curve"][:half])
         exp.check(
-            not vanish[k]["health"].vanishing
-            and vanish[k]["val_accuracy"] >= fault_v["val_accuracy"] + 0.30,
-            f"{k} alone revives it: gradients no longer vanish and validation accuracy "
-            f"{vanish[k]['val_accuracy']:.3f} is >= 30 points above the fault's "
-            f"{fault_v['val_accuracy']:.3f}",
+            not vanish[k]["health"].vanishing and early > fault_v["val_accuracy"],
+            f"{k} alone revives it: gradients no longer vanish, and in half the epochs ({half}) "
+            f"it reaches {early:.3f} validation accuracy, above the fault's best in all "
+            f"{epochs} ({fault_v['val_accuracy']:.3f})",
         )
     lr10 = lrs["lr 10"]
     exp.check(
