@@ -29,9 +29,10 @@ import time
 import jax
 
 from jaxnn import data, models, optim
+from jaxnn._xla import jit
 from jaxnn.data import pipeline
 from jaxnn.train.state import create_train_state
-from jaxnn.train.step import jit, make_indexed_step, make_train_step
+from jaxnn.train.step import make_indexed_step, make_train_step
 
 
 def _ms_per_step(run_epoch, repeats: int, steps: int) -> float:
@@ -49,8 +50,8 @@ def bench(name: str, splits, batch_size: int, repeats: int) -> dict:
     model = models.build(name, module.config_for(splits.info))
     tx, _ = optim.make_optimizer("adam", 1e-3)
     raw = make_train_step(model, tx, jitted=False)
-    indexed = jit(make_indexed_step(raw), donate_argnums=0)
-    plain = jit(raw, donate_argnums=0)
+    indexed = jit(make_indexed_step(raw), workload=name, donate_argnums=0)
+    plain = jit(raw, workload=name, donate_argnums=0)
     train = splits.train
     x_all, y_all = jax.device_put((train.x, train.y))
     steps = pipeline.num_batches(len(train), batch_size, drop_remainder=True)

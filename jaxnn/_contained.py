@@ -45,6 +45,7 @@ __all__ = [
     "replacing",
     "open_new",
     "open_append",
+    "open_read",
     "ensure_dir",
     "refuse_link",
     "read_bytes",
@@ -278,6 +279,17 @@ def read_bytes(path, *, name: str = "read") -> bytes:
     fd = _open_checked(Path(path), os.O_RDONLY | _NOFOLLOW | _CLOEXEC, name)
     with os.fdopen(fd, "rb") as f:
         return f.read()
+
+
+def open_read(path, *, name: str = "read"):
+    """The regular file ``path`` opened for binary reading with ``O_NOFOLLOW`` (a file object).
+
+    Raises:
+      FileNotFoundError: if nothing is at ``path``.
+      UserError: if ``path`` is a symbolic link or not a regular file.
+    """
+    fd = _open_checked(Path(path), os.O_RDONLY | _NOFOLLOW | _CLOEXEC, name)
+    return os.fdopen(fd, "rb")
 
 
 def read_text(path, *, name: str = "read") -> str:

@@ -15,6 +15,7 @@ parser.add_argument("--epochs", type=int, default=2)
 parser.add_argument("--coordinator", default="")
 parser.add_argument("--num-processes", type=int, default=1)
 parser.add_argument("--process-id", type=int, default=0)
+parser.add_argument("--dataset", default="digits")
 args = parser.parse_args()
 
 if args.num_processes > 1:
@@ -28,7 +29,17 @@ from jaxnn import data, models  # noqa: E402
 from jaxnn.data import pipeline  # noqa: E402
 from jaxnn.train import FitConfig, fit  # noqa: E402
 
-splits, _ = pipeline.standardize(data.load("digits", seed=0))
+raw = data.load(args.dataset, seed=0)
+train_rows_read = [0]  # rows of the training split this process reads (a pack's rows only)
+if hasattr(raw.train.x, "_gather"):
+    gather = raw.train.x._gather
+
+    def counted(idx):
+        train_rows_read[0] += len(idx)
+        return gather(idx)
+
+    raw.train.x._gather = counted
+splits, _ = pipeline.standardize(raw)
 model = models.get("mlp")
 net = models.build("mlp", model.config_for(splits.info, hidden=(32,)))
 cfg = FitConfig(
@@ -54,5 +65,6 @@ if jax.process_index() == 0:
         devices=jax.device_count(),
         processes=jax.process_count(),
         split_leaves=split,
+        train_rows_read=train_rows_read[0],
     )
 print("done", jax.process_index(), file=sys.stderr)

@@ -56,3 +56,22 @@ def test_without_tensorflow_the_error_says_what_works_in_this_install(tmp_path, 
 def test_unknown_tfds_name_is_a_value_error():
     with pytest.raises(ValueError, match="no_such_dataset_xyz"):
         load("tfds:no_such_dataset_xyz")
+
+
+def test_a_streamed_tfds_split_reads_the_arrays_of_the_loaded_one_batch_by_batch():
+    from jaxnn.data import streaming
+
+    with tfds.testing.mock_data(num_examples=40):
+        whole = load("tfds:mnist", seed=0)
+        streamed = load("tfds:mnist", seed=0, stream=True)
+    assert streaming.is_lazy(streamed.train.x) and not streaming.is_lazy(whole.train.x)
+    assert streamed.train.x.shape == whole.train.x.shape and streamed.train.x.dtype == np.float32
+    np.testing.assert_array_equal(streamed.train.x[[3, 0, 35]], whole.train.x[[3, 0, 35]])
+    np.testing.assert_array_equal(streamed.val.y, whole.val.y)
+    np.testing.assert_array_equal(np.asarray(streamed.test.unseal().x), whole.test.unseal().x)
+    assert streamed.info.input_shape == whole.info.input_shape
+
+
+def test_stream_must_be_a_boolean():
+    with pytest.raises(ValueError, match="stream to be True or False"):
+        load("tfds:mnist", stream="yes")

@@ -16,7 +16,6 @@ and keeps its traceback.
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import dataclasses
 import json
@@ -37,6 +36,7 @@ from jaxnn.app import (
     doctor,
     export,
     flags,
+    pack,
     predict,
     recipes,
     rundata,
@@ -47,6 +47,7 @@ from jaxnn.app import (
 from jaxnn.app.doctor import DoctorOptions
 from jaxnn.app.export import ExportOptions
 from jaxnn.app.options import EvalOptions, PredictOptions, RunConfig, SampleOptions
+from jaxnn.app.pack import PackOptions
 from jaxnn.errors import UserError
 from jaxnn.host_memory import reuse_freed_memory
 from jaxnn.train import interrupts
@@ -79,31 +80,13 @@ OPTIONS = {
     "sample": SampleOptions,
     "doctor": DoctorOptions,
     "export": ExportOptions,
+    "pack": PackOptions,
 }
 _HELP = {  # the doctor's parser is jaxnn.app.doctor.add_parser
     "eval": "score a run's best-validation model on a split or a file",
     "predict": "predict classes (or values) for new inputs with a run",
     "sample": "generate text from a trained language model (transformer or rnn)",
 }
-
-
-def _parse_value(raw: str):
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    try:
-        return ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return raw
-
-
-def _parse_pairs(pairs, what: str) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"{what}: expected KEY=VALUE, got {pair!r}")
-        out[key] = _parse_value(raw)
-    return out
 
 
 def plain(text: str) -> str:
@@ -130,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         flags.add_flags(sub.add_parser(name, help=help_), OPTIONS[name])
     doctor.add_parser(sub)
     export.add_parser(sub)
+    pack.add_parser(sub)
     checkout.add_parsers(sub)
     return parser
 
@@ -171,9 +155,9 @@ def _saved_settings(path: Path) -> dict:
 def _given_settings(args) -> dict:
     given = {k: v for k, v in vars(args).items() if k != "command"}
     if "model_config" in given:
-        given["model_config"] = _parse_pairs(given["model_config"], "--model-config")
+        given["model_config"] = flags.parse_pairs(given["model_config"], "--model-config")
     if "data_option" in given:
-        given["data_option"] = _parse_pairs(given["data_option"], "--data-option")
+        given["data_option"] = flags.parse_pairs(given["data_option"], "--data-option")
     return given
 
 
@@ -183,6 +167,10 @@ def _check_resume_changes(saved: dict, given: dict, out: Path) -> dict:
     for key, value in given.items():
         if key in _NOT_SAVED or key not in saved:
             continue
+        if key == "dataset":  # a bare path names the source it resolves to (my.csv: csv:my.csv)
+            from jaxnn.data.sources import resolve_spec
+
+            value = resolve_spec(value)
         old, new = _compared(saved[key], value)
         if new != old:
             _check_resumable(key, old, new, out)
@@ -384,7 +372,7 @@ def _eval_dataset(run, opts: EvalOptions):
     from jaxnn import data
     from jaxnn.data.pipeline import apply_statistics
 
-    options = _parse_pairs(opts.data_option, "--data-option")
+    options = flags.parse_pairs(opts.data_option, "--data-option")
     if opts.dataset and rundata.is_named_csv(run, opts.dataset):
         dataset = rundata.named_csv(run, _csv_path(opts.dataset), options)
     elif opts.dataset:
@@ -545,6 +533,7 @@ COMMANDS: dict[str, Callable[[Any], int]] = {
     "sample": cmd_sample,
     "doctor": lambda opts: doctor.run(opts),
     "export": export.run,
+    "pack": pack.run,
     "book": checkout.run,
     "bench": checkout.run,
 }

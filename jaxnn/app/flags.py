@@ -23,14 +23,16 @@ from the parsed namespace, and what is there is exactly what the user typed.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import types
 import typing
 from typing import Any
 
+from jaxnn.errors import UserError
 from jaxnn.train.config import REQUIRED, setting
 
-__all__ = ["add_flags", "options_from", "reuse", "flag_name"]
+__all__ = ["add_flags", "options_from", "parse_pairs", "reuse", "flag_name"]
 
 _SAME = object()  # reuse(): keep the declaration's default
 
@@ -136,3 +138,24 @@ def _help(field: dataclasses.Field) -> str:
 def _parsed(default):
     """A default as the parser holds it: a list for a repeatable flag (argparse appends to it)."""
     return list(default) if isinstance(default, tuple) else default
+
+
+def _parse_value(raw: str):
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def parse_pairs(pairs, what: str) -> dict:
+    """``KEY=VALUE`` strings as a dict (values as Python literals, ``true``/``false`` as
+    booleans, anything else as the string); ``what`` (the flag) starts the error message."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"{what}: expected KEY=VALUE, got {pair!r}")
+        out[key] = _parse_value(raw)
+    return out

@@ -55,7 +55,8 @@ class RunConfig:
     dataset: str = setting(
         "mnist1d",
         "mnist1d, digits, mnist5k, pydoc_text, synthetic:<name>, tfds:<name>, or a file of your "
-        "own: csv:PATH, npz:PATH, npy:DIR, text:PATH, images:DIR (a bare my.csv works too).",
+        "own: csv:PATH, npz:PATH, npy:DIR, text:PATH, images:DIR, or pack:DIR (written by jaxnn "
+        "pack, streamed from disk); a bare my.csv or folder works too.",
     )
     out: str = setting(
         "",

@@ -4,11 +4,11 @@
 in one table (:data:`jaxnn.data.datasets.SOURCES`), each split by one routine
 (:func:`jaxnn.data.splits.split`); the modules
 :mod:`~jaxnn.data.pipeline` (standardize, batches, prefetch), :mod:`~jaxnn.data.augment`,
-:mod:`~jaxnn.data.text` (tokenizers) and :mod:`~jaxnn.data.corrupt` (fault injection, Chapter 14)
-take it from there.
+:mod:`~jaxnn.data.text` (tokenizers), :mod:`~jaxnn.data.streaming` (packs larger than
+memory) and :mod:`~jaxnn.data.corrupt` (fault injection, Chapter 14) take it from there.
 """
 
-from jaxnn.data import augment, corrupt, pipeline, text
+from jaxnn.data import augment, corrupt, pipeline, streaming, text
 from jaxnn.data.containers import TASKS, Dataset, DatasetInfo, SealedDataset, Splits
 from jaxnn.data.datasets import NAMES, load
 from jaxnn.data.splits import split_indices
@@ -25,5 +25,6 @@ __all__ = [
     "augment",
     "corrupt",
     "pipeline",
+    "streaming",
     "text",
 ]

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jaxnn.data.lazy import LazyArray, is_lazy
+
 __all__ = [
     "TASKS",
     "MODALITIES",
@@ -37,11 +39,12 @@ class Dataset:
         features contain NaN or infinity.
     """
 
-    x: np.ndarray
+    x: np.ndarray | LazyArray
     y: np.ndarray
 
     def __post_init__(self):
-        x, y = np.asarray(self.x), np.asarray(self.y)
+        lazy = is_lazy(self.x)  # a pack's rows, read when indexed (jaxnn.data.streaming)
+        x, y = self.x if lazy else np.asarray(self.x), np.asarray(self.y)
         if x.ndim < 1 or y.ndim < 1:
             raise ValueError(
                 f"Dataset: expected x and y with a leading batch axis, got shapes {x.shape} "
@@ -56,15 +59,10 @@ class Dataset:
             raise ValueError(
                 f"Dataset: expected at least one example, got an empty split {x.shape}"
             )
-        for name, arr in (("x", x), ("y", y)):
-            if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-                finite = np.isfinite(arr).reshape(len(arr), -1).all(axis=1)  # (N,)
-                bad = int(np.size(arr) - np.isfinite(arr).sum())
-                raise ValueError(
-                    f"Dataset: expected finite values in {name}, got {bad} NaN/inf entries "
-                    f"in shape {arr.shape}, first in example {int(np.argmin(finite))}"
-                )
-        object.__setattr__(self, "x", _readonly_view(x))
+        # a lazy x is checked when packed, and by the streaming statistics pass
+        for name, arr in (("y", y),) if lazy else (("x", x), ("y", y)):
+            _check_finite(name, arr)
+        object.__setattr__(self, "x", x if lazy else _readonly_view(x))
         object.__setattr__(self, "y", _readonly_view(y))
 
     def __len__(self) -> int:
@@ -73,7 +71,8 @@ class Dataset:
     def take(self, indices) -> Dataset:
         """Return the examples at ``indices`` (a copy, in that order)."""
         indices = np.asarray(indices)
-        return Dataset(self.x[indices], self.y[indices])
+        x = self.x.take(indices) if is_lazy(self.x) else self.x[indices]
+        return Dataset(x, self.y[indices])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,11 +225,29 @@ def _check_split(info: DatasetInfo, name: str, ds: Dataset) -> None:
     for what, arr in arrays:
         if not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"{where}: expected integer {what}, got dtype {arr.dtype}")
-        lo, hi = int(arr.min()), int(arr.max())
+        lo, hi = _value_range(arr)
         if lo < 0 or hi >= info.num_classes:
             raise ValueError(
                 f"{where}: expected {what} in [0, {info.num_classes}), got values in [{lo}, {hi}]"
             )
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        finite = np.isfinite(arr).reshape(len(arr), -1).all(axis=1)  # (N,)
+        bad = int(np.size(arr) - np.isfinite(arr).sum())
+        raise ValueError(
+            f"Dataset: expected finite values in {name}, got {bad} NaN/inf entries "
+            f"in shape {arr.shape}, first in example {int(np.argmin(finite))}"
+        )
+
+
+def _value_range(arr) -> tuple[int, int]:
+    """``(min, max)`` of an integer array, a lazy one read chunk by chunk."""
+    if not is_lazy(arr):
+        return int(arr.min()), int(arr.max())
+    ranges = [(int(c.min()), int(c.max())) for c in arr.chunks()]
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
 def _readonly_view(arr: np.ndarray) -> np.ndarray:

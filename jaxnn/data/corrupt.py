@@ -179,14 +179,15 @@ def distribution_shift(
     if not np.isfinite(severity) or float(severity) < 0:
         raise ValueError(f"{name}: expected a finite severity >= 0, got {severity!r}")
     rng = _rng(name, seed, 13)
-    sigma = float(ds.x.std())
+    x0 = np.asarray(ds.x)  # a lazy split (a pack) is read whole: shifts are for small sets
+    sigma = float(x0.std())
     if kind == "gaussian_noise":
-        x = ds.x + severity * sigma * rng.standard_normal(ds.x.shape)
+        x = x0 + severity * sigma * rng.standard_normal(x0.shape)
     elif kind == "scale":
-        x = ds.x * (1.0 + severity)
+        x = x0 * (1.0 + severity)
     else:
-        x = ds.x + severity * sigma
-    x = x.astype(ds.x.dtype)
+        x = x0 + severity * sigma
+    x = x.astype(x0.dtype)
     record = {
         "kind": kind,
         "severity": float(severity),
@@ -244,9 +245,10 @@ def spurious_feature(
     other = (train.y + rng.integers(1, num_classes, len(train))) % num_classes
     train_cls = np.where(agree, train.y, other)
     test_cls = rng.integers(0, num_classes, len(test))
-    scale = amplitude * float(train.x.std())
-    out_train = Dataset((train.x + scale * patterns[train_cls]).astype(train.x.dtype), train.y)
-    out_test = Dataset((test.x + scale * patterns[test_cls]).astype(test.x.dtype), test.y)
+    x_train, x_test = np.asarray(train.x), np.asarray(test.x)  # read whole, as above
+    scale = amplitude * float(x_train.std())
+    out_train = Dataset((x_train + scale * patterns[train_cls]).astype(x_train.dtype), train.y)
+    out_test = Dataset((x_test + scale * patterns[test_cls]).astype(x_test.dtype), test.y)
     record = {
         "kind": "spurious_feature",
         "strength": float(strength),

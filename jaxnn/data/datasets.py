@@ -11,7 +11,8 @@ then call the entry's loader, which carves its splits with :func:`jaxnn.data.spl
 - ``tfds:<name>``: any TensorFlow Datasets dataset that is already prepared
   (:mod:`jaxnn.data.tfds`).
 - A user's files (:mod:`jaxnn.data.sources`): ``csv:PATH``, ``npz:PATH``, ``npy:DIR``,
-  ``text:PATH``, ``images:DIR`` (or ``folder:DIR``); a bare ``my.csv``, ``my.npz``, ``book.txt``
+  ``pack:DIR`` (:mod:`jaxnn.data.streaming`, larger than memory), ``text:PATH``,
+  ``images:DIR`` (or ``folder:DIR``); a bare ``my.csv``, ``my.npz``, ``book.txt``
   or a folder works too.
 
 Every dataset loads offline and deterministically: the same name, ``seed`` and options give the
@@ -25,7 +26,7 @@ import functools
 import types
 from collections.abc import Callable, Mapping
 
-from jaxnn.data import builtin, sources
+from jaxnn.data import builtin, sources, streaming
 from jaxnn.data.builtin import pydoc_corpus
 from jaxnn.data.containers import TASKS, Dataset, DatasetInfo, SealedDataset, Splits
 from jaxnn.data.options import check_options, fractions_below_one
@@ -104,6 +105,7 @@ SOURCES: tuple[Source, ...] = (
             "test_split": "test",
             "val_split": None,
             "max_examples": None,
+            "stream": False,
         },
         argument="a TFDS dataset name",
     ),
@@ -125,6 +127,13 @@ SOURCES: tuple[Source, ...] = (
         "npy:DIR",
         sources.load_npy,
         {"task": None, "modality": None, **_SPLIT},
+        _FILE,
+        argument="a path",
+    ),
+    Source(
+        "pack:DIR",
+        streaming.load_pack,
+        {"val_fraction": 0.1, "test_fraction": 0.2},
         _FILE,
         argument="a path",
     ),

@@ -128,6 +128,7 @@ RULES: dict[str, tuple[Callable[[Any], object], str]] = {
     "test_split": (lambda v: isinstance(v, str), "{key} to be a split name"),
     "val_split": (lambda v: v is None or isinstance(v, str), "{key} to be a split name or None"),
     "max_examples": _OPTIONAL_POSITIVE,
+    "stream": _BOOL,
     # csv:PATH, npz:PATH, npy:DIR, images:DIR
     "target": (
         lambda v: v is None or isinstance(v, (str, int, float, np.integer, np.floating)),

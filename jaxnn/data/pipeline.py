@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from jaxnn._checks import check_positive_int
+from jaxnn.data import streaming
 from jaxnn.data.containers import Dataset, Splits
 
 __all__ = [
@@ -74,6 +75,9 @@ class Standardizer:
         """
         if per not in ("feature", "channel"):
             raise ValueError(f"Standardizer.fit: expected per 'feature' or 'channel', got {per!r}")
+        if streaming.is_lazy(x):  # a pack on disk: one pass over its chunks
+            mean, std = streaming.streaming_statistics(x, per=per, eps=eps)
+            return cls(mean, std, per)
         x = np.asarray(x)
         if x.ndim < 2 or len(x) == 0:
             raise ValueError(
@@ -140,11 +144,22 @@ class Standardizer:
         if self.per == "none":
             return x
         want = np.shape(self.mean)
-        if np.shape(x)[np.ndim(x) - len(want) :] != want:
+        shape = x.shape if streaming.is_lazy(x) else np.shape(x)
+        if shape[len(shape) - len(want) :] != want:
             raise ValueError(
                 f"Standardizer.apply: expected inputs ending in shape {want} ({self.per} "
                 f"statistics), got shape {np.shape(x)}"
             )
+        if streaming.is_lazy(x):  # standardized batch by batch as its rows are read
+            mean, std = self.mean, self.std
+            dtype = np.result_type(x.dtype, mean.dtype)
+
+            def rows_standardized(rows):  # rows: a new array; in place when the dtype allows
+                if rows.dtype != dtype:
+                    return (rows - mean) / std
+                return np.divide(np.subtract(rows, mean, out=rows), std, out=rows)
+
+            return x.map(rows_standardized, dtype)
         return (x - self.mean) / self.std
 
 

@@ -27,7 +27,8 @@ from jaxnn._contained import write_replacing
 from jaxnn.data.containers import Dataset, DatasetInfo, Splits
 from jaxnn.errors import UserError
 
-__all__ = ["SNAPSHOT", "SNAPSHOT_LIMIT", "read_snapshot", "write_snapshot"]
+__all__ = ["SNAPSHOT", "SNAPSHOT_LIMIT", "info_from_json", "info_json", "read_snapshot",
+           "split_parts", "write_snapshot"]  # fmt: skip
 
 SNAPSHOT = "data.npz"
 #: The most bytes the splits' arrays may take (uncompressed) to be copied into the run: 64 MiB.
@@ -35,7 +36,8 @@ SNAPSHOT_LIMIT = 64 * 2**20
 _PARTS = ("train", "val", "test")
 
 
-def _parts(splits: Splits) -> dict[str, Dataset]:
+def split_parts(splits: Splits) -> dict[str, Dataset]:
+    """The three splits by name, the test split copied out without being unsealed."""
     held: list[Dataset] = []
 
     def hold(d: Dataset) -> Dataset:
@@ -46,7 +48,8 @@ def _parts(splits: Splits) -> dict[str, Dataset]:
     return {"train": splits.train, "val": splits.val, "test": held[0]}
 
 
-def _info_json(info: DatasetInfo) -> str:
+def info_json(info: DatasetInfo) -> str:
+    """The dataset info as JSON text (the tokenizer included); :func:`info_from_json` reads it."""
     fields = {
         "name": info.name, "task": info.task, "input_shape": list(info.input_shape),
         "num_classes": info.num_classes, "modality": info.modality,
@@ -64,13 +67,13 @@ def write_snapshot(out: Path, splits: Splits) -> dict:
       ``{"file", "sha256", "bytes", "array_bytes"}`` for a written snapshot, or ``{"file":
       None, "array_bytes", "limit"}`` when the data is too large to copy.
     """
-    parts = _parts(splits)
+    parts = split_parts(splits)
     total = sum(d.x.nbytes + d.y.nbytes for d in parts.values())
     if total > SNAPSHOT_LIMIT:
         return {"file": None, "array_bytes": int(total), "limit": SNAPSHOT_LIMIT}
     arrays = {f"{a}_{p}": getattr(d, a) for p, d in parts.items() for a in ("x", "y")}
     buf = io.BytesIO()
-    np.savez_compressed(buf, info=np.asarray(_info_json(splits.info)), **arrays)
+    np.savez_compressed(buf, info=np.asarray(info_json(splits.info)), **arrays)
     data = buf.getvalue()
     out.mkdir(parents=True, exist_ok=True)
     write_replacing(out / SNAPSHOT, data)
@@ -106,12 +109,13 @@ def read_snapshot(out: Path, record: dict) -> Splits:
             f"or point at the training file"
         )
     with np.load(io.BytesIO(data), allow_pickle=False) as f:
-        info = _info_from_json(str(f["info"]))
+        info = info_from_json(str(f["info"]))
         sets = {p: Dataset(f[f"x_{p}"], f[f"y_{p}"]) for p in _PARTS}
     return Splits(sets["train"], sets["val"], sets["test"], info)
 
 
-def _info_from_json(text: str) -> DatasetInfo:
+def info_from_json(text: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of :func:`info_json` text."""
     from jaxnn.data.text import tokenizer_from_json
 
     fields = json.loads(text)

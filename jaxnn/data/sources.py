@@ -14,6 +14,8 @@ their options (:mod:`jaxnn.data.options`) before any file is read:
 - ``npz:PATH``: arrays ``x``, ``y``, or ``x_train``, ``y_train`` with optional ``x_val``, ``y_val``,
   ``x_test``, ``y_test``.
 - ``npy:DIR``: the same array names as ``DIR/<name>.npy`` files, memory-mapped while read.
+- ``pack:DIR``: a pack written by ``jaxnn pack`` (:mod:`jaxnn.data.streaming`): memory-mapped
+  shards that stay on disk while a run trains, for data larger than memory.
 - ``text:PATH``: UTF-8 text for a language model, char or byte-pair tokens as for ``pydoc_text``;
   contiguous train, then validation, then test ranges.
 - ``images:DIR`` (alias ``folder:DIR``): one subfolder per class (sorted folder names are the class
@@ -41,7 +43,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxnn.data import arrays as arrayfile
-from jaxnn.data import csvfile, images
+from jaxnn.data import csvfile, images, streaming
 from jaxnn.data.containers import Dataset, DatasetInfo, Splits
 from jaxnn.data.images import IMAGE_SUFFIXES
 from jaxnn.data.options import (
@@ -80,7 +82,7 @@ __all__ = [
     "text_splits",
 ]
 
-KINDS = ("csv", "npz", "npy", "text", "images")
+KINDS = ("csv", "npz", "npy", "pack", "text", "images")
 ALIASES = {"folder": "images"}
 _SUFFIX_KINDS = {".csv": "csv", ".npz": "npz", ".txt": "text"}
 _SPLIT_NAMES = ("train", "val", "test")
@@ -114,8 +116,9 @@ def parse_spec(spec) -> tuple[str, Path] | None:
 def resolve_spec(name: str) -> str:
     """Map a bare path to its source spec: ``my.csv`` -> ``csv:my.csv``; anything else unchanged.
 
-    ``.csv``, ``.npz`` and ``.txt`` files map by suffix; an existing directory maps to ``npy:``
-    if it holds ``x.npy`` or ``x_train.npy``, else to ``images:``. Names that already carry a
+    ``.csv``, ``.npz`` and ``.txt`` files map by suffix; an existing directory maps to ``pack:``
+    if it holds a pack manifest (``jaxnn pack``), to ``npy:`` if it holds ``x.npy`` or
+    ``x_train.npy``, else to ``images:``. Names that already carry a
     kind, and names that are neither, are returned as given. A built-in dataset's name
     (``mnist1d``, ``digits``, ...) always means the built-in set, even where a folder of that
     name exists: ``./mnist1d`` or ``images:mnist1d`` names the folder.
@@ -129,9 +132,15 @@ def resolve_spec(name: str) -> str:
         return f"{kind}:{name}"
     path = Path(name).expanduser()
     if ":" not in name and path.is_dir():
-        npy = (path / "x.npy").is_file() or (path / "x_train.npy").is_file()
-        return f"{'npy' if npy else 'images'}:{name}"
+        return f"{_folder_kind(path)}:{name}"
     return name
+
+
+def _folder_kind(path: Path) -> str:
+    """The source kind of a folder: a pack, ``.npy`` arrays, or images."""
+    if streaming.is_pack(path):
+        return "pack"
+    return "npy" if (path / "x.npy").is_file() or (path / "x_train.npy").is_file() else "images"
 
 
 def source_files(spec: str) -> list[Path]:
@@ -149,6 +158,8 @@ def source_files(spec: str) -> list[Path]:
         return [path / f"{n}.npy" for n in names]
     if kind == "images":
         return [p for _, files in _class_folders(path) for p in files]
+    if kind == "pack":
+        return [path / streaming.MANIFEST]
     return [_existing_file(path, kind)]
 
 
@@ -158,11 +169,15 @@ def source_sha256(spec: str) -> str:
     For a single file (csv, npz, text) it is the digest of the file's bytes, the same as
     ``sha256sum FILE``. For a directory (npy, images) it is the digest of the lines
     ``"<relative path>  <file digest>\\n"`` of every file read, in sorted order, so renaming a
-    class folder or changing one image changes it.
+    class folder or changing one image changes it. For a pack it is the digest of its manifest,
+    which records the sha256 of every shard (computed as the pack was written; a shard changed
+    by hand afterwards is not detected).
     """
     parsed = parse_spec(spec)
     if parsed is None:
         raise ValueError(f"source_sha256: expected a file of your own (KIND:PATH), got {spec!r}")
+    if parsed[0] == "pack":
+        return streaming.pack_sha256(parsed[1])
     files = source_files(spec)
     if parsed[0] not in ("npy", "images"):
         return _file_sha256(files[0])

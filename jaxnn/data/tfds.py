@@ -1,7 +1,9 @@
 """TensorFlow Datasets as :class:`~jaxnn.data.Splits` — Chapter 9: data pipelines, any dataset.
 
 ``jaxnn.data.load("tfds:<name>")`` reads a dataset that TFDS has already prepared on disk, through
-``tfds.data_source`` (random access to ArrayRecord files, which needs no TensorFlow). Nothing is
+``tfds.data_source`` (random access to ArrayRecord files, which needs no TensorFlow); with
+``stream=True`` the inputs stay in those files and each batch is decoded as it is read, for a
+dataset larger than memory. Nothing is
 downloaded unless ``download=True`` is passed, so an offline machine gets a clear error that says
 how to prepare the data instead of a hang while the network is retried.
 """
@@ -12,6 +14,7 @@ import numpy as np
 
 from jaxnn.data.containers import Dataset, DatasetInfo, Splits
 from jaxnn.data.splits import split
+from jaxnn.data.streaming import SourceArray, read_records
 from jaxnn.errors import UserError
 
 __all__ = ["load_tfds"]
@@ -56,14 +59,36 @@ def _not_prepared(name: str, split_names, data_dir, cause: Exception) -> str:
     )
 
 
-def _to_arrays(examples, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _inputs(examples, x_key: str) -> np.ndarray:
     x = np.stack([np.asarray(e[x_key]) for e in examples])  # (N, ...)
-    y = np.asarray([e[y_key] for e in examples]).astype(np.int32)  # (N,)
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / 255.0  # pixels to [0, 1]
     elif np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)
-    return x, y
+    return x
+
+
+def _labels(examples, y_key: str) -> np.ndarray:
+    return np.asarray([e[y_key] for e in examples]).astype(np.int32)  # (N,)
+
+
+def _to_arrays(examples, x_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
+    return _inputs(examples, x_key), _labels(examples, y_key)
+
+
+def _streamed(name: str, split_name: str, src, max_examples, x_key: str, y_key: str) -> Dataset:
+    """One split whose inputs stay in the source, decoded batch by batch when indexed; the
+    labels are read in one pass of 4096 records at a time (memory bounded by a chunk)."""
+    n = len(src) if max_examples is None else min(len(src), int(max_examples))
+    if n == 0:
+        raise ValueError(f"load('tfds:{name}'): expected examples in split {split_name!r}, got 0")
+    first = _inputs(read_records(src, [0]), x_key)
+    chunks = (read_records(src, list(range(lo, min(lo + 4096, n)))) for lo in range(0, n, 4096))
+    y = np.concatenate([_labels(c, y_key) for c in chunks])
+    x = SourceArray(
+        src, lambda records: _inputs(records, x_key), first.shape[1:], first.dtype, np.arange(n)
+    )
+    return Dataset(x, y)
 
 
 def load_tfds(
@@ -77,6 +102,7 @@ def load_tfds(
     test_split: str,
     val_split: str | None,
     max_examples: int | None,
+    stream: bool = False,
 ) -> Splits:
     """Load a supervised TFDS dataset, already prepared on disk, as train/val/test splits.
 
@@ -95,6 +121,9 @@ def load_tfds(
       download: allow TFDS to download and prepare the data (needs network).
       train_split, test_split, val_split: TFDS split names.
       max_examples: read at most this many examples of each split (quick experiments).
+      stream: keep the inputs in the prepared files and decode each batch when it is read
+        (:class:`~jaxnn.data.streaming.SourceArray`), for a dataset larger than memory; only
+        the labels are read up front, in one pass.
 
     Returns:
       :class:`~jaxnn.data.Splits`.
@@ -114,7 +143,9 @@ def load_tfds(
     except Exception as e:
         raise UserError(_not_prepared(name, split_names, data_dir, e)) from e
     sets = [
-        Dataset(*_to_arrays(_read(name, part, src, max_examples), x_key, y_key))
+        _streamed(name, part, src, max_examples, x_key, y_key)
+        if stream
+        else Dataset(*_to_arrays(_read(name, part, src, max_examples), x_key, y_key))
         for part, src in zip(split_names, sources, strict=True)
     ]
     info = _info(name, builder, y_key, sets[0], train_split, test_split)
@@ -152,10 +183,7 @@ def _read(name: str, split_name: str, src, max_examples) -> list:
     n = len(src) if max_examples is None else min(len(src), int(max_examples))
     if n == 0:
         raise ValueError(f"load('tfds:{name}'): expected examples in split {split_name!r}, got 0")
-    try:
-        return src.__getitems__(list(range(n)))  # one batched read
-    except (AttributeError, TypeError):  # sources without batched reads (e.g. TFDS mocks)
-        return [src[i] for i in range(n)]
+    return read_records(src, list(range(n)))  # one batched read where the source has one
 
 
 def _info(name, builder, y_key, train: Dataset, train_split, test_split) -> DatasetInfo:

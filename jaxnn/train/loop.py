@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from jaxnn import _contained, _xla, optim, parallel
 from jaxnn.data import augment as augment_lib
-from jaxnn.data import pipeline
+from jaxnn.data import pipeline, streaming
 from jaxnn.errors import UserError
 from jaxnn.train import agree, placement
 from jaxnn.train import run as run_lib
@@ -275,10 +275,18 @@ def _mesh(run: Execution):
     return placement.mesh_of(run)
 
 
-def _data_on_device(run: Execution) -> bool:
-    """Whether the training split lives on the device(s): always with scan (one process only)."""
+def _data_on_device(run: Execution, train) -> bool:
+    """Whether the training split lives on the device(s): always with scan (one process only);
+    never for a split that stays on disk (a pack, :mod:`jaxnn.data.streaming`)."""
     if run.scan and jax.process_count() > 1:
         raise UserError("fit: scan=True runs on one process; got a multi-process run")
+    if streaming.is_lazy(train.x):
+        if run.scan:
+            raise UserError(
+                "fit: scan=True keeps the training split on the device; a pack streams from "
+                "disk: train without scan"
+            )
+        return False
     return run.scan or (run.device_data and jax.process_count() == 1)
 
 
@@ -303,7 +311,7 @@ def _compile_step(
         compute_dtype=None if run.dtype == "float32" else run.dtype,
     )  # fmt: skip
     data, last = None, step
-    if _data_on_device(run):
+    if _data_on_device(run, splits.train):
         sharding = None if mesh is None else parallel.batch_sharding(mesh)
         last = make_indexed_step(step, batch_sharding=sharding)
         step = make_epoch_step(step, batch_sharding=sharding) if run.scan else last
@@ -326,11 +334,12 @@ def _planner(n: int, run: Execution, mesh):
 
 def _host_batch(train, idx, mesh, *weight):
     """The host batch of examples ``idx`` (and its weights), sharded over a mesh if any."""
-    batch = (train.x[idx], train.y[idx], *weight)
-    if mesh is None:
-        return batch  # jit's dispatch moves NumPy inputs faster than device_put
-    rows = parallel.process_slice(len(idx))
-    return parallel.shard_batch(tuple(b[rows] for b in batch), mesh)
+    if mesh is None:  # jit's dispatch moves NumPy inputs faster than device_put
+        return (train.x[idx], train.y[idx], *weight)
+    rows = parallel.process_slice(len(idx))  # each process reads only the rows it feeds
+    mine = idx[rows]
+    batch = (train.x[mine], train.y[mine], *(w[rows] for w in weight))
+    return parallel.shard_batch(batch, mesh)
 
 
 def _epoch_inputs(train, run: Execution, plan: pipeline.EpochPlan, mesh, steps: _Steps):
