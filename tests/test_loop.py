@@ -426,3 +426,16 @@ def test_a_cnn_with_batch_norm_trains_and_moves_its_running_statistics(digits):
     result = fit(model, digits, _cfg(epochs=1), verbose=False)
     mean, var = (np.asarray(result.best_model_state["bn_0"][k]) for k in ("mean", "var"))
     assert np.all(np.isfinite(mean)) and np.any(mean != 0) and np.any(var != 1)
+
+
+def test_processes_agree_on_a_user_file_whose_snapshot_only_process_0_records(digits):
+    # process 0 writes the run's data snapshot and records it; the others must still agree
+    from jaxnn.train.loop import _agreed_part
+
+    source = {"spec": "csv:d.csv", "sha256": "ab" * 32}
+    first = {"model": "mlp", "data": {"source": {**source, "snapshot": {"file": "data.npz"}}}}
+    other = {"model": "mlp", "data": {"source": dict(source)}}
+    assert _agreed_part(first, digits) == _agreed_part(other, digits)
+    changed = {"model": "mlp", "data": {"source": {**source, "sha256": "cd" * 32}}}
+    assert _agreed_part(changed, digits) != _agreed_part(other, digits)
+    assert first["data"]["source"]["snapshot"] == {"file": "data.npz"}  # the record is kept

@@ -325,3 +325,40 @@ def test_a_pack_too_large_to_map_up_front_reads_the_same_rows(digits_pack, monke
     lazy = data.load(str(digits_pack), seed=0)
     idx = np.array([1293, 0, 640, 7])
     np.testing.assert_array_equal(lazy.train.x[idx], eager.train.x[idx])
+
+
+_TRAIN = ["-m", "jaxnn", "train", "--model", "mlp", "--batch-size", "64", "--lr", "3e-3",
+          "--schedule", "constant", "--patience", "0", "--no-progress",
+          "--model-config", "hidden=(64,)"]  # fmt: skip
+
+
+def _losses(out) -> list[float]:
+    return [json.loads(x)["train_loss"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_a_pack_on_two_processes_and_a_two_axis_mesh_resumes_in_one_process(
+    digits_pack, tmp_path
+):
+    # the whole path: a pack, two processes of 2 devices on data=2,fsdp=2, stopped after
+    # two epochs, resumed on one process and one device: the loss trajectory of one run
+    train = [sys.executable, *_TRAIN, "--dataset", str(digits_pack)]
+    straight = tmp_path / "straight"
+    subprocess.run([*train, "--out", str(straight), "--epochs", "4", "--mesh", "data=2,fsdp=2"],
+                   env=cpu_env(4), check=True, timeout=600, capture_output=True)  # fmt: skip
+    run, port = tmp_path / "two", _free_port()
+    cluster = ["--num-processes", "2", "--coordinator", f"127.0.0.1:{port}", "--process-id"]
+    cmd = [*train, "--out", str(run), "--epochs", "2", "--mesh", "data=2,fsdp=2", *cluster]
+    procs = [subprocess.Popen([*cmd, str(i)], env=cpu_env(2), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]  # fmt: skip
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+    resumed = subprocess.run(
+        [*train, "--out", str(run), "--resume", "--epochs", "4", "--mesh", "",
+         "--num-processes", "1"],
+        env=cpu_env(1), timeout=600, capture_output=True, text=True,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    want = _losses(straight)
+    assert len(want) == 4 and _losses(run) == pytest.approx(want, rel=1e-5)

@@ -651,9 +651,15 @@ def _config_record(model, splits, cfg: FitConfig, run_id: str, run_info) -> dict
 
 def _agreed_part(record: dict, splits) -> dict:
     """What every process of a run must agree on: the record but its run id and history, and
-    the sizes of the splits."""
+    the sizes of the splits. The data snapshot, written by process 0 alone (its record only
+    there), is left out: the data's sha256 beside it is what the processes compare."""
     sizes = [len(splits.train), len(splits.val), len(splits.test)]
-    return {**{k: v for k, v in record.items() if k not in ("run_id", "history")}, "sizes": sizes}
+    part = {k: v for k, v in record.items() if k not in ("run_id", "history")}
+    data = part.get("data")
+    if isinstance(data, dict) and isinstance(data.get("source"), dict):
+        source = {k: v for k, v in data["source"].items() if k != "snapshot"}
+        part["data"] = {**data, "source": source}
+    return {**part, "sizes": sizes}
 
 
 def _summary(model, splits, monitor, loop: LoopState, state, best, stopped, message, score, say):
