@@ -160,6 +160,22 @@ def _train(pack, out, *extra):
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
+def test_a_run_on_a_pack_resumed_from_its_checkpoint_equals_the_uninterrupted_run(
+    digits_pack, tmp_path
+):
+    # the quick twin of the SIGKILL test below: stop after 2 of 3 epochs, resume, compare
+    packed, _ = pipeline.standardize(data.load(str(digits_pack), seed=0))
+    cfg = {"schedule": "constant"}  # the run length may change on resume without moving the lr
+    straight = fit(_mlp(packed.info), packed, _cfg(epochs=3, **cfg), verbose=False)
+    out = tmp_path / "run"
+    fit(_mlp(packed.info), packed, _cfg(epochs=2, **cfg), out_dir=out, verbose=False)
+    resumed = fit(_mlp(packed.info), packed, _cfg(epochs=3, **cfg), out_dir=out, resume=True,
+                  verbose=False)  # fmt: skip
+    assert resumed.summary["params_sha256"] == straight.summary["params_sha256"]
+    assert [r["epoch"] for r in resumed.history][-1] == 3
+
+
+@pytest.mark.slow
 def test_a_run_on_a_pack_killed_midway_resumes_to_the_uninterrupted_run_bit_for_bit(
     digits_pack, tmp_path
 ):
