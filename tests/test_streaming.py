@@ -353,9 +353,7 @@ def _losses(out) -> list[float]:
 
 
 @pytest.mark.slow
-def test_a_pack_on_two_processes_and_a_two_axis_mesh_resumes_in_one_process(
-    digits_pack, tmp_path
-):
+def test_a_pack_on_two_processes_and_a_two_axis_mesh_resumes_in_one_process(digits_pack, tmp_path):
     # the whole path: a pack, two processes of 2 devices on data=2,fsdp=2, stopped after
     # two epochs, resumed on one process and one device: the loss trajectory of one run
     train = [sys.executable, *_TRAIN, "--dataset", str(digits_pack)]
