@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import secrets
 import shutil
@@ -46,6 +47,8 @@ __all__ = [
     "open_new",
     "open_append",
     "open_read",
+    "create_new",
+    "file_sha256",
     "ensure_dir",
     "refuse_link",
     "read_bytes",
@@ -159,6 +162,16 @@ def _create(path: Path, mode: int = 0o666) -> int:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
     with _disk(path):
         return os.open(path, flags, mode)
+
+
+def create_new(path) -> int:
+    """A new file at ``path``, created exclusively without following a link; its descriptor.
+
+    Raises:
+      FileExistsError: if anything (a link included) is at ``path``.
+      WriteFailed: if the disk refuses it.
+    """
+    return _create(Path(path))
 
 
 @contextlib.contextmanager
@@ -290,6 +303,15 @@ def open_read(path, *, name: str = "read"):
     """
     fd = _open_checked(Path(path), os.O_RDONLY | _NOFOLLOW | _CLOEXEC, name)
     return os.fdopen(fd, "rb")
+
+
+def file_sha256(path, *, name: str = "read") -> str:
+    """The SHA-256 hex digest of the regular file ``path`` (opened with ``O_NOFOLLOW``)."""
+    digest = hashlib.sha256()
+    with open_read(path, name=name) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_text(path, *, name: str = "read") -> str:

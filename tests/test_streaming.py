@@ -376,3 +376,37 @@ def test_a_pack_on_two_processes_and_a_two_axis_mesh_resumes_in_one_process(digi
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     want = _losses(straight)
     assert len(want) == 4 and _losses(run) == pytest.approx(want, rel=1e-5)
+
+
+def test_an_arrayrecord_pack_reads_the_rows_of_the_npy_pack(digits_pack, tmp_path):
+    pytest.importorskip("array_record")
+    src = data.load("digits", seed=0)
+    streaming.pack(src, tmp_path / "ar", shard_bytes=200_000, storage="arrayrecord")
+    names = sorted(p.name for p in (tmp_path / "ar").iterdir())
+    assert "train-x-00000.array_record" in names and "train-x-00001.array_record" in names
+    back, npy = data.load(str(tmp_path / "ar"), seed=0), data.load(str(digits_pack), seed=0)
+    assert isinstance(back.train.x, streaming.SourceArray)
+    idx = np.array([1293, 0, 700, 5, 700])
+    np.testing.assert_array_equal(back.train.x[idx], npy.train.x[idx])
+    np.testing.assert_array_equal(np.asarray(back.val.x), src.val.x)
+    packed, _ = pipeline.standardize(back)
+    ref, _ = pipeline.standardize(npy)
+    a = fit(_mlp(packed.info), packed, _cfg(epochs=1), verbose=False)
+    b = fit(_mlp(ref.info), ref, _cfg(epochs=1), verbose=False)
+    assert a.summary["params_sha256"] == b.summary["params_sha256"]
+
+
+def test_an_arrayrecord_shard_that_is_a_link_or_holds_other_rows_is_refused(tmp_path):
+    pytest.importorskip("array_record")
+    streaming.pack(data.load("synthetic:moons", seed=0, n=200), tmp_path / "p",
+                   storage="arrayrecord")  # fmt: skip
+    pack = _copy_pack(tmp_path / "p", tmp_path / "q")
+    _edit_manifest(pack, lambda m: m["splits"]["train"]["x"][0].update(rows=5))
+    with pytest.raises(UserError, match="the manifest says 5"):
+        data.load(str(pack), seed=0)
+    linked = _copy_pack(tmp_path / "p", tmp_path / "r")
+    shard = linked / "train-x-00000.array_record"
+    os.replace(shard, tmp_path / "elsewhere")
+    os.symlink(tmp_path / "elsewhere", shard)
+    with pytest.raises(UserError, match="symbolic link"):
+        data.load(str(linked), seed=0)

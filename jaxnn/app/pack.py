@@ -36,6 +36,12 @@ class PackOptions:
     seed: int = setting(0, "seed of the validation split, as jaxnn train --seed.")
     data_option: tuple[str, ...] = reuse(RunConfig, "data_option")
     shard_mb: int = setting(256, "megabytes of examples per shard file.")
+    storage: str = setting(
+        "npy",
+        "npy: memory-mapped .npy shards (the fastest to read); arrayrecord: ArrayRecord files, "
+        "one record per example (read through array_record's random-access source).",
+        choices=("npy", "arrayrecord"),
+    )
 
     def __post_init__(self):
         check_field_types(self)
@@ -73,7 +79,11 @@ def run(options: PackOptions) -> int:
     total = len(splits.train) + len(splits.val) + len(splits.test)
     with tqdm(total=total, unit="ex", desc="pack", leave=False, disable=None) as bar:
         manifest = streaming.pack(
-            splits, out, shard_bytes=options.shard_mb << 20, progress=bar.update
+            splits,
+            out,
+            shard_bytes=options.shard_mb << 20,
+            storage=options.storage,
+            progress=bar.update,
         )
     sizes = f"{len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test"
     print(f"packed {splits.info.name} ({sizes}) into {manifest.parent}: jaxnn train --dataset "

@@ -155,7 +155,7 @@ class Standardizer:
             dtype = np.result_type(x.dtype, mean.dtype)
 
             def rows_standardized(rows):  # rows: a new array; in place when the dtype allows
-                if rows.dtype != dtype:
+                if rows.dtype != dtype or not rows.flags.writeable:
                     return (rows - mean) / std
                 return np.divide(np.subtract(rows, mean, out=rows), std, out=rows)
 

@@ -38,11 +38,13 @@ is opened without following links, and each shard's header must match the manife
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import mmap as mmap_lib
 import os
 import re
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,7 @@ from jaxnn.errors import UserError
 
 __all__ = [
     "MANIFEST",
+    "STORAGES",
     "LazyArray",
     "ShardedArray",
     "SourceArray",
@@ -72,7 +75,11 @@ __all__ = [
 MANIFEST = "jaxnn-pack.json"
 _FORMAT, _VERSION = "jaxnn-pack", 1
 _PARTS = ("train", "val", "test")
-_FILE = re.compile(r"^(train|val|test)-(x-[0-9]{5}|y)\.npy$")
+_FILE = re.compile(r"^(train|val|test)-(x-[0-9]{5}\.(npy|array_record)|y\.npy)$")
+#: how a pack stores its examples: .npy shards (memory-mapped) or ArrayRecord files (a record
+#: per example, read through ``array_record``'s random-access data source, grain's protocol)
+STORAGES = ("npy", "arrayrecord")
+_SUFFIX = {"npy": ".npy", "arrayrecord": ".array_record"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,6 +199,36 @@ def _checked_rows(part: str, x: np.ndarray, y: np.ndarray, row: tuple | None) ->
     return new
 
 
+def _array_record():
+    try:
+        from array_record.python import array_record_data_source, array_record_module
+    except ImportError:
+        raise UserError(
+            "an ArrayRecord pack needs the array-record package (it comes with "
+            "tensorflow-datasets): pip install array-record"
+        ) from None
+    return array_record_module, array_record_data_source
+
+
+def _write_records(path: Path, block: np.ndarray) -> str:
+    """Write ``block``'s rows as one ArrayRecord file, a record of raw C-order bytes per row,
+    under a new name in the folder renamed into place (never through a link); its sha256."""
+    module, _ = _array_record()
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    os.close(_contained.create_new(tmp))  # ours, exclusively: the writer opens a regular file
+    try:
+        writer = module.ArrayRecordWriter(str(tmp), "group_size:1")
+        for row in np.ascontiguousarray(block):
+            writer.write(row.tobytes())
+        writer.close()
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return _contained.file_sha256(path)
+
+
 class PackWriter:
     """Write a pack chunk by chunk: ``add(part, x, y)`` as often as needed, then ``close(info)``.
 
@@ -202,14 +239,19 @@ class PackWriter:
     Args:
       out: the pack directory: made if missing, and it must hold no pack yet.
       shard_bytes: bytes of examples per shard (256 MB by default).
+      storage: ``"npy"`` (memory-mapped shards, the fastest to read) or ``"arrayrecord"``
+        (ArrayRecord files, one record per example, for tools of the grain and TFDS world).
 
     Raises:
       UserError: if ``out`` is a link, a file, or already holds a manifest.
     """
 
-    def __init__(self, out, *, shard_bytes: int = 256 << 20):
+    def __init__(self, out, *, shard_bytes: int = 256 << 20, storage: str = "npy"):
         if isinstance(shard_bytes, bool) or not isinstance(shard_bytes, int) or shard_bytes < 1:
             raise ValueError(f"PackWriter: expected shard_bytes >= 1, got {shard_bytes!r}")
+        if storage not in STORAGES:
+            raise ValueError(f"PackWriter: expected storage in {STORAGES}, got {storage!r}")
+        self._storage = storage
         self.out = _contained.ensure_dir("pack", Path(out))
         if os.path.lexists(self.out / MANIFEST):
             raise UserError(f"pack: {self.out} already holds a pack; choose an empty directory")
@@ -238,8 +280,9 @@ class PackWriter:
         if not self._pending_rows[part]:
             return
         block = np.concatenate(self._pending[part])
-        name = f"{part}-x-{len(self._shards[part]):05d}.npy"
-        digest = _write_npy(self.out / name, block)
+        name = f"{part}-x-{len(self._shards[part]):05d}{_SUFFIX[self._storage]}"
+        write = _write_npy if self._storage == "npy" else _write_records
+        digest = write(self.out / name, block)
         self._shards[part].append({"file": name, "rows": len(block), "sha256": digest})
         self._pending[part], self._pending_rows[part] = [], 0
 
@@ -272,6 +315,7 @@ class PackWriter:
             "version": _VERSION,
             "info": json.loads(snapshot.info_json(info)),
             "dtype": str(self._row[1]),
+            "storage": self._storage,
             "splits": splits,
         }
         path = self.out / MANIFEST
@@ -279,7 +323,9 @@ class PackWriter:
         return path
 
 
-def pack(splits: Splits, out, *, shard_bytes: int = 256 << 20, progress=None) -> Path:
+def pack(
+    splits: Splits, out, *, shard_bytes: int = 256 << 20, storage: str = "npy", progress=None
+) -> Path:
     """Write ``splits`` (train, validation and test, as :func:`jaxnn.data.load` carved them) as
     a pack at ``out``; returns the manifest's path.
 
@@ -290,7 +336,7 @@ def pack(splits: Splits, out, *, shard_bytes: int = 256 << 20, progress=None) ->
     """
     if not isinstance(splits, Splits):
         raise ValueError(f"pack: expected Splits, got {type(splits).__name__}")
-    writer = PackWriter(out, shard_bytes=shard_bytes)
+    writer = PackWriter(out, shard_bytes=shard_bytes, storage=storage)
     for part, ds in snapshot.split_parts(splits).items():
         for lo in range(0, len(ds), 4096):
             writer.add(part, ds.x[lo : lo + 4096], ds.y[lo : lo + 4096])
@@ -417,9 +463,47 @@ def _pack_bytes(manifest: dict) -> int:
 
 def _part(root: Path, name: str, entry, manifest, populate: bool) -> Dataset:
     where = f"pack:{root} {name}"
-    shapes = manifest["info"]["input_shape"]
     if not isinstance(entry, dict) or not isinstance(entry.get("x"), list) or not entry["x"]:
         raise UserError(f"{where}: expected a list of shards, got {entry!r:.80}")
+    if manifest.get("storage", "npy") == "arrayrecord":
+        examples: LazyArray = _records(root, where, entry, manifest)
+    else:
+        examples = _sharded(root, where, entry, manifest, populate)
+    y = _open_npy(root, _file_name(where, entry.get("y")), where, mmap=False)
+    if len(y) != len(examples):
+        raise UserError(f"{where}: {len(examples)} examples but {len(y)} targets")
+    return Dataset(examples, y)
+
+
+def _records(root: Path, where: str, entry: dict, manifest: dict) -> LazyArray:
+    """An ArrayRecord pack's examples: each shard checked (a regular file, no link), then read
+    through ``array_record``'s random-access data source."""
+    _, source_lib = _array_record()
+    names = [_file_name(where, shard) for shard in entry["x"]]
+    for name in names:
+        try:
+            _contained.open_read(root / name, name=where).close()  # refuses a link
+        except FileNotFoundError:
+            raise UserError(f"{where}: {name} is missing; the pack is incomplete") from None
+    source = source_lib.ArrayRecordDataSource([str(root / n) for n in names])
+    rows = sum(int(shard.get("rows", -1)) for shard in entry["x"])
+    if len(source) != rows:
+        raise UserError(f"{where}: the shards hold {len(source)} records; the manifest says {rows}")
+    shape = tuple(manifest["info"]["input_shape"])
+    dtype = np.dtype(manifest["dtype"])
+    size = int(np.prod(shape)) * dtype.itemsize
+
+    def decode(records):
+        if any(len(r) != size for r in records):
+            raise ValueError(f"{where}: expected records of {size} bytes ({dtype} {shape})")
+        rows = bytearray(b"".join(records))  # a writable buffer: the rows are the caller's
+        return np.frombuffer(rows, dtype).reshape(len(records), *shape)
+
+    return SourceArray(source, decode, shape, dtype)
+
+
+def _sharded(root: Path, where: str, entry: dict, manifest: dict, populate: bool) -> LazyArray:
+    shapes = manifest["info"]["input_shape"]
     shards = []
     for shard in entry["x"]:
         x = _open_npy(root, _file_name(where, shard), where, mmap=True, populate=populate)
@@ -433,11 +517,7 @@ def _part(root: Path, name: str, entry, manifest, populate: bool) -> Dataset:
                 f"{shard.get('rows')} rows of {manifest.get('dtype')} {tuple(shapes)}"
             )
         shards.append(x)
-    y = _open_npy(root, _file_name(where, entry.get("y")), where, mmap=False)
-    examples = ShardedArray(shards)
-    if len(y) != len(examples):
-        raise UserError(f"{where}: {len(examples)} examples but {len(y)} targets")
-    return Dataset(examples, y)
+    return ShardedArray(shards)
 
 
 def load_pack(path: str, *, seed: int, val_fraction: float, test_fraction: float) -> Splits:
