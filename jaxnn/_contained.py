@@ -47,7 +47,7 @@ __all__ = [
     "open_new",
     "open_append",
     "open_read",
-    "create_new",
+    "replacing_name",
     "file_sha256",
     "ensure_dir",
     "refuse_link",
@@ -164,14 +164,22 @@ def _create(path: Path, mode: int = 0o666) -> int:
         return os.open(path, flags, mode)
 
 
-def create_new(path) -> int:
-    """A new file at ``path``, created exclusively without following a link; its descriptor.
-
-    Raises:
-      FileExistsError: if anything (a link included) is at ``path``.
-      WriteFailed: if the disk refuses it.
-    """
-    return _create(Path(path))
+@contextlib.contextmanager
+def _replaced(path: Path):
+    """``(tmp, fd)``: a new file of an unpredictable name beside ``path``, created exclusively
+    without following links, renamed over ``path`` when the block ends, removed if it raises."""
+    if path.is_dir() and not path.is_symlink():
+        raise UserError(f"{path}: expected a file name to write, got a directory")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = _create(tmp)
+    try:
+        yield tmp, fd
+        with _disk(path):
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 @contextlib.contextmanager
@@ -189,21 +197,21 @@ def replacing(path):
       WriteFailed: if the disk refuses the write (the old file is intact).
     """
     path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        raise UserError(f"{path}: expected a file name to write, got a directory")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = _create(tmp)
-    try:
-        with os.fdopen(fd, "wb") as f, _disk(path):
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+    with _replaced(path) as (_, fd), os.fdopen(fd, "wb") as f, _disk(path):
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def replacing_name(path):
+    """:func:`replacing` for a writer that opens its file by name: the block gets the name of
+    the new, empty file (already created, exclusively), renamed over ``path`` when it ends."""
+    path = Path(path)
+    with _replaced(path) as (tmp, fd):
+        os.close(fd)
         with _disk(path):
-            os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            yield tmp
 
 
 def write_replacing(path: Path, data: bytes) -> Path:

@@ -1,6 +1,5 @@
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -9,7 +8,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from _cpu_env import cpu_env
+from _cpu_env import cpu_env, free_port, run_two_processes
 
 from jaxnn import parallel
 
@@ -25,12 +24,6 @@ def _run(npz, devices_flag, host_devices, *extra):
 
 def _params(npz):
     return [npz[k] for k in sorted(npz.files, key=str) if k.startswith("arr_")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_make_mesh_refuses_more_devices_than_exist():
@@ -85,30 +78,7 @@ def test_four_devices_with_scan_and_a_padded_last_batch_give_the_one_device_resu
 
 def test_two_processes_on_localhost_give_the_one_process_result(tmp_path):
     single = _run(tmp_path / "single.npz", 4, 4)
-    port = _free_port()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(WORKER),
-                "--npz",
-                str(tmp_path / "multi.npz"),
-                "--coordinator",
-                f"127.0.0.1:{port}",
-                "--num-processes",
-                "2",
-                "--process-id",
-                str(i),
-            ],
-            env=cpu_env(2),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for i in range(2)
-    ]
-    outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (_, err) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, err.decode()[-3000:]
+    run_two_processes([sys.executable, str(WORKER), "--npz", str(tmp_path / "multi.npz")])
     multi = np.load(tmp_path / "multi.npz")
     assert int(multi["processes"]) == 2 and int(multi["devices"]) == 4
     for a, b in zip(_params(single), _params(multi), strict=True):
@@ -132,11 +102,11 @@ def _two_process_train(out, port, epochs):
 
 @pytest.mark.slow
 def test_a_two_process_run_killed_in_one_process_resumes_to_the_uninterrupted_result(tmp_path):
-    straight = _two_process_train(tmp_path / "straight", _free_port(), 4)
+    straight = _two_process_train(tmp_path / "straight", free_port(), 4)
     for p in straight:
         assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-3000:]
     run = tmp_path / "killed"
-    procs = _two_process_train(run, _free_port(), 4)
+    procs = _two_process_train(run, free_port(), 4)
     deadline = time.time() + 600
     while time.time() < deadline and not any(
         p.name.isdigit() for p in (run / "checkpoints").glob("[0-9]*")
@@ -150,7 +120,7 @@ def test_a_two_process_run_killed_in_one_process_resumes_to_the_uninterrupted_re
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(timeout=60)
     assert procs[1].returncode == -signal.SIGKILL
-    port = _free_port()
+    port = free_port()
     resumed = [
         subprocess.Popen(
             [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _cpu_env import cpu_env
+from _cpu_env import cpu_env, run_two_processes
 
 from jaxnn import data, models
 from jaxnn.app import cli
@@ -294,45 +294,13 @@ def test_two_processes_on_a_pack_each_read_only_their_rows(digits_pack, tmp_path
     single = tmp_path / "single.npz"
     subprocess.run([sys.executable, str(WORKER), "--npz", str(single), "--devices", "4"],
                    env=cpu_env(4), check=True, timeout=300, capture_output=True)  # fmt: skip
-    port = _free_port()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(WORKER),
-                "--npz",
-                str(tmp_path / "multi.npz"),
-                "--dataset",
-                str(digits_pack),
-                "--coordinator",
-                f"127.0.0.1:{port}",
-                "--num-processes",
-                "2",
-                "--process-id",
-                str(i),
-            ],
-            env=cpu_env(2),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        for i in range(2)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()[-3000:]
+    run_two_processes([sys.executable, str(WORKER), "--npz", str(tmp_path / "multi.npz"),
+                       "--dataset", str(digits_pack)])  # fmt: skip
     one, multi = np.load(single), np.load(tmp_path / "multi.npz")
     assert int(multi["processes"]) == 2
     assert int(multi["train_rows_read"]) == 2 * (20 * 32 + 8)
     for k in sorted(k for k in one.files if k.startswith("arr_")):
         np.testing.assert_allclose(one[k], multi[k], rtol=1e-4, atol=1e-5)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_pack_too_large_to_map_up_front_reads_the_same_rows(digits_pack, monkeypatch):
@@ -360,14 +328,9 @@ def test_a_pack_on_two_processes_and_a_two_axis_mesh_resumes_in_one_process(digi
     straight = tmp_path / "straight"
     subprocess.run([*train, "--out", str(straight), "--epochs", "4", "--mesh", "data=2,fsdp=2"],
                    env=cpu_env(4), check=True, timeout=600, capture_output=True)  # fmt: skip
-    run, port = tmp_path / "two", _free_port()
-    cluster = ["--num-processes", "2", "--coordinator", f"127.0.0.1:{port}", "--process-id"]
-    cmd = [*train, "--out", str(run), "--epochs", "2", "--mesh", "data=2,fsdp=2", *cluster]
-    procs = [subprocess.Popen([*cmd, str(i)], env=cpu_env(2), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(2)]  # fmt: skip
-    for p in procs:
-        _, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-3000:]
+    run = tmp_path / "two"
+    run_two_processes([*train, "--out", str(run), "--epochs", "2", "--mesh", "data=2,fsdp=2"],
+                      timeout=600)  # fmt: skip
     resumed = subprocess.run(
         [*train, "--out", str(run), "--resume", "--epochs", "4", "--mesh", "",
          "--num-processes", "1"],

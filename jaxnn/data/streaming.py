@@ -38,13 +38,11 @@ is opened without following links, and each shard's header must match the manife
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import mmap as mmap_lib
 import os
 import re
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -214,18 +212,11 @@ def _write_records(path: Path, block: np.ndarray) -> str:
     """Write ``block``'s rows as one ArrayRecord file, a record of raw C-order bytes per row,
     under a new name in the folder renamed into place (never through a link); its sha256."""
     module, _ = _array_record()
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    os.close(_contained.create_new(tmp))  # ours, exclusively: the writer opens a regular file
-    try:
+    with _contained.replacing_name(path) as tmp:
         writer = module.ArrayRecordWriter(str(tmp), "group_size:1")
         for row in np.ascontiguousarray(block):
             writer.write(row.tobytes())
         writer.close()
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     return _contained.file_sha256(path)
 
 

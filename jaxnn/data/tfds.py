@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from jaxnn.data.containers import Dataset, DatasetInfo, Splits
+from jaxnn.data.lazy import SourceArray, read_records
 from jaxnn.data.splits import split
-from jaxnn.data.streaming import SourceArray, read_records
 from jaxnn.errors import UserError
 
 __all__ = ["load_tfds"]
