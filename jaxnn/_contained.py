@@ -157,6 +157,25 @@ def ensure_dir(name: str, path) -> Path:
     return path
 
 
+def new_dir(name: str, root: Path, base: str) -> Path:
+    """Make a folder that did not exist in the real folder ``root``: ``base``, else ``base-2``,
+    ``base-3``, ... (two runs in one process within one second get one each); whatever is at a
+    taken name, a link included, is left alone.
+
+    Raises:
+      WriteFailed: if the disk refuses to make it.
+    """
+    for n in range(1, 1000):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            with _disk(path):
+                path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise UserError(f"{name}: no free folder name {base}-N in {root}; remove old ones")
+
+
 def _create(path: Path, mode: int = 0o666) -> int:
     """A new file at ``path``: ``O_CREAT | O_EXCL | O_NOFOLLOW`` (the umask applies)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC

@@ -246,8 +246,10 @@ def test_a_run_saved_before_last_batch_existed_resumes_dropping_its_last_batch(t
 def test_resume_allows_the_safe_fields(tmp_path, capsys, flag, value):
     run = tmp_path / "run"
     assert cli.main([*TINY, "--out", str(run)]) == 0
-    code, _, _ = _main(capsys, "train", "--out", run, "--resume", flag, *([value] if value else []))
-    assert code == 0
+    code, _, err = _main(
+        capsys, "train", "--out", run, "--resume", flag, *([value] if value else [])
+    )
+    assert code == 0, err
 
 
 def test_resume_may_switch_remat_on_and_records_it(tmp_path, capsys):

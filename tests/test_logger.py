@@ -1,5 +1,6 @@
 import json
 import math
+import os
 import struct
 
 import pytest
@@ -87,6 +88,24 @@ def test_each_invocation_writes_its_own_tensorboard_folder(tmp_path, monkeypatch
         log.log_epoch(_record(1))
         log.close()
     assert len(list((tmp_path / "tensorboard").iterdir())) == 2
+
+
+def test_two_runs_in_one_process_within_one_second_get_a_folder_each(tmp_path, monkeypatch):
+    # a resume right after a run in the same process (a notebook, a test) once failed with
+    # "File exists"; a link planted at the next name is passed over and not written through
+    monkeypatch.setattr("time.strftime", lambda fmt: "20260101-000000")
+    (tmp_path / "tensorboard").mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    name = f"20260101-000000-{os.getpid()}"
+    (tmp_path / "tensorboard" / f"{name}-2").symlink_to(victim, target_is_directory=True)
+    for _ in range(2):
+        log = MetricsLogger(tmp_path, verbose=False, curves=False)
+        log.log_epoch(_record(1))
+        log.close()
+    folders = sorted(p.name for p in (tmp_path / "tensorboard").iterdir())
+    assert folders == [name, f"{name}-2", f"{name}-3"] and not list(victim.iterdir())
+    assert list((tmp_path / "tensorboard" / f"{name}-3" / "train").glob("events.out.tfevents.*"))
 
 
 def test_curves_png_is_written_each_epoch_and_holds_the_test_point(tmp_path):

@@ -184,7 +184,9 @@ class MetricsLogger:
         self._curves = out_dir / "curves.png" if curves else None
         if tensorboard:
             root = _contained.ensure_dir("MetricsLogger", out_dir / "tensorboard")
-            run = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            run = _contained.new_dir(
+                "MetricsLogger", root, f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            )
             self._writers = {k: EventWriter(run / k) for k in ("train", "validation")}
 
     def _kept(self, path: Path, history, keep_epochs: int) -> list[dict]:
