@@ -218,7 +218,14 @@ print(json.dumps({"calls": calls, "changed": changed, "loaded": sorted(sys.modul
 
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
-    env = {k: v for k, v in os.environ.items() if k != "JAXNN_HOST_MALLOC"}
+    # a bare process: without the suite's compilation cache (jax sets a cache option of its own
+    # on the first compile when one is on)
+    drop = (
+        "JAXNN_HOST_MALLOC",
+        "JAX_COMPILATION_CACHE_DIR",
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    )
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     out = tmp_path_factory.mktemp("run")
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, str(out), *library_modules()],
