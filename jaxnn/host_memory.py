@@ -18,12 +18,12 @@ found). The price is that the process keeps its
 peak heap for its lifetime, which a training process reaches at every step anyway.
 
 glibc binds a thread to an arena at the thread's first allocation, so the setting only helps if it
-comes before XLA's threads first run: importing :mod:`jaxnn.train` calls it (a training script
-imports its trainer before it computes), and so do the CLI and ``jaxnn bench`` at their start.
+comes before XLA's threads first run: the ``jaxnn`` command and the benchmarks call it at their
+start; importing the library never does (a script of your own calls it before it computes).
 The cost: XLA's threads share the one arena, so each compile takes about 0.1 s (some 20%) longer,
 and so do small steps that never faulted: in the quickstart run (the MNIST-1D CNN) the first
 epoch took 1.70 s against 1.36 s and the later ones 0.051 s against 0.042 s, about 10% of the
-run's wall time. The test suite, which compiles far more than it runs, turns it off.
+run's wall time.
 ``JAXNN_HOST_MALLOC=default`` leaves the C library's settings alone.
 """
 
