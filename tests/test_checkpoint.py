@@ -718,3 +718,28 @@ def test_load_best_of_a_fit_run_gives_fits_best_params_from_the_model_alone(tmp_
     target = model.init(jax.random.key(123))  # (params, model_state): no optimizer, no data
     best = load_best(tmp_path / "run" / "checkpoints", target)
     _assert_bitwise_equal(best, (result.best_params, result.best_model_state))
+
+
+def test_a_failed_save_is_reported_even_while_orbaxs_writer_thread_still_runs():
+    # orbax's writer thread re-raises its failure from join(); a thread still alive when the
+    # failed save settles once let that OSError escape instead of the one-line UserError
+    import threading
+
+    from jaxnn.train.checkpoint import _settle
+
+    release = threading.Event()
+
+    class _SignalingThread(threading.Thread):
+        def join(self, timeout=None):
+            super().join(timeout)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    class Manager:
+        def wait_until_finished(self):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    thread = _SignalingThread(target=release.wait, args=(5.0,))
+    thread.start()
+    threading.Timer(0.2, release.set).start()
+    _settle(Manager())  # waits for the thread and raises nothing
+    assert not thread.is_alive()

@@ -225,7 +225,9 @@ def _settle(manager) -> None:
     deadline = time.monotonic() + 10.0
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and type(thread).__name__ == "_SignalingThread":
-            thread.join(max(0.0, deadline - time.monotonic()))
+            # orbax's thread re-raises its own failure from join: the failure being reported
+            with contextlib.suppress(Exception):
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _reason(err: BaseException) -> str:
