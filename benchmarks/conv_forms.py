@@ -84,12 +84,6 @@ def conv_taps(h, w):
     return functools.reduce(jnp.add, [x @ w[u, v] for x, (u, v) in zip(views, taps, strict=True)])
 
 
-def _head(params, h):
-    h = h.reshape(h.shape[0], -1)
-    h = jnp.maximum(h @ params["dense_0"]["w"] + params["dense_0"]["b"], 0.0)
-    return h @ params["dense_1"]["w"] + params["dense_1"]["b"]
-
-
 def channels_last(convs):
     """The forward pass with one convolution function per layer, channels last."""
 
@@ -98,7 +92,7 @@ def channels_last(convs):
         for i, conv in enumerate(convs):
             p = params[f"conv_{i}"]
             h = _tile_max(jnp.maximum(conv(h, p["w"]) + p["b"], 0.0), (2, 2))
-        return _head(params, h)
+        return twins_jax.cnn_head(params, h)
 
     return forward
 
@@ -112,7 +106,7 @@ def channels_first(params, x, shape):
         h = lax.conv_general_dilated(h, p["w"], (1, 1), "SAME", dimension_numbers=spec)
         h = jnp.maximum(h + p["b"][:, None, None], 0.0)
         h = _tile_max(h.transpose(0, 2, 3, 1), (2, 2)).transpose(0, 3, 1, 2)
-    return _head(params, h.transpose(0, 2, 3, 1))
+    return twins_jax.cnn_head(params, h.transpose(0, 2, 3, 1))
 
 
 def forms(n_convs: int) -> dict:
@@ -127,20 +121,6 @@ def forms(n_convs: int) -> dict:
         "patch12": channels_last([conv_patch] * n_convs),
         "bf16": channels_last([bf16] * n_convs),
     }
-
-
-def make_step(forward, params, shape, options):
-    """``(step, state)``: a jitted, donated Adam step on ``forward``'s cross-entropy."""
-
-    def step(state, x, y):
-        params, m, v, t = state
-        loss_fn = lambda p: twins_jax._cross_entropy(forward(p, x, shape), y)
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        return twins_jax._adam(params, grads, m, v, t, bench.LEARNING_RATE), loss
-
-    zeros = lambda: jax.tree.map(jnp.zeros_like, params)
-    state = (jax.tree.map(jnp.copy, params), zeros(), zeros(), jnp.zeros((), jnp.float32))
-    return jax.jit(step, donate_argnums=0, compiler_options=options), state
 
 
 def run(argv=None) -> dict:
@@ -173,7 +153,12 @@ def run(argv=None) -> dict:
     for name in chosen:
         err = float(jnp.max(jnp.abs(table[name](params, x0, shape) - reference)))
         for suffix, options in (("", None), ("+ynn", YNN_DOT)):
-            runner = bench._jax_runner(*make_step(table[name], params, shape, options), batches)
+            logits = functools.partial(table[name], shape=shape)
+            made = twins_jax.adam_step(
+                logits, jax.tree.map(jnp.copy, params), lr=bench.LEARNING_RATE,
+                compiler_options=options,
+            )  # fmt: skip
+            runner = bench._jax_runner(*made, batches)
             start = time.perf_counter()
             runner(1)
             rows[name + suffix] = {"first_step_s": time.perf_counter() - start, "maxerr": err}

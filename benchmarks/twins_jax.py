@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["forward", "make_step"]
+__all__ = ["adam_step", "cnn_head", "forward", "make_step"]
 
 
 def _dense(p, x):
@@ -48,6 +48,12 @@ def _cnn(params, x, cfg):
         h = jnp.maximum(h + p["b"], 0.0)
         if pooled:
             h = _max_pool(h, cfg.pool)
+    return cnn_head(params, h)
+
+
+def cnn_head(params, h):
+    """The CNN's logits from its last feature map ``h`` ``(B, H, W, C)``: flattened, one ReLU
+    dense layer, then the output layer."""
     h = jnp.maximum(_dense(params["dense_0"], h.reshape(h.shape[0], -1)), 0.0)
     return _dense(params["dense_1"], h)
 
@@ -140,14 +146,18 @@ def _adam(params, grads, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8):
 
 def make_step(name: str, cfg, params, *, lr: float = 1e-3):
     """Return ``(step, state)``: ``step(state, x, y) -> (state, loss)`` jitted, state donated."""
+    return adam_step(lambda p, x: forward(name, p, x, cfg), params, lr=lr)
+
+
+def adam_step(logits, params, *, lr: float = 1e-3, compiler_options=None):
+    """``(step, state)`` for any ``logits(params, x)``: the cross-entropy's gradient and an Adam
+    update, jitted with ``compiler_options``; ``state`` starts from ``params`` (donated)."""
 
     def step(state, x, y):
         params, m, v, t = state
-        loss, grads = jax.value_and_grad(lambda p: _cross_entropy(forward(name, p, x, cfg), y))(
-            params
-        )
+        loss, grads = jax.value_and_grad(lambda p: _cross_entropy(logits(p, x), y))(params)
         return _adam(params, grads, m, v, t, lr), loss
 
     zeros = jax.tree.map(jnp.zeros_like, params)
     state = (params, zeros, jax.tree.map(jnp.zeros_like, params), jnp.zeros((), jnp.float32))
-    return jax.jit(step, donate_argnums=0), state
+    return jax.jit(step, donate_argnums=0, compiler_options=compiler_options), state

@@ -164,6 +164,7 @@ def new_dir(name: str, root: Path, base: str) -> Path:
 
     Raises:
       WriteFailed: if the disk refuses to make it.
+      UserError: if ``base`` and ``base-2`` to ``base-999`` are all taken.
     """
     for n in range(1, 1000):
         path = root / (base if n == 1 else f"{base}-{n}")
